@@ -1,0 +1,39 @@
+# opsbot: `make run` (the bot, local console on the example config) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# ./ops.yml when there is one, else the bundled example
+CONFIG ?= $(if $(wildcard ops.yml),ops.yml,examples/ops.yml)
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-fast engines lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/opsbot serve --config $(CONFIG)
+
+engines:
+	bash scripts/install-engines
+
+test: install engines
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check bot commands adapters tests bench
+	$(BIN)/mypy
+
+bench: install engines
+	$(BIN)/python bench/status_fanout.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""opsbot: the application (config, the engine, access, audit, rendering, and the doors)."""

@@ -1,0 +1,86 @@
+"""Who may do what: roles from ``access`` in ops.yml, by command and environment.
+
+Identities are user ids from signed payloads (or the command line's ``--as``); names are never
+trusted. Entries may be user ids (``U``/``W``) or user groups (``S``), which a ``GroupResolver``
+expands; a group that cannot be resolved grants nothing, and the refusal says why.
+"""
+
+from __future__ import annotations
+
+import getpass
+from typing import Protocol
+
+from adapters.errors import AccessDenied, AdapterError
+from bot.config import AccessConfig, OpsConfig
+from commands.base import CommandSpec
+
+ROLES = ("viewers", "operators", "approvers", "admins")
+LOCAL_PREFIX = "local:"
+
+
+def local_operator() -> str:
+    """The identity of the person at the console or command line (has the admins role)."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry in some containers
+        name = "operator"
+    return LOCAL_PREFIX + name
+
+
+class GroupResolver(Protocol):
+    """Expands a user group id into its members' user ids."""
+
+    async def members(self, group_id: str) -> set[str]:
+        """The members of ``group_id``; raises ``AdapterError`` when that cannot be known."""
+        ...
+
+
+class Access:
+    """Decides, for an actor, a command and an environment, whether it may run."""
+
+    def __init__(self, config: OpsConfig, groups: GroupResolver | None = None) -> None:
+        self.config = config
+        self.groups = groups
+
+    async def roles(self, actor: str, env: str | None) -> tuple[set[str], list[str]]:
+        """The actor's roles in ``env``, and the problems met resolving groups."""
+        if actor.startswith(LOCAL_PREFIX):
+            return set(ROLES), []
+        access: AccessConfig = self.config.access_for(env)
+        roles: set[str] = set()
+        problems: list[str] = []
+        for role in ROLES:
+            for entry in getattr(access, role):
+                if entry == actor:
+                    roles.add(role)
+                    break
+                if entry.startswith("S"):
+                    if self.groups is None:
+                        problems.append(f"user group {entry} cannot be resolved here")
+                        continue
+                    try:
+                        if actor in await self.groups.members(entry):
+                            roles.add(role)
+                            break
+                    except AdapterError as exc:
+                        problems.append(f"user group {entry} could not be resolved ({exc})")
+        if "admins" in roles:
+            roles |= set(ROLES)
+        return roles, problems
+
+    async def authorize(self, actor: str, spec: CommandSpec, env: str | None) -> set[str]:
+        """The actor's roles if ``spec`` may run in ``env``; raises ``AccessDenied`` otherwise."""
+        roles, problems = await self.roles(actor, env)
+        where = f" in {env}" if env else ""
+        if spec.changes:
+            needed = {"operators", "admins"}
+        else:
+            viewers = self.config.access_for(env).viewers
+            if not viewers:
+                return roles
+            needed = set(ROLES)
+        if roles & needed:
+            return roles
+        why = f" ({'; '.join(problems)})" if problems else ""
+        names = " or ".join(sorted(needed))
+        raise AccessDenied(f"{actor} may not run {spec.name}{where}: it needs the {names} role{why}.")

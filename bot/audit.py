@@ -1,0 +1,160 @@
+"""The tamper-evident audit log: one row per event, each carrying the hash of the one before.
+
+``hash = sha256(prev_hash + canonical JSON of the row)``, where the row includes its id. Verifying
+walks the chain from the first row: an altered row fails its own hash, a deleted or inserted row
+breaks the link of the row after it, and the head record (written in the same transaction as every
+append) catches rows cut from the end. Someone who can rewrite the whole file can rewrite the whole
+chain; ship the head hash elsewhere (the log line of every append carries it) to catch that too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlite_utils
+
+from bot.db import Database
+from bot.redact import Redactor
+
+GENESIS = "0" * 64
+FIELDS = (
+    "id", "ts", "actor", "source", "environment", "command", "event", "outcome", "details",
+    "request_id", "prev_hash",
+)  # fmt: skip
+log = logging.getLogger("opsbot.audit")
+
+
+def canonical(row: dict[str, Any]) -> str:
+    """The canonical JSON of a row's hashed fields."""
+    return json.dumps({k: row.get(k) for k in FIELDS}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def row_hash(row: dict[str, Any]) -> str:
+    """The hash a row must carry."""
+    return hashlib.sha256((row["prev_hash"] + canonical(row)).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of walking the chain."""
+
+    ok: bool
+    rows: int
+    bad_id: int | None = None
+    reason: str = ""
+
+
+class AuditLog:
+    """Appends and reads audit entries. Every detail is redacted before it is stored."""
+
+    def __init__(self, db: Database, redactor: Redactor) -> None:
+        self.db = db
+        self.redactor = redactor
+
+    async def append(
+        self,
+        *,
+        actor: str,
+        source: str,
+        command: str,
+        event: str,
+        outcome: str,
+        environment: str | None = None,
+        details: dict[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> int:
+        """Append one event; returns its id. Atomic across processes sharing the database."""
+        row: dict[str, Any] = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "actor": actor,
+            "source": source,
+            "environment": environment,
+            "command": self.redactor.text(command),
+            "event": event,
+            "outcome": self.redactor.text(outcome),
+            "details": json.dumps(self.redactor.data(details or {}), sort_keys=True, ensure_ascii=False),
+            "request_id": request_id,
+        }
+
+        def _append(db: sqlite_utils.Database) -> tuple[int, str]:
+            conn = db.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+                row["id"] = (last[0] + 1) if last else 1
+                row["prev_hash"] = last[1] if last else GENESIS
+                row["hash"] = row_hash(row)
+                columns = ", ".join(row)
+                conn.execute(
+                    f"INSERT INTO audit ({columns}) VALUES ({', '.join('?' for _ in row)})",  # noqa: S608
+                    tuple(row.values()),
+                )
+                conn.execute(
+                    "INSERT OR REPLACE INTO audit_head (one, last_id, hash) VALUES (1, ?, ?)",
+                    (row["id"], row["hash"]),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return row["id"], row["hash"]
+
+        entry_id, digest = await self.db.call(_append)
+        log.debug("audit %s %s %s head=%s", entry_id, event, command, digest)
+        return entry_id
+
+    async def entries(
+        self, *, env: str | None = None, user: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """The newest entries (optionally of one environment / actor), newest first."""
+
+        def _read(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+            where, params = [], []
+            if env:
+                where.append("environment = ?")
+                params.append(env)
+            if user:
+                where.append("actor = ?")
+                params.append(user)
+            sql = "SELECT * FROM audit"
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            sql += " ORDER BY id DESC LIMIT ?"
+            rows = [dict(r) for r in db.query(sql, [*params, limit])]
+            for r in rows:
+                r["details"] = json.loads(r["details"])
+            return rows
+
+        return await self.db.call(_read)
+
+    async def verify(self) -> Verification:
+        """Walk the whole chain; the first row that does not match, and why."""
+
+        def _verify(db: sqlite_utils.Database) -> Verification:
+            prev = GENESIS
+            count = 0
+            last_id: int | None = None
+            for row in db.query("SELECT * FROM audit ORDER BY id"):
+                count += 1
+                if row["prev_hash"] != prev:
+                    return Verification(False, count, row["id"], "its link to the row before does not match "
+                                        "(a row before it was deleted, inserted or altered)")
+                if row_hash(row) != row["hash"]:
+                    return Verification(False, count, row["id"], "its content does not match its hash "
+                                        "(the row was altered)")
+                prev = row["hash"]
+                last_id = row["id"]
+            head = db.execute("SELECT last_id, hash FROM audit_head WHERE one = 1").fetchone()
+            if head is None and count:
+                return Verification(False, count, last_id, "the head record is missing")
+            if head is not None and (head[0] != last_id or head[1] != prev):
+                return Verification(False, count, head[0], f"the log ends at row {last_id} but its head "
+                                    f"record names row {head[0]} (rows were cut from the end)")
+            return Verification(True, count)
+
+        return await self.db.call(_verify)

@@ -1,0 +1,43 @@
+"""The real outside world for commands: a runtime per environment, one HTTP probe."""
+
+from __future__ import annotations
+
+from adapters.compose import ComposeRuntime
+from adapters.errors import UserError
+from adapters.http import HttpProbe
+from adapters.probe import Probe
+from adapters.runtime import Runtime
+from bot.config import OpsConfig
+
+
+class RealBackends:
+    """Creates adapters lazily and keeps one per environment for the life of the process."""
+
+    def __init__(self, config: OpsConfig) -> None:
+        self.config = config
+        self._runtimes: dict[str, Runtime] = {}
+        self._probe: Probe | None = None
+
+    @property
+    def probe(self) -> Probe:
+        """The shared HTTP probe (created on first use, inside the event loop)."""
+        if self._probe is None:
+            self._probe = HttpProbe()
+        return self._probe
+
+    def runtime(self, env: str) -> Runtime:
+        """The runtime of ``env``, as its ``runtime`` section says."""
+        if env not in self._runtimes:
+            _, env_config = self.config.env(env)
+            rt = env_config.runtime
+            if rt.kind != "compose":
+                raise UserError(f"environments.{env}.runtime.kind {rt.kind!r} is not supported yet (use compose)")
+            self._runtimes[env] = ComposeRuntime(rt.docker_host, rt.project)
+        return self._runtimes[env]
+
+    async def close(self) -> None:
+        """Close every adapter."""
+        for runtime in self._runtimes.values():
+            await runtime.close()
+        if self._probe is not None:
+            await self._probe.close()

@@ -1,0 +1,190 @@
+"""The ``opsbot`` command line: serve, run, check, audit (CONTRACT.md, "Command line")."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+
+from adapters.errors import ConfigError, OpsError
+from bot import logs
+from bot.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings()
+    if getattr(args, "config", None):
+        settings.opsbot_config = args.config
+    if getattr(args, "port", None):
+        settings.port = args.port
+    return settings
+
+
+def _app(settings: Settings):  # type: ignore[no-untyped-def]
+    from bot.app import App
+
+    app = App.build(settings)
+    logs.setup(settings.log_level, app.redactor.text)
+    return app
+
+
+def _print_json(data: object) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from bot.access import local_operator
+    from bot.engine import Request
+    from bot.render_text import render_text
+    from commands.base import USER_RE
+
+    actor = args.as_user or local_operator()
+    if args.as_user and not USER_RE.fullmatch(args.as_user):
+        print(f"error: --as needs a Slack user id like U0123ABCD, not {args.as_user!r}", file=sys.stderr)
+        return 2
+    app = _app(_settings(args))
+    try:
+
+        async def progress(message: str) -> None:
+            if not args.json:
+                print(f"... {app.redactor.text(message)}", file=sys.stderr, flush=True)
+
+        reply = await app.engine.handle(Request(actor=actor, door="cli", words=args.words, progress=progress))
+        if args.json:
+            _print_json(app.redactor.data(reply.to_json()))
+        else:
+            text = app.redactor.text(render_text(reply))
+            print(text, file=sys.stdout if reply.result is not None else sys.stderr)
+        return reply.exit_code
+    finally:
+        await app.close()
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings.slack_app_token or settings.slack_signing_secret:
+        print("error: Slack mode is not available in this version; unset SLACK_APP_TOKEN and "
+              "SLACK_SIGNING_SECRET to use the local console", file=sys.stderr)
+        return 2
+    from bot.console import run_console
+
+    app = _app(settings)
+    try:
+        return await run_console(app)
+    finally:
+        await app.close()
+
+
+def _check(args: argparse.Namespace) -> int:
+    from bot.config import config_json_schema, load_config
+
+    if args.schema:
+        _print_json(config_json_schema())
+        return 0
+    path = _settings(args).opsbot_config
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    envs = ", ".join(config.environments)
+    print(f"{path} is valid: project {config.project}, environments {envs}")
+    return 0
+
+
+async def _audit(args: argparse.Namespace) -> int:
+    from bot.audit import AuditLog
+    from bot.db import Database
+    from bot.redact import Redactor
+
+    settings = _settings(args)
+    db = Database(settings.opsbot_db)
+    try:
+        log = AuditLog(db, Redactor(settings.secrets()))
+        if args.audit_command == "verify":
+            v = await log.verify()
+            if v.ok:
+                print(f"audit log intact: {v.rows} entries, chain verified")
+                return 0
+            print(f"audit log broken at entry {v.bad_id}: {v.reason}", file=sys.stderr)
+            return 1
+        rows = await log.entries(env=args.env, user=args.user, limit=args.limit)
+        if args.json:
+            _print_json(rows)
+            return 0
+        from bot.render_text import _audit as render_audit
+        from commands.audit import AuditEntry, AuditResult
+
+        print("\n".join(render_audit(AuditResult(entries=[AuditEntry(**r) for r in rows]))))
+        return 0
+    finally:
+        db.close()
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``opsbot``."""
+    p = argparse.ArgumentParser(prog="opsbot", description="Runs your Product Operation Guide from Slack.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="the bot: Socket Mode, HTTP, or the local console")
+    serve.add_argument("--config", help="path of ops.yml (default: $OPSBOT_CONFIG or ./ops.yml)")
+    serve.add_argument("--port", type=int, help="HTTP port (default: $PORT or 3000)")
+
+    run = sub.add_parser("run", help="run one command, as if typed in Slack")
+    run.add_argument("--config", help="path of ops.yml")
+    run.add_argument("--as", dest="as_user", metavar="USER_ID", help="act as this Slack user id")
+    run.add_argument("--json", action="store_true", help="print the result as one JSON document")
+    run.add_argument("words", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]")
+
+    check = sub.add_parser("check", help="validate ops.yml")
+    check.add_argument("--config", help="path of ops.yml")
+    check.add_argument("--schema", action="store_true", help="print the JSON Schema of ops.yml")
+
+    audit = sub.add_parser("audit", help="list or verify the audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    lst = audit_sub.add_parser("list", help="the newest entries")
+    lst.add_argument("--env")
+    lst.add_argument("--user")
+    lst.add_argument("--limit", type=int, default=20)
+    lst.add_argument("--json", action="store_true")
+    audit_sub.add_parser("verify", help="walk the hash chain; exit 1 at the first broken entry")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``opsbot`` console script; returns the exit code."""
+    args = parser().parse_args(argv)
+    logs.setup(os.environ.get("LOG_LEVEL", "info"))
+    try:
+        if args.command == "check":
+            return _check(args)
+        if args.command == "run":
+            if not args.words:
+                print("error: no command given; try 'opsbot run help'", file=sys.stderr)
+                return 2
+            return asyncio.run(_run(args))
+        if args.command == "serve":
+            return asyncio.run(_serve(args))
+        if args.command == "audit":
+            return asyncio.run(_audit(args))
+    except OpsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("", file=sys.stderr)
+        return 0
+    except Exception:
+        ref = secrets.token_hex(3)
+        logging.getLogger("opsbot.cli").debug("unexpected error (ref %s)", ref, exc_info=True)
+        print(f"error: unexpected error (ref {ref}); run with LOG_LEVEL=debug for details", file=sys.stderr)
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The one SQLite database (WAL), its schema migrations, and a single thread that talks to it.
+
+All access goes through ``Database.call``: the connection lives in one worker thread, so the event
+loop never blocks on SQLite and no connection is shared across threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from adapters.errors import OpsError
+
+T = TypeVar("T")
+
+#: schema migrations; index + 1 is the schema version after it ran. Never edit one that shipped.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        source TEXT NOT NULL,
+        environment TEXT,
+        command TEXT NOT NULL,
+        event TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        details TEXT NOT NULL,
+        request_id TEXT,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX audit_env ON audit(environment, id);
+    CREATE INDEX audit_actor ON audit(actor, id);
+    CREATE TABLE audit_head (one INTEGER PRIMARY KEY CHECK (one = 1), last_id INTEGER, hash TEXT);
+    """,
+)
+
+
+class DatabaseError(OpsError):
+    """The SQLite database cannot be opened or used."""
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
+        return
+    # another process may be migrating the same file: read the version inside the write lock
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            # executescript would commit first; run statement by statement inside the transaction
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def connect(path: str | Path) -> sqlite_utils.Database:
+    """Open (and migrate) the database at ``path``; for use from one thread only."""
+    try:
+        conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None, check_same_thread=True)
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        _migrate(conn)
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"cannot open the database {path}: {exc}") from exc
+    return sqlite_utils.Database(conn)
+
+
+class Database:
+    """The bot's database, used from async code through one dedicated thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsbot-db")
+        self._db: sqlite_utils.Database | None = None
+
+    def _get(self) -> sqlite_utils.Database:
+        if self._db is None:
+            self._db = connect(self.path)
+        return self._db
+
+    def run_sync(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run ``fn(db)`` on the database thread and wait for it (for synchronous callers)."""
+        return self._executor.submit(lambda: fn(self._get())).result()
+
+    async def call(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run ``fn(db)`` on the database thread."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, lambda: fn(self._get()))
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"database {self.path}: {exc}") from exc
+
+    async def ping(self) -> bool:
+        """True when the database answers a query."""
+        await self.call(lambda db: db.execute("SELECT 1").fetchone())
+        return True
+
+    def close(self) -> None:
+        """Close the connection and stop the thread."""
+
+        def _close() -> None:
+            if self._db is not None:
+                self._db.conn.close()
+                self._db = None
+
+        self._executor.submit(_close).result()
+        self._executor.shutdown(wait=True)

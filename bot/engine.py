@@ -1,0 +1,185 @@
+"""The one request path: parse -> authorize -> run -> redact -> audit, for every door.
+
+Every door (Slack, console, command line, scheduler) hands the engine a ``Request`` and renders
+the ``Reply`` it gets back. Known errors become one clear line; anything else is logged with a
+reference id and the user sees only "unexpected error (ref ...)".
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters.errors import OpsError, UserError
+from bot.access import Access, GroupResolver
+from bot.audit import AuditLog
+from bot.config import OpsConfig
+from bot.db import Database
+from bot.grammar import Parsed, parse, split
+from bot.redact import Redactor
+from commands import REGISTRY
+from commands.base import Backends, CommandSpec, Ctx, ProgressFn, Result, Severity, _no_progress
+
+log = logging.getLogger("opsbot.engine")
+DOORS = ("slack", "console", "cli", "scheduler")
+
+
+def new_request_id() -> str:
+    """A short random id that ties a request's log lines and audit entries together."""
+    return secrets.token_hex(6)
+
+
+@dataclass
+class Request:
+    """What a door received: the words (or raw text) and who sent them."""
+
+    actor: str
+    door: str
+    text: str = ""
+    words: Sequence[str] | None = None
+    request_id: str = field(default_factory=new_request_id)
+    progress: ProgressFn = _no_progress
+    channel: str | None = None
+
+
+@dataclass
+class Reply:
+    """What the engine did: a result or an error, with the exit code and the audit entry."""
+
+    request_id: str
+    command: str | None = None
+    spec: CommandSpec | None = None
+    environment: str | None = None
+    result: Result | None = None
+    error: str | None = None
+    #: 0 ok, 1 done but warning/critical or failed, 2 refused
+    exit_code: int = 0
+    severity: Severity = "ok"
+    audit_id: int | None = None
+    duration_ms: float = 0.0
+    #: set when the error is a bug: the reference id in the log
+    ref: str | None = None
+    actor: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The reply as one JSON document: the command's result, or the error."""
+        if self.result is not None:
+            return {"kind": self.result.kind, **self.result.model_dump(mode="json")}
+        out: dict[str, Any] = {"error": self.error, "exit_code": self.exit_code}
+        if self.ref:
+            out["ref"] = self.ref
+        return out
+
+
+class Engine:
+    """Runs requests. One per process; safe for concurrent requests."""
+
+    def __init__(
+        self,
+        config: OpsConfig,
+        backends: Backends,
+        db: Database,
+        redactor: Redactor,
+        *,
+        groups: GroupResolver | None = None,
+        registry: Mapping[str, CommandSpec] = REGISTRY,
+    ) -> None:
+        self.config = config
+        self.backends = backends
+        self.db = db
+        self.redactor = redactor
+        self.registry = registry
+        self.audit = AuditLog(db, redactor)
+        self.access = Access(config, groups)
+
+    async def handle(self, request: Request) -> Reply:
+        """Run one request through the whole path; never raises."""
+        start = time.perf_counter()
+        reply = Reply(request_id=request.request_id, actor=request.actor)
+        text = request.text if request.words is None else " ".join(request.words)
+        parsed: Parsed | None = None
+        try:
+            words = list(request.words) if request.words is not None else split(request.text)
+            parsed = parse(words, self.registry, self.config)
+            reply.command, reply.spec = parsed.spec.name, parsed.spec
+            reply.environment = getattr(parsed.args, "env", None)
+            text = parsed.text
+            await self.access.authorize(request.actor, parsed.spec, reply.environment)
+        except OpsError as exc:
+            reply.error, reply.exit_code = self.redactor.text(str(exc)), exc.exit_code
+            reply.audit_id = await self._audit(request, reply, text or "(empty)", "refused", reply.error)
+            reply.duration_ms = (time.perf_counter() - start) * 1000
+            return reply
+        except Exception:
+            return await self._unexpected(request, reply, text, start)
+        await self._audit(request, reply, text, "requested", "accepted", {"args": parsed.args.model_dump(mode="json")})
+        try:
+            result = await parsed.spec.run(self._ctx(request), parsed.args)
+            # one redaction of the result itself: every renderer downstream sees only redacted data
+            reply.result = type(result).model_validate(self.redactor.data(result.model_dump()))
+            reply.severity = reply.result.severity()
+            reply.exit_code = 0 if reply.severity == "ok" else 1
+            outcome, event = reply.severity, "succeeded"
+        except OpsError as exc:
+            reply.error, reply.exit_code = self.redactor.text(str(exc)), exc.exit_code
+            reply.severity = "critical"
+            outcome, event = reply.error, "failed" if not isinstance(exc, UserError) else "refused"
+        except Exception:
+            return await self._unexpected(request, reply, text, start)
+        reply.duration_ms = (time.perf_counter() - start) * 1000
+        reply.audit_id = await self._audit(
+            request, reply, text, event, outcome, {"duration_ms": round(reply.duration_ms, 1)}
+        )
+        return reply
+
+    def _ctx(self, request: Request) -> Ctx:
+        return Ctx(
+            config=self.config,
+            backends=self.backends,
+            redactor=self.redactor,
+            audit=self.audit,
+            actor=request.actor,
+            door=request.door,
+            request_id=request.request_id,
+            progress=request.progress,
+        )
+
+    async def _audit(
+        self,
+        request: Request,
+        reply: Reply,
+        text: str,
+        event: str,
+        outcome: str,
+        details: dict[str, Any] | None = None,
+    ) -> int | None:
+        try:
+            return await self.audit.append(
+                actor=request.actor,
+                source=request.door,
+                command=text[:1000],
+                event=event,
+                outcome=outcome[:500],
+                environment=reply.environment,
+                details=details,
+                request_id=request.request_id,
+            )
+        except Exception:
+            # an audit failure must be loud, but must not hide what happened from the user
+            log.exception("[%s] could not write the audit entry for %r", request.request_id, event)
+            return None
+
+    async def _unexpected(self, request: Request, reply: Reply, text: str, start: float) -> Reply:
+        ref = secrets.token_hex(3)
+        log.exception("[%s] unexpected error (ref %s) in %r", request.request_id, ref, self.redactor.text(text))
+        reply.ref = ref
+        reply.error = f"unexpected error (ref {ref})"
+        reply.exit_code = 1
+        reply.severity = "critical"
+        reply.duration_ms = (time.perf_counter() - start) * 1000
+        reply.audit_id = await self._audit(request, reply, text, "failed", reply.error)
+        return reply

@@ -1,0 +1,144 @@
+"""Plain-text rendering of replies, for the console and the command line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bot.engine import Reply
+from commands.audit import AuditResult
+from commands.base import Result
+from commands.escalate import EscalateResult
+from commands.health import HealthResult
+from commands.help import HelpResult
+from commands.inspect import CheckRow, ServiceRow
+from commands.logs import LogsResult
+from commands.status import StatusResult
+from commands.troubleshoot import TroubleshootResult
+
+MARK = {"ok": "OK  ", "warning": "WARN", "critical": "CRIT"}
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+def _services(rows: list[ServiceRow]) -> list[str]:
+    table = [["", "SERVICE", "STATE", "VERSION", "HEALTH", "CPU", "MEM", "RESTARTS", "NOTES"]]
+    for r in rows:
+        table.append([
+            MARK[r.severity],
+            r.name,
+            r.state,
+            r.version or "-",
+            r.health or "-",
+            f"{r.cpu_percent:.1f}%" if r.cpu_percent is not None else "-",
+            f"{r.memory_percent:.1f}%" if r.memory_percent is not None else "-",
+            str(r.restarts),
+            "; ".join(r.reasons),
+        ])
+    return _table(table)
+
+
+def _checks(rows: list[CheckRow]) -> list[str]:
+    table = [["", "CHECK", "RESULT", "LATENCY", "URL"]]
+    for c in rows:
+        result = f"HTTP {c.status_code}" if c.status_code else "no answer"
+        if c.error:
+            result += f" ({c.error})"
+        table.append([
+            MARK[c.severity],
+            c.name,
+            result,
+            f"{c.latency_ms:.0f} ms" if c.latency_ms is not None else "-",
+            c.url,
+        ])
+    return _table(table)
+
+
+def _status(r: StatusResult | HealthResult) -> list[str]:
+    out = [f"{r.environment}: {r.overall.upper()}"]
+    for e in getattr(r, "errors", []):
+        out.append(f"CRIT  {e}")
+    if r.services:
+        out += ["", *_services(r.services)]
+    if r.checks:
+        out += ["", *_checks(r.checks)]
+    elif isinstance(r, HealthResult):
+        out.append("no health checks configured")
+    return out
+
+
+def _logs(r: LogsResult) -> list[str]:
+    window = f" since {r.since}" if r.since else ""
+    grep = f" matching {r.grep!r}" if r.grep else ""
+    head = f"{r.environment}/{r.service}: {len(r.lines)} lines{window}{grep}"
+    return [head, *r.lines] if r.lines else [head, "(no log lines)"]
+
+
+def _troubleshoot(r: TroubleshootResult) -> list[str]:
+    out: list[str] = []
+    if not r.matches:
+        out += [f"No guide entry matches {r.query!r}. Known issues:", *(f"  - {k}" for k in r.known_issues)]
+    for m in r.matches:
+        how = " (closest match)" if m.how == "fuzzy" else ""
+        out += [f"Issue: {m.issue}{how}  [matched: {', '.join(m.matched)}]", f"Resolution: {m.resolution}"]
+        for f in m.diagnostics:
+            out.append(f"  {MARK[f.severity]} {f.name}: {f.summary}")
+            out += [f"         {line}" for line in f.lines]
+        out.append("")
+    if r.escalation:
+        out.append("Escalation: " + " -> ".join(f"{c.level} {c.contact} ({c.when})" for c in r.escalation))
+    return out
+
+
+def _escalate(r: EscalateResult) -> list[str]:
+    if r.mention:
+        c = r.path[0]
+        return [f"Escalating to {c.level}: {c.contact} ({c.when})"]
+    return ["Escalation path:", *(f"  {c.level}: {c.contact} ({c.when})" for c in r.path)]
+
+
+def _help(r: HelpResult) -> list[str]:
+    if r.detail:
+        d = r.detail
+        out = [f"Usage: {d.usage}", "", d.summary]
+        if d.description:
+            out += ["", d.description]
+        out += ["", f"Changes anything: {'yes' if d.changes else 'no'}" + (f"   Guide: {d.guide}" if d.guide else "")]
+        if d.examples:
+            out += ["Examples:", *(f"  {e}" for e in d.examples)]
+        return out
+    width = max(len(c.usage) for c in r.commands)
+    return ["Commands:", *(f"  {c.usage.ljust(width)}  {c.summary}" for c in r.commands), "", "help <command> for more."]
+
+
+def _audit(r: AuditResult) -> list[str]:
+    table = [["ID", "TIME", "ACTOR", "DOOR", "ENV", "EVENT", "OUTCOME", "COMMAND"]]
+    for e in r.entries:
+        table.append([str(e.id), e.ts, e.actor, e.source, e.environment or "-", e.event, e.outcome[:60], e.command[:80]])
+    return _table(table) if r.entries else ["no audit entries"]
+
+
+RENDERERS: dict[type[Result], Callable[[Any], list[str]]] = {
+    StatusResult: _status,
+    HealthResult: _status,
+    LogsResult: _logs,
+    TroubleshootResult: _troubleshoot,
+    EscalateResult: _escalate,
+    HelpResult: _help,
+    AuditResult: _audit,
+}
+
+
+def render_text(reply: Reply) -> str:
+    """The reply as text: the rendered result, or ``error: ...``."""
+    if reply.result is None:
+        return f"error: {reply.error}"
+    renderer = RENDERERS.get(type(reply.result))
+    if renderer is None:
+        return reply.result.model_dump_json(indent=2)
+    return "\n".join(renderer(reply.result)).rstrip()

@@ -1,0 +1,25 @@
+"""The process's settings, from environment variables (CONTRACT.md, "Environment")."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Environment variables opsbot reads; command-line options override some of them."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    opsbot_config: str = Field("./ops.yml", description="path of ops.yml")
+    opsbot_db: str = Field("./opsbot.db", description="path of the SQLite database")
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    port: int = 3000
+    log_level: str = "info"
+
+    def secrets(self) -> list[str]:
+        """The bot's own secrets, which the redactor must never let through."""
+        return [s for s in (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token) if s]

@@ -1,0 +1,218 @@
+"""What every command module shares: its spec, its context, argument types and result base."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
+
+from adapters.probe import Probe
+from adapters.runtime import Runtime
+
+if TYPE_CHECKING:
+    from bot.config import OpsConfig
+    from bot.redact import Redactor
+
+Severity = Literal["ok", "warning", "critical"]
+SEVERITY_ORDER: dict[str, int] = {"ok": 0, "warning": 1, "critical": 2}
+
+
+def worst(severities: Iterable[str]) -> Severity:
+    """The most severe of ``severities`` (``ok`` when empty)."""
+    top: Severity = "ok"
+    for s in severities:
+        if SEVERITY_ORDER[s] > SEVERITY_ORDER[top]:
+            top = s  # type: ignore[assignment]
+    return top
+
+
+# ---------------------------------------------------------------- argument types
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+VERSION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}")
+USER_RE = re.compile(r"[UW][A-Z0-9]{2,30}")
+MAX_TEXT = 500
+
+
+def shown(value: str, limit: int = 40) -> str:
+    """``value`` as safe to echo in an error: printable, quoted, cut to ``limit`` characters."""
+    clean = "".join(c if c.isprintable() else "?" for c in value)
+    if len(clean) > limit:
+        clean = clean[:limit] + "..."
+    return repr(clean)
+
+
+def _config(info: ValidationInfo) -> OpsConfig:
+    ctx = info.context or {}
+    config = ctx.get("config")
+    if config is None:  # pragma: no cover - a programming error, not a user one
+        raise RuntimeError("arguments must be validated with context={'config': ...}")
+    return config  # type: ignore[no-any-return]
+
+
+def _check_env(value: str | None, info: ValidationInfo) -> str:
+    config = _config(info)
+    name, _ = config.env(value)  # raises UserError for an unknown environment
+    return name
+
+
+def _check_version(value: str) -> str:
+    if not VERSION_RE.fullmatch(value):
+        raise ValueError(
+            f"invalid value {shown(value)}: use letters, digits, '.', '_', '-' and '+', "
+            "starting with a letter or digit, at most 128 characters"
+        )
+    return value
+
+
+def _check_name(value: str) -> str:
+    if not NAME_RE.fullmatch(value):
+        raise ValueError(f"invalid name {shown(value)}: use letters, digits, '.', '_' and '-'")
+    return value
+
+
+def _check_text(value: str) -> str:
+    if len(value) > MAX_TEXT:
+        raise ValueError(f"text too long ({len(value)} characters, at most {MAX_TEXT})")
+    if any(not c.isprintable() for c in value):
+        raise ValueError("text contains control characters")
+    return value
+
+
+def _check_user(value: str) -> str:
+    if not USER_RE.fullmatch(value):
+        raise ValueError(f"invalid user id {shown(value)}: expected a Slack user id like U0123ABCD")
+    return value
+
+
+#: an environment of ops.yml; None (not given) becomes the default environment
+EnvName = Annotated[str | None, AfterValidator(_check_env)]
+#: a service name; that it exists in the environment is checked by ``Args``
+ServiceName = Annotated[str, AfterValidator(_check_name)]
+#: a version or backup id: letters, digits, ``.``, ``_``, ``-``, ``+``; at most 128 characters
+Version = Annotated[str, AfterValidator(_check_version)]
+#: free text (grep patterns, symptoms): printable, bounded; never reaches a shell
+Text = Annotated[str, AfterValidator(_check_text)]
+#: a Slack user id
+UserId = Annotated[str, AfterValidator(_check_user)]
+
+
+class Args(BaseModel):
+    """Base of every command's arguments: strict, and services checked against the environment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def model_post_init(self, context: Any) -> None:
+        """Check that a ``service`` field names a service of the ``env`` field's environment."""
+        service = getattr(self, "service", None)
+        env = getattr(self, "env", None)
+        if service is None or env is None or not isinstance(context, dict) or "config" not in context:
+            return
+        _, env_config = context["config"].env(env)
+        if service not in env_config.services:
+            from adapters.errors import UserError
+
+            known = ", ".join(sorted(env_config.services))
+            raise UserError(f"unknown service {shown(service)} in {env} (known: {known})")
+
+
+# ---------------------------------------------------------------- results
+
+
+class Result(BaseModel):
+    """Base of every command's result: plain data, rendered by the doors."""
+
+    #: the kind of result, for renderers and JSON consumers
+    kind: ClassVar[str] = "result"
+
+    def severity(self) -> Severity:
+        """How healthy what this result describes is; drives the exit code."""
+        return "ok"
+
+    def environment_name(self) -> str | None:
+        """The environment this result is about, if any."""
+        return getattr(self, "environment", None)
+
+
+# ---------------------------------------------------------------- context
+
+
+class Backends(Protocol):
+    """Where commands reach the outside world: one runtime per environment, one HTTP probe."""
+
+    probe: Probe
+
+    def runtime(self, env: str) -> Runtime:
+        """The runtime of environment ``env``."""
+        ...
+
+
+class AuditReader(Protocol):
+    """Read access to the audit log, for the ``audit`` command."""
+
+    async def entries(
+        self, *, env: str | None = None, user: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """The newest entries, newest first."""
+        ...
+
+
+ProgressFn = Callable[[str], Awaitable[None]]
+
+
+async def _no_progress(message: str) -> None:
+    return None
+
+
+@dataclass
+class Ctx:
+    """Everything a command may use. Commands never know which door the request came through."""
+
+    config: OpsConfig
+    backends: Backends
+    redactor: Redactor
+    audit: AuditReader
+    actor: str
+    door: str
+    request_id: str
+    progress: ProgressFn = _no_progress
+    dry_run: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- spec
+
+RunFn = Callable[[Ctx, Any], Awaitable[Result]]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A command: its name, help, arguments, and how it runs."""
+
+    name: str
+    summary: str
+    #: the full help text (the module's docstring)
+    help: str
+    args: type[Args]
+    run: RunFn
+    #: usage line, e.g. ``logs <env> <service> [--since 15m] [--lines 200] [--grep TEXT]``
+    usage: str
+    #: positional argument field names in order; a ``list[str]`` field last takes the rest
+    positionals: tuple[str, ...] = ()
+    changes: bool = False
+    guide: str = ""
+    #: one-word verb for progress messages ("Checking", "Reading")
+    verb: str = "Running"
+    examples: tuple[str, ...] = ()
+    #: result types this command returns (for renderer coverage checks)
+    results: tuple[type[Result], ...] = ()
+
+
+def env_field(description: str = "the environment (default: default_environment)") -> Any:
+    """A field for an optional environment argument that defaults to ``default_environment``."""
+    from pydantic import Field
+
+    return Field(default=None, validate_default=True, description=description)

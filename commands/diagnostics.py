@@ -1,0 +1,172 @@
+"""Diagnostics for ``troubleshoot``: the built-ins and an environment's own ``diagnostics``.
+
+Each diagnostic returns a ``Finding``; one that cannot run is a finding that says why, never an
+exception, so that one broken diagnostic does not hide the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from pydantic import BaseModel, Field
+
+from adapters.errors import AdapterError
+from commands.base import Ctx, Severity, worst
+from commands.inspect import by_threshold, check_rows, service_rows
+
+#: log lines worth showing when troubleshooting
+LOG_SIGNAL = re.compile(r"error|fatal|panic|exception|fail|timeout|timed out|refused|killed|oom|warn", re.I)
+LOG_WINDOW = timedelta(hours=1)
+LOG_SCAN = 500
+LOG_SHOW = 8
+MAX_FINDING_LINES = 40
+
+
+class Finding(BaseModel):
+    """What one diagnostic found."""
+
+    name: str
+    severity: Severity
+    summary: str
+    lines: list[str] = Field(default_factory=list)
+
+
+async def _containers(ctx: Ctx, env: str, words: list[str]) -> Finding:
+    rows = await service_rows(ctx, env, stats=False)
+    lines = [
+        f"{r.severity.upper():8} {r.name}: {r.state}"
+        + (f", {r.health}" if r.health else "")
+        + (f", version {r.version}" if r.version else "")
+        + (f", {r.restarts} restarts" if r.restarts else "")
+        + (f" ({'; '.join(r.reasons)})" if r.reasons else "")
+        for r in rows
+    ]
+    bad = [r for r in rows if r.severity != "ok"]
+    summary = f"{len(rows) - len(bad)} of {len(rows)} containers ok" + (
+        f"; not ok: {', '.join(sorted({r.name for r in bad}))}" if bad else ""
+    )
+    return Finding(name="containers", severity=worst(r.severity for r in rows), summary=summary, lines=lines)
+
+
+async def _health(ctx: Ctx, env: str, words: list[str]) -> Finding:
+    rows = await check_rows(ctx, env)
+    lines = [
+        f"{r.severity.upper():8} {r.name}: "
+        + (f"HTTP {r.status_code}" if r.status_code else "no answer")
+        + (f" in {r.latency_ms:.0f} ms" if r.latency_ms is not None else "")
+        + (f" ({r.error})" if r.error else "")
+        for r in rows
+    ]
+    failed = [r.name for r in rows if not r.ok]
+    summary = f"{len(rows) - len(failed)} of {len(rows)} checks pass" + (
+        f"; failing: {', '.join(failed)}" if failed else ""
+    )
+    return Finding(name="health", severity=worst(r.severity for r in rows), summary=summary, lines=lines)
+
+
+async def _stats(ctx: Ctx, env: str, words: list[str]) -> Finding:
+    rows = [r for r in await service_rows(ctx, env, stats=True) if r.state == "running"]
+    lines = [
+        f"{r.severity.upper():8} {r.name}: cpu "
+        + (f"{r.cpu_percent:.1f}%" if r.cpu_percent is not None else "?")
+        + ", memory "
+        + (f"{r.memory_percent:.1f}%" if r.memory_percent is not None else "?")
+        for r in rows
+    ]
+    hot = [r.name for r in rows if r.severity != "ok"]
+    summary = "cpu and memory within thresholds" if not hot else f"over thresholds: {', '.join(hot)}"
+    return Finding(name="stats", severity=worst(r.severity for r in rows), summary=summary, lines=lines)
+
+
+async def _logs(ctx: Ctx, env: str, words: list[str]) -> Finding:
+    _, env_config = ctx.config.env(env)
+    runtime = ctx.backends.runtime(env)
+    wanted = [w.lower() for w in words if len(w) >= 3]
+
+    async def one(service: str) -> list[str]:
+        try:
+            lines = await runtime.logs(service, since=LOG_WINDOW, lines=LOG_SCAN)
+        except AdapterError:
+            return []
+        hits = [ln for ln in lines if LOG_SIGNAL.search(ln) or any(w in ln.lower() for w in wanted)]
+        return [f"{service}: {ln}" for ln in hits[-LOG_SHOW:]]
+
+    per_service = await asyncio.gather(*(one(s) for s in env_config.services))
+    lines = [ln for group in per_service for ln in group]
+    noisy = [s for s, group in zip(env_config.services, per_service, strict=True) if group]
+    summary = (
+        f"errors or matching lines in the last hour: {', '.join(noisy)}"
+        if noisy
+        else "no error lines in the last hour"
+    )
+    return Finding(name="logs", severity="warning" if noisy else "ok", summary=summary, lines=lines)
+
+
+async def _disk(ctx: Ctx, env: str, words: list[str]) -> Finding:
+    rows = [r for r in await service_rows(ctx, env, stats=False) if r.state == "running"]
+    runtime = ctx.backends.runtime(env)
+    services = sorted({r.name for r in rows})
+    usages = await asyncio.gather(*(runtime.disk(s) for s in services), return_exceptions=True)
+    lines: list[str] = []
+    levels: list[Severity] = []
+    for service, usage in zip(services, usages, strict=True):
+        if isinstance(usage, AdapterError):
+            lines.append(f"{service}: unknown ({usage})")
+            continue
+        if isinstance(usage, BaseException):
+            raise usage
+        level, reason = by_threshold(usage.percent, ctx.config.thresholds.disk_percent, "disk", "%")
+        levels.append(level)
+        lines.append(f"{level.upper():8} {service}: {usage.percent:.0f}% of {usage.size_bytes // 2**20} MiB used")
+    full = [ln for ln in lines if not ln.startswith("OK")]
+    return Finding(
+        name="disk",
+        severity=worst(levels),
+        summary="disk use within thresholds" if worst(levels) == "ok" else f"{len(full)} filesystems filling up",
+        lines=lines,
+    )
+
+
+BUILTINS: dict[str, Callable[[Ctx, str, list[str]], Awaitable[Finding]]] = {
+    "containers": _containers,
+    "health": _health,
+    "logs": _logs,
+    "stats": _stats,
+    "disk": _disk,
+}
+
+
+async def _custom(ctx: Ctx, env: str, name: str) -> Finding:
+    _, env_config = ctx.config.env(env)
+    spec = env_config.diagnostics.get(name)
+    if spec is None:
+        return Finding(name=name, severity="ok", summary=f"not defined for {env}")
+    result = await ctx.backends.runtime(env).exec(spec.service, list(spec.command), timeout=spec.timeout)
+    lines = result.output.splitlines()
+    if result.exit_code != 0:
+        return Finding(
+            name=name, severity="warning", summary=f"exit code {result.exit_code}", lines=lines[-MAX_FINDING_LINES:]
+        )
+    summary = lines[0].strip() if len(lines) == 1 else f"{len(lines)} lines of output"
+    return Finding(name=name, severity="ok", summary=summary, lines=lines[:MAX_FINDING_LINES])
+
+
+async def run_diagnostic(ctx: Ctx, env: str, name: str, words: list[str]) -> Finding:
+    """Run one diagnostic by name; a failure is a finding that says so."""
+    try:
+        if name in BUILTINS:
+            finding = await BUILTINS[name](ctx, env, words)
+        else:
+            finding = await _custom(ctx, env, name)
+    except AdapterError as exc:
+        return Finding(name=name, severity="critical", summary=f"could not run: {exc}")
+    finding.lines = finding.lines[:MAX_FINDING_LINES]
+    return finding
+
+
+async def run_all(ctx: Ctx, env: str, names: list[str], words: list[str]) -> list[Finding]:
+    """Run the named diagnostics concurrently, in the order given."""
+    return list(await asyncio.gather(*(run_diagnostic(ctx, env, n, words) for n in names)))

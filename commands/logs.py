@@ -1,0 +1,84 @@
+"""Show a service's recent log lines, with secrets redacted.
+
+`--lines` (default 200, at most 5000) newest lines from all of the service's containers, stdout and
+stderr; `--since` limits them to a recent window (`15m`, `2h`); `--grep` keeps only lines containing
+that text (case-insensitive). Secret values of the services' environments, passwords in URLs and
+known token shapes are replaced with [REDACTED].
+
+Guide: 6.4 Logs, 8.2 Diagnostics.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+from commands.base import Args, CommandSpec, Ctx, EnvName, Result, ServiceName, Text
+
+MAX_LINES = 5000
+
+
+def _duration(value: str) -> str:
+    from bot.config import parse_duration
+
+    parse_duration(value)
+    return value
+
+
+class LogsArgs(Args):
+    """Arguments of ``logs``."""
+
+    env: EnvName
+    service: ServiceName
+    since: Annotated[str, AfterValidator(_duration)] | None = None
+    lines: int = Field(200, ge=1, le=MAX_LINES)
+    grep: Text | None = None
+
+
+class LogsResult(Result):
+    """Log lines of one service."""
+
+    kind = "logs"
+    environment: str
+    service: str
+    lines: list[str]
+    since: str | None = None
+    grep: str | None = None
+    requested: int
+
+
+async def run(ctx: Ctx, args: LogsArgs) -> LogsResult:
+    """Read the newest lines, bounded in memory by ``--lines``."""
+    from bot.config import parse_duration
+    from commands.inspect import containers
+
+    assert args.env is not None
+    # learn the environment's secrets first, so that the lines can be redacted
+    await containers(ctx, args.env, stats=False)
+    since = timedelta(seconds=parse_duration(args.since)) if args.since else None
+    lines = await ctx.backends.runtime(args.env).logs(args.service, since=since, lines=args.lines, grep=args.grep)
+    return LogsResult(
+        environment=args.env,
+        service=args.service,
+        lines=lines,
+        since=args.since,
+        grep=args.grep,
+        requested=args.lines,
+    )
+
+
+SPEC = CommandSpec(
+    name="logs",
+    summary="a service's recent log lines, secrets redacted",
+    help=__doc__ or "",
+    args=LogsArgs,
+    run=run,
+    usage="logs <env> <service> [--since 15m] [--lines 200] [--grep TEXT]",
+    positionals=("env", "service"),
+    guide="6.4, 8.2",
+    verb="Reading logs of",
+    examples=("logs prod api --since 15m", "logs prod worker --grep timeout --lines 50"),
+    results=(LogsResult,),
+)

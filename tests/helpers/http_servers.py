@@ -1,0 +1,91 @@
+"""Real HTTP servers on loopback for probe tests: healthy, failing, slow, hanging, odd."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on (bound and released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def health_app(*, delay: float = 0.0) -> web.Application:
+    """An app with the routes the probe tests need; ``delay`` slows every /health answer."""
+    app = web.Application()
+    hits: dict[str, int] = {}
+
+    async def ok(request: web.Request) -> web.Response:
+        hits[request.path] = hits.get(request.path, 0) + 1
+        if delay:
+            await asyncio.sleep(delay)
+        return web.json_response({"status": "ok"})
+
+    async def status_500(request: web.Request) -> web.Response:
+        return web.json_response({"status": "down"}, status=500)
+
+    async def wrong(request: web.Request) -> web.Response:
+        return web.json_response({"status": "degraded", "db": "down"})
+
+    async def not_json(request: web.Request) -> web.Response:
+        return web.Response(text="<html>ok</html>", content_type="text/html")
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(float(request.query.get("s", "0.3")))
+        return web.json_response({"status": "ok"})
+
+    async def hang(request: web.Request) -> web.Response:
+        await asyncio.sleep(3600)
+        return web.Response()
+
+    async def slow_body(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        await response.write(b'{"status":')
+        await asyncio.sleep(3600)
+        return response
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/health")
+
+    async def big(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        chunk = b"x" * 65536
+        for _ in range(160):  # 10 MiB
+            await response.write(chunk)
+        return response
+
+    for path in ("/health", "/health/db", "/health/cache"):
+        app.router.add_get(path, ok)
+    app.router.add_get("/500", status_500)
+    app.router.add_get("/wrong", wrong)
+    app.router.add_get("/html", not_json)
+    app.router.add_get("/slow", slow)
+    app.router.add_get("/hang", hang)
+    app.router.add_get("/slow-body", slow_body)
+    app.router.add_get("/redirect", redirect)
+    app.router.add_get("/big", big)
+    return app
+
+
+@asynccontextmanager
+async def serve(app: web.Application, port: int | None = None) -> AsyncIterator[str]:
+    """Serve ``app`` on 127.0.0.1; yields its base URL."""
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port or 0)
+    await site.start()
+    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+    bound = sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{bound}"
+    finally:
+        await runner.cleanup()

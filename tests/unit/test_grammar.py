@@ -1,0 +1,104 @@
+"""The grammar: words, quoting, binding to fields, strict validation, hostile input."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.errors import UserError
+from bot.grammar import parse, split
+from commands import REGISTRY
+
+
+def p(text, config):
+    return parse(split(text), REGISTRY, config)
+
+
+def test_split_is_shell_like_but_never_runs_anything():
+    assert split('/ops logs prod api --grep "connection reset"') == ["logs", "prod", "api", "--grep", "connection reset"]
+    assert split("troubleshoot 504 'gateway timeout'") == ["troubleshoot", "504", "gateway timeout"]
+    assert split("logs prod api --grep \u201cslow query\u201d") == ["logs", "prod", "api", "--grep", "slow query"]
+    assert split("status $(reboot)") == ["status", "$(reboot)"]
+    with pytest.raises(UserError, match="quotes"):
+        split('logs prod api --grep "unterminated')
+
+
+def test_positionals_flags_and_defaults(config):
+    parsed = p("logs prod worker --since 15m --lines=50 --grep timeout", config)
+    assert parsed.spec.name == "logs"
+    assert parsed.args.model_dump() == {"env": "prod", "service": "worker", "since": "15m", "lines": 50,
+                                        "grep": "timeout"}
+    assert p("status", config).args.env == "prod"  # default_environment
+    assert p("STATUS staging", config).args.env == "staging"
+    assert p("troubleshoot gateway timeout --env staging", config).args.symptoms == ["gateway", "timeout"]
+    assert p("help logs", config).args.command == "logs"
+
+
+def test_unknown_command_suggests(config):
+    with pytest.raises(UserError, match=r"unknown command 'stauts'.*Did you mean 'status'"):
+        p("stauts prod", config)
+    with pytest.raises(UserError, match="no command"):
+        p("", config)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("status nowhere", "unknown environment 'nowhere'"),
+        ("logs prod nosuch", "unknown service 'nosuch' in prod"),
+        ("logs prod", "<service> is required"),
+        ("logs prod api --lines 0", "--lines"),
+        ("logs prod api --lines many", "--lines"),
+        ("logs prod api --since forever", "--since"),
+        ("logs prod api --follow", "unknown option '--follow'"),
+        ("logs prod api --grep", "needs a value"),
+        ("logs prod api --lines 5 --lines 6", "given twice"),
+        ("status prod extra", "unexpected argument 'extra'"),
+        ("audit --user bob", "invalid user id"),
+        ("audit --limit 100000", "--limit"),
+        ("escalate L9", None),  # valid syntax, unknown level: refused when it runs
+    ],
+)
+def test_bad_arguments_are_refused_clearly(config, text, message):
+    if message is None:
+        p(text, config)
+        return
+    with pytest.raises(UserError, match=message):
+        p(text, config)
+
+
+HOSTILE = [
+    "1.1;rm -rf /",
+    "$(reboot)",
+    "`reboot`",
+    "../../etc/passwd",
+    "prod && reboot",
+    "x" * 10_000,
+    "pr\u043ed",  # Cyrillic o
+    "prod\x00",
+    "-rf",
+    "| cat /etc/shadow",
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_environments_and_services_are_refused(config, value):
+    with pytest.raises(UserError) as info:
+        p(f"status {value!r}" if "\x00" not in value else "status prod\x00x", config)
+    assert "Traceback" not in str(info.value)
+    assert len(str(info.value)) < 400  # the 10 kB argument is not echoed back
+    with pytest.raises(UserError):
+        parse(["logs", "prod", value], REGISTRY, config)
+
+
+def test_request_too_long_is_refused_before_splitting(config):
+    with pytest.raises(UserError, match="too long"):
+        split("status " + "a" * 10_000)
+
+
+def test_free_text_is_bounded_and_printable(config):
+    with pytest.raises(UserError, match="too long"):
+        parse(["logs", "prod", "api", "--grep", "x" * 600], REGISTRY, config)
+    with pytest.raises(UserError, match="control characters"):
+        parse(["logs", "prod", "api", "--grep", "a\x1b[2Jb"], REGISTRY, config)
+    # shell metacharacters in free text are just text: they never reach a shell
+    assert parse(["logs", "prod", "api", "--grep", "$(reboot)"], REGISTRY, config).args.grep == "$(reboot)"
