@@ -31,7 +31,7 @@ class App:
         redactor = Redactor(settings.secrets())
         db = Database(settings.opsbot_db)
         db.run_sync(lambda _db: None)  # open and migrate now, so a bad path fails at once
-        real = backends if backends is not None else RealBackends(config)
+        real: Backends = backends if backends is not None else RealBackends(config)
         engine = Engine(config, real, db, redactor)
         return cls(settings=settings, config=config, db=db, redactor=redactor, backends=real, engine=engine)
 

@@ -142,19 +142,29 @@ class AuditLog:
             for row in db.query("SELECT * FROM audit ORDER BY id"):
                 count += 1
                 if row["prev_hash"] != prev:
-                    return Verification(False, count, row["id"], "its link to the row before does not match "
-                                        "(a row before it was deleted, inserted or altered)")
+                    return Verification(
+                        False,
+                        count,
+                        row["id"],
+                        "its link to the row before does not match (a row before it was deleted, inserted or altered)",
+                    )
                 if row_hash(row) != row["hash"]:
-                    return Verification(False, count, row["id"], "its content does not match its hash "
-                                        "(the row was altered)")
+                    return Verification(
+                        False, count, row["id"], "its content does not match its hash (the row was altered)"
+                    )
                 prev = row["hash"]
                 last_id = row["id"]
             head = db.execute("SELECT last_id, hash FROM audit_head WHERE one = 1").fetchone()
             if head is None and count:
                 return Verification(False, count, last_id, "the head record is missing")
             if head is not None and (head[0] != last_id or head[1] != prev):
-                return Verification(False, count, head[0], f"the log ends at row {last_id} but its head "
-                                    f"record names row {head[0]} (rows were cut from the end)")
+                return Verification(
+                    False,
+                    count,
+                    head[0],
+                    f"the log ends at row {last_id} but its head "
+                    f"record names row {head[0]} (rows were cut from the end)",
+                )
             return Verification(True, count)
 
         return await self.db.call(_verify)

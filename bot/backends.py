@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from adapters.compose import ComposeRuntime
 from adapters.errors import UserError
 from adapters.http import HttpProbe
 from adapters.probe import Probe
@@ -32,6 +31,8 @@ class RealBackends:
             rt = env_config.runtime
             if rt.kind != "compose":
                 raise UserError(f"environments.{env}.runtime.kind {rt.kind!r} is not supported yet (use compose)")
+            from adapters.compose import ComposeRuntime  # imports the docker SDK: only when needed
+
             self._runtimes[env] = ComposeRuntime(rt.docker_host, rt.project)
         return self._runtimes[env]
 

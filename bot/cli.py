@@ -10,10 +10,14 @@ import os
 import secrets
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from adapters.errors import ConfigError, OpsError
 from bot import logs
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.app import App
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -25,11 +29,11 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _app(settings: Settings):  # type: ignore[no-untyped-def]
+def _app(settings: Settings, *, tracebacks: bool = False) -> App:
     from bot.app import App
 
     app = App.build(settings)
-    logs.setup(settings.log_level, app.redactor.text)
+    logs.setup(settings.log_level, app.redactor.text, tracebacks=tracebacks)
     return app
 
 
@@ -68,12 +72,16 @@ async def _run(args: argparse.Namespace) -> int:
 async def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings.slack_app_token or settings.slack_signing_secret:
-        print("error: Slack mode is not available in this version; unset SLACK_APP_TOKEN and "
-              "SLACK_SIGNING_SECRET to use the local console", file=sys.stderr)
-        return 2
+        from bot.serve import serve_slack
+
+        app = _app(settings, tracebacks=True)
+        try:
+            return await serve_slack(app)
+        finally:
+            await app.close()
     from bot.console import run_console
 
-    app = _app(settings)
+    app = _app(settings, tracebacks=False)
     try:
         return await run_console(app)
     finally:
@@ -159,7 +167,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``opsbot`` console script; returns the exit code."""
     args = parser().parse_args(argv)
-    logs.setup(os.environ.get("LOG_LEVEL", "info"))
+    logs.setup(os.environ.get("LOG_LEVEL", "info"), tracebacks=False)
     try:
         if args.command == "check":
             return _check(args)

@@ -158,9 +158,7 @@ def _check_environment(name: str, env: dict[Any, Any]) -> list[Problem]:
     for key, diagnostic in _mapping(env.get("diagnostics")).items():
         ref(f"{at}.diagnostics.{key}.service", _mapping(diagnostic).get("service"))
         if key in BUILTIN_DIAGNOSTICS:
-            out.append(
-                Problem(f"{at}.diagnostics.{key}", f"{key!r} is a built-in diagnostic: choose another name")
-            )
+            out.append(Problem(f"{at}.diagnostics.{key}", f"{key!r} is a built-in diagnostic: choose another name"))
 
     url = env.get("url")
     base_ok = isinstance(url, str) and _is_http_url(url)
@@ -207,9 +205,7 @@ def cross_check(data: Mapping[str, Any]) -> list[Problem]:
     for name, env in envs.items():
         if isinstance(name, str) and isinstance(env, dict):
             out += _check_environment(name, env)
-            diagnostics += [
-                d for d in _mapping(env.get("diagnostics")) if isinstance(d, str) and d not in diagnostics
-            ]
+            diagnostics += [d for d in _mapping(env.get("diagnostics")) if isinstance(d, str) and d not in diagnostics]
 
     default = data.get("default_environment")
     if envs and isinstance(default, str) and default not in envs:
@@ -217,17 +213,12 @@ def cross_check(data: Mapping[str, Any]) -> list[Problem]:
 
     for i, entry in _items(data.get("troubleshooting")):
         for j, diagnostic in _items(_mapping(entry).get("diagnose")):
-            if (
-                isinstance(diagnostic, str)
-                and diagnostic not in BUILTIN_DIAGNOSTICS
-                and diagnostic not in diagnostics
-            ):
+            if isinstance(diagnostic, str) and diagnostic not in BUILTIN_DIAGNOSTICS and diagnostic not in diagnostics:
                 own = f"; from diagnostics: {', '.join(diagnostics)}" if diagnostics else ""
                 out.append(
                     Problem(
                         f"troubleshooting.{i}.diagnose.{j}",
-                        f"unknown diagnostic {diagnostic!r} "
-                        f"(built-in: {', '.join(BUILTIN_DIAGNOSTICS)}{own})",
+                        f"unknown diagnostic {diagnostic!r} (built-in: {', '.join(BUILTIN_DIAGNOSTICS)}{own})",
                     )
                 )
 
@@ -250,17 +241,13 @@ def cross_check(data: Mapping[str, Any]) -> list[Problem]:
         if not isinstance(env_name, str) or not envs:
             continue
         if env_name not in envs:
-            out.append(
-                Problem(f"schedules.{i}.env", f"unknown environment {env_name!r} (known: {known_envs})")
-            )
+            out.append(Problem(f"schedules.{i}.env", f"unknown environment {env_name!r} (known: {known_envs})"))
         elif (
             task in ("backup", "verify_backup")
             and isinstance(envs[env_name], dict)
             and envs[env_name].get("backup") is None
         ):
-            out.append(
-                Problem(f"schedules.{i}.task", f"{task} needs a backup section in environments.{env_name}")
-            )
+            out.append(Problem(f"schedules.{i}.task", f"{task} needs a backup section in environments.{env_name}"))
     return out
 
 
@@ -340,9 +327,7 @@ def validate_config(data: Any) -> tuple[OpsConfig | None, list[Problem]]:
         if data is None:
             return None, [Problem("", "the file is empty: it needs at least project: and environments:")]
         kind = type(data).__name__
-        return None, [
-            Problem("", f"the top level must be a mapping (project:, environments:, ...), not a {kind}")
-        ]
+        return None, [Problem("", f"the top level must be a mapping (project:, environments:, ...), not a {kind}")]
     problems = cross_check(data)
     try:
         config = OpsConfig.model_validate(dict(data), context={CROSS_CHECKED: True})

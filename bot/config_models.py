@@ -187,9 +187,7 @@ def _check_docker_host(value: str) -> str:
             f"invalid docker_host {_shown(value)}: use unix:///path/docker.sock, tcp://host:port or ssh://user@host"
         )
     if scheme == "unix" and not rest.startswith("/"):
-        raise ValueError(
-            f"invalid docker_host {_shown(value)}: a unix socket needs an absolute path (unix:///...)"
-        )
+        raise ValueError(f"invalid docker_host {_shown(value)}: a unix socket needs an absolute path (unix:///...)")
     return value
 
 
@@ -203,9 +201,7 @@ def _check_image(value: str) -> str:
             "1.4.2 -> shop/api:1.4.2)"
         )
     if not _IMAGE_RE.fullmatch(value):
-        raise ValueError(
-            f"invalid image name {_shown(value)}: use lowercase letters, digits, '.', '_', '-', '/'"
-        )
+        raise ValueError(f"invalid image name {_shown(value)}: use lowercase letters, digits, '.', '_', '-', '/'")
     return value
 
 
@@ -320,9 +316,7 @@ class BackupConfig(_Model):
         elif value.startswith("file://"):
             path = value[len("file://") :]
             if not path.startswith("/"):
-                raise ValueError(
-                    f"a file store needs an absolute path: file:///var/backups/opsbot/, not {value!r}"
-                )
+                raise ValueError(f"a file store needs an absolute path: file:///var/backups/opsbot/, not {value!r}")
             if "/../" in path + "/" or "\x00" in path:
                 raise ValueError(f"invalid path in {value!r}")
         else:
@@ -352,9 +346,7 @@ _Stage = Annotated[list[Name], Field(min_length=1)]
 
 def _stages(value: Any) -> Any:
     if isinstance(value, str) or (isinstance(value, list) and any(isinstance(s, str) for s in value)):
-        raise ValueError(
-            "must be a list of stages, each a list of service names: [[postgres], [api, worker]]"
-        )
+        raise ValueError("must be a list of stages, each a list of service names: [[postgres], [api, worker]]")
     return value
 
 
@@ -418,13 +410,9 @@ class Thresholds(_Model):
     """Warning and critical levels of the monitored metrics (guide 6.3)."""
 
     cpu_percent: Threshold = Field(default_factory=lambda: Threshold(warning=70, critical=90))
-    memory_percent: PercentThreshold = Field(
-        default_factory=lambda: PercentThreshold(warning=80, critical=95)
-    )
+    memory_percent: PercentThreshold = Field(default_factory=lambda: PercentThreshold(warning=80, critical=95))
     response_time_ms: Threshold = Field(default_factory=lambda: Threshold(warning=500, critical=2000))
-    error_rate_percent: PercentThreshold = Field(
-        default_factory=lambda: PercentThreshold(warning=1, critical=5)
-    )
+    error_rate_percent: PercentThreshold = Field(default_factory=lambda: PercentThreshold(warning=1, critical=5))
     disk_percent: PercentThreshold = Field(default_factory=lambda: PercentThreshold(warning=70, critical=90))
 
 

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import sqlite_utils
 
@@ -39,6 +39,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX audit_env ON audit(environment, id);
     CREATE INDEX audit_actor ON audit(actor, id);
     CREATE TABLE audit_head (one INTEGER PRIMARY KEY CHECK (one = 1), last_id INTEGER, hash TEXT);
+    """,
+    """
+    CREATE TABLE deliveries (key TEXT PRIMARY KEY, seen_at REAL NOT NULL);
+    CREATE INDEX deliveries_seen ON deliveries(seen_at);
     """,
 )
 

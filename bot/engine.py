@@ -98,10 +98,20 @@ class Engine:
 
     async def handle(self, request: Request) -> Reply:
         """Run one request through the whole path; never raises."""
+        prepared = await self.prepare(request)
+        if isinstance(prepared, Reply):
+            return prepared
+        return await self.execute(request, prepared)
+
+    async def prepare(self, request: Request) -> Parsed | Reply:
+        """Parse and authorize. A refusal comes back as an audited ``Reply``; never raises.
+
+        Doors that must answer at once (Slack's 3-second acknowledgement) call this first, then
+        ``execute`` in the background.
+        """
         start = time.perf_counter()
         reply = Reply(request_id=request.request_id, actor=request.actor)
         text = request.text if request.words is None else " ".join(request.words)
-        parsed: Parsed | None = None
         try:
             words = list(request.words) if request.words is not None else split(request.text)
             parsed = parse(words, self.registry, self.config)
@@ -116,6 +126,14 @@ class Engine:
             return reply
         except Exception:
             return await self._unexpected(request, reply, text, start)
+        return parsed
+
+    async def execute(self, request: Request, parsed: Parsed) -> Reply:
+        """Run a prepared request, redact its result and audit it; never raises."""
+        start = time.perf_counter()
+        reply = Reply(request_id=request.request_id, actor=request.actor, command=parsed.spec.name, spec=parsed.spec)
+        reply.environment = getattr(parsed.args, "env", None)
+        text = parsed.text
         await self._audit(request, reply, text, "requested", "accepted", {"args": parsed.args.model_dump(mode="json")})
         try:
             result = await parsed.spec.run(self._ctx(request), parsed.args)
@@ -123,7 +141,7 @@ class Engine:
             reply.result = type(result).model_validate(self.redactor.data(result.model_dump()))
             reply.severity = reply.result.severity()
             reply.exit_code = 0 if reply.severity == "ok" else 1
-            outcome, event = reply.severity, "succeeded"
+            outcome, event = str(reply.severity), "succeeded"
         except OpsError as exc:
             reply.error, reply.exit_code = self.redactor.text(str(exc)), exc.exit_code
             reply.severity = "critical"

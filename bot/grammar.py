@@ -23,6 +23,7 @@ from commands.base import Args, CommandSpec, shown
 MAX_REQUEST = 4000
 #: switches every change accepts, handled by the engine
 ENGINE_SWITCHES = ("dry_run",)
+SMART_QUOTES = {0x201C: '"', 0x201D: '"', 0x2018: "'", 0x2019: "'"}
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def split(text: str) -> list[str]:
     if text.startswith("/ops"):
         text = text[4:]
     # Slack sends typographic quotes when the user's client "smartens" them
-    text = text.translate(str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"}))
+    text = text.translate(SMART_QUOTES)
     try:
         return shlex.split(text, posix=True)
     except ValueError as exc:

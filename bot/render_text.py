@@ -29,17 +29,19 @@ def _table(rows: list[list[str]]) -> list[str]:
 def _services(rows: list[ServiceRow]) -> list[str]:
     table = [["", "SERVICE", "STATE", "VERSION", "HEALTH", "CPU", "MEM", "RESTARTS", "NOTES"]]
     for r in rows:
-        table.append([
-            MARK[r.severity],
-            r.name,
-            r.state,
-            r.version or "-",
-            r.health or "-",
-            f"{r.cpu_percent:.1f}%" if r.cpu_percent is not None else "-",
-            f"{r.memory_percent:.1f}%" if r.memory_percent is not None else "-",
-            str(r.restarts),
-            "; ".join(r.reasons),
-        ])
+        table.append(
+            [
+                MARK[r.severity],
+                r.name,
+                r.state,
+                r.version or "-",
+                r.health or "-",
+                f"{r.cpu_percent:.1f}%" if r.cpu_percent is not None else "-",
+                f"{r.memory_percent:.1f}%" if r.memory_percent is not None else "-",
+                str(r.restarts),
+                "; ".join(r.reasons),
+            ]
+        )
     return _table(table)
 
 
@@ -49,13 +51,15 @@ def _checks(rows: list[CheckRow]) -> list[str]:
         result = f"HTTP {c.status_code}" if c.status_code else "no answer"
         if c.error:
             result += f" ({c.error})"
-        table.append([
-            MARK[c.severity],
-            c.name,
-            result,
-            f"{c.latency_ms:.0f} ms" if c.latency_ms is not None else "-",
-            c.url,
-        ])
+        table.append(
+            [
+                MARK[c.severity],
+                c.name,
+                result,
+                f"{c.latency_ms:.0f} ms" if c.latency_ms is not None else "-",
+                c.url,
+            ]
+        )
     return _table(table)
 
 
@@ -113,13 +117,20 @@ def _help(r: HelpResult) -> list[str]:
             out += ["Examples:", *(f"  {e}" for e in d.examples)]
         return out
     width = max(len(c.usage) for c in r.commands)
-    return ["Commands:", *(f"  {c.usage.ljust(width)}  {c.summary}" for c in r.commands), "", "help <command> for more."]
+    return [
+        "Commands:",
+        *(f"  {c.usage.ljust(width)}  {c.summary}" for c in r.commands),
+        "",
+        "help <command> for more.",
+    ]
 
 
 def _audit(r: AuditResult) -> list[str]:
     table = [["ID", "TIME", "ACTOR", "DOOR", "ENV", "EVENT", "OUTCOME", "COMMAND"]]
     for e in r.entries:
-        table.append([str(e.id), e.ts, e.actor, e.source, e.environment or "-", e.event, e.outcome[:60], e.command[:80]])
+        table.append(
+            [str(e.id), e.ts, e.actor, e.source, e.environment or "-", e.event, e.outcome[:60], e.command[:80]]
+        )
     return _table(table) if r.entries else ["no audit entries"]
 
 

@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     slack_app_token: str | None = None
     slack_api_url: str = "https://slack.com/api/"
     port: int = 3000
+    opsbot_host: str = Field("0.0.0.0", description="address the HTTP server binds")  # noqa: S104
+    opsbot_drain_seconds: float = Field(60.0, description="how long SIGTERM waits for running procedures")
     log_level: str = "info"
 
     def secrets(self) -> list[str]:

@@ -143,7 +143,10 @@ class Result(BaseModel):
 class Backends(Protocol):
     """Where commands reach the outside world: one runtime per environment, one HTTP probe."""
 
-    probe: Probe
+    @property
+    def probe(self) -> Probe:
+        """The HTTP probe."""
+        ...
 
     def runtime(self, env: str) -> Runtime:
         """The runtime of environment ``env``."""

@@ -98,9 +98,7 @@ async def _logs(ctx: Ctx, env: str, words: list[str]) -> Finding:
     lines = [ln for group in per_service for ln in group]
     noisy = [s for s, group in zip(env_config.services, per_service, strict=True) if group]
     summary = (
-        f"errors or matching lines in the last hour: {', '.join(noisy)}"
-        if noisy
-        else "no error lines in the last hour"
+        f"errors or matching lines in the last hour: {', '.join(noisy)}" if noisy else "no error lines in the last hour"
     )
     return Finding(name="logs", severity="warning" if noisy else "ok", summary=summary, lines=lines)
 
@@ -118,7 +116,7 @@ async def _disk(ctx: Ctx, env: str, words: list[str]) -> Finding:
             continue
         if isinstance(usage, BaseException):
             raise usage
-        level, reason = by_threshold(usage.percent, ctx.config.thresholds.disk_percent, "disk", "%")
+        level, _ = by_threshold(usage.percent, ctx.config.thresholds.disk_percent, "disk", "%")
         levels.append(level)
         lines.append(f"{level.upper():8} {service}: {usage.percent:.0f}% of {usage.size_bytes // 2**20} MiB used")
     full = [ln for ln in lines if not ln.startswith("OK")]

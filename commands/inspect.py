@@ -153,7 +153,9 @@ async def check_rows(ctx: Ctx, env: str) -> list[CheckRow]:
     return [check_row(ctx, r) for r in results]
 
 
-async def gather_status(ctx: Ctx, env: str, *, stats: bool = True) -> tuple[list[ServiceRow], list[CheckRow], list[str]]:
+async def gather_status(
+    ctx: Ctx, env: str, *, stats: bool = True
+) -> tuple[list[ServiceRow], list[CheckRow], list[str]]:
     """Containers and checks read concurrently; an engine that fails is an error line, not a crash."""
     services, checks = await asyncio.gather(
         service_rows(ctx, env, stats=stats), check_rows(ctx, env), return_exceptions=True

@@ -123,7 +123,7 @@ async def run(ctx: Ctx, args: TroubleshootArgs) -> TroubleshootResult:
                 issue=entry.issue,
                 symptoms=list(entry.symptoms),
                 matched=hit,
-                how=how,  # type: ignore[arg-type]
+                how=how,
                 resolution=entry.resolution,
                 diagnostics=findings,
             )

@@ -28,14 +28,16 @@ async def test_healthy_check_with_expect(probe):
 async def test_failures_are_results_not_exceptions(probe):
     refused = f"http://127.0.0.1:{free_port()}/health"
     async with serve(health_app()) as base:
-        results = await probe.check([
-            ProbeRequest(name="500", url=f"{base}/500"),
-            ProbeRequest(name="wrong", url=f"{base}/wrong", expect={"status": "ok"}),
-            ProbeRequest(name="missing key", url=f"{base}/health", expect={"db": "ok"}),
-            ProbeRequest(name="html", url=f"{base}/html", expect={"status": "ok"}),
-            ProbeRequest(name="refused", url=refused, timeout=2),
-            ProbeRequest(name="any 2xx", url=f"{base}/html"),
-        ])
+        results = await probe.check(
+            [
+                ProbeRequest(name="500", url=f"{base}/500"),
+                ProbeRequest(name="wrong", url=f"{base}/wrong", expect={"status": "ok"}),
+                ProbeRequest(name="missing key", url=f"{base}/health", expect={"db": "ok"}),
+                ProbeRequest(name="html", url=f"{base}/html", expect={"status": "ok"}),
+                ProbeRequest(name="refused", url=refused, timeout=2),
+                ProbeRequest(name="any 2xx", url=f"{base}/html"),
+            ]
+        )
     by = {r.name: r for r in results}
     assert [r.name for r in results] == ["500", "wrong", "missing key", "html", "refused", "any 2xx"]
     assert not by["500"].ok and by["500"].status_code == 500 and by["500"].error == "HTTP 500"
@@ -49,11 +51,13 @@ async def test_failures_are_results_not_exceptions(probe):
 async def test_hanging_servers_are_bounded_by_the_timeout(probe):
     async with serve(health_app()) as base:
         start = time.perf_counter()
-        results = await probe.check([
-            ProbeRequest(name="hang", url=f"{base}/hang", timeout=0.5),
-            ProbeRequest(name="slow body", url=f"{base}/slow-body", timeout=0.5),
-            ProbeRequest(name="fine", url=f"{base}/health", timeout=0.5),
-        ])
+        results = await probe.check(
+            [
+                ProbeRequest(name="hang", url=f"{base}/hang", timeout=0.5),
+                ProbeRequest(name="slow body", url=f"{base}/slow-body", timeout=0.5),
+                ProbeRequest(name="fine", url=f"{base}/health", timeout=0.5),
+            ]
+        )
         elapsed = time.perf_counter() - start
     assert [r.ok for r in results] == [False, False, True]
     assert results[0].error == "timed out" and results[1].error == "timed out"
@@ -73,9 +77,11 @@ async def test_checks_run_concurrently(probe):
 
 async def test_redirect_followed_and_big_body_bounded(probe):
     async with serve(health_app()) as base:
-        redirect, big = await probe.check([
-            ProbeRequest(name="r", url=f"{base}/redirect", expect={"status": "ok"}),
-            ProbeRequest(name="big", url=f"{base}/big", expect={"status": "ok"}),
-        ])
+        redirect, big = await probe.check(
+            [
+                ProbeRequest(name="r", url=f"{base}/redirect", expect={"status": "ok"}),
+                ProbeRequest(name="big", url=f"{base}/big", expect={"status": "ok"}),
+            ]
+        )
     assert redirect.ok
     assert not big.ok and big.error == "body is not JSON"

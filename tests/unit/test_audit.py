@@ -19,8 +19,14 @@ async def log(tmp_path):
     log = AuditLog(db, Redactor(["my-bot-secret"]))
     for i in range(5):
         await log.append(
-            actor=f"U0USER{i}", source="cli", command=f"status prod #{i}", event="succeeded", outcome="ok",
-            environment="prod", details={"i": i, "leak": "my-bot-secret"}, request_id=f"r{i}",
+            actor=f"U0USER{i}",
+            source="cli",
+            command=f"status prod #{i}",
+            event="succeeded",
+            outcome="ok",
+            environment="prod",
+            details={"i": i, "leak": "my-bot-secret"},
+            request_id=f"r{i}",
         )
     yield log
     db.close()
@@ -60,9 +66,19 @@ async def test_inserted_row_is_caught_even_with_a_valid_own_hash(log):
     for i in (5, 4, 3):
         conn.execute("UPDATE audit SET id = id + 1 WHERE id = ?", (i,))
     prev = conn.execute("SELECT hash FROM audit WHERE id = 2").fetchone()[0]
-    row = {"id": 3, "ts": "2026-01-01T00:00:00.000Z", "actor": "U0EVIL", "source": "cli", "environment": "prod",
-           "command": "deploy prod 6.6.6", "event": "succeeded", "outcome": "ok", "details": "{}",
-           "request_id": None, "prev_hash": prev}
+    row = {
+        "id": 3,
+        "ts": "2026-01-01T00:00:00.000Z",
+        "actor": "U0EVIL",
+        "source": "cli",
+        "environment": "prod",
+        "command": "deploy prod 6.6.6",
+        "event": "succeeded",
+        "outcome": "ok",
+        "details": "{}",
+        "request_id": None,
+        "prev_hash": prev,
+    }
     row["hash"] = row_hash(row)
     conn.execute(f"INSERT INTO audit ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
     v = await log.verify()

@@ -14,7 +14,13 @@ def p(text, config):
 
 
 def test_split_is_shell_like_but_never_runs_anything():
-    assert split('/ops logs prod api --grep "connection reset"') == ["logs", "prod", "api", "--grep", "connection reset"]
+    assert split('/ops logs prod api --grep "connection reset"') == [
+        "logs",
+        "prod",
+        "api",
+        "--grep",
+        "connection reset",
+    ]
     assert split("troubleshoot 504 'gateway timeout'") == ["troubleshoot", "504", "gateway timeout"]
     assert split("logs prod api --grep \u201cslow query\u201d") == ["logs", "prod", "api", "--grep", "slow query"]
     assert split("status $(reboot)") == ["status", "$(reboot)"]
@@ -25,8 +31,13 @@ def test_split_is_shell_like_but_never_runs_anything():
 def test_positionals_flags_and_defaults(config):
     parsed = p("logs prod worker --since 15m --lines=50 --grep timeout", config)
     assert parsed.spec.name == "logs"
-    assert parsed.args.model_dump() == {"env": "prod", "service": "worker", "since": "15m", "lines": 50,
-                                        "grep": "timeout"}
+    assert parsed.args.model_dump() == {
+        "env": "prod",
+        "service": "worker",
+        "since": "15m",
+        "lines": 50,
+        "grep": "timeout",
+    }
     assert p("status", config).args.env == "prod"  # default_environment
     assert p("STATUS staging", config).args.env == "staging"
     assert p("troubleshoot gateway timeout --env staging", config).args.symptoms == ["gateway", "timeout"]

@@ -1,0 +1,41 @@
+"""Deliveries seen: so that a request Slack delivers twice never runs twice.
+
+Keys live in SQLite, so the answer holds across a restart and across bot processes that share the
+database (the first ``INSERT`` wins).
+"""
+
+from __future__ import annotations
+
+import time
+
+import sqlite_utils
+
+from bot.db import Database
+
+#: Slack retries within minutes; keep keys for a day
+TTL_SECONDS = 24 * 3600
+
+
+class Deliveries:
+    """Records delivery keys; ``first(key)`` is True exactly once per key."""
+
+    def __init__(self, db: Database, ttl: float = TTL_SECONDS) -> None:
+        self.db = db
+        self.ttl = ttl
+        self._last_sweep = 0.0
+
+    async def first(self, key: str) -> bool:
+        """True when ``key`` was never seen before (and records it)."""
+        now = time.time()
+        sweep = now - self._last_sweep > 600
+        if sweep:
+            self._last_sweep = now
+
+        def _claim(db: sqlite_utils.Database) -> bool:
+            conn = db.conn
+            if sweep:
+                conn.execute("DELETE FROM deliveries WHERE seen_at < ?", (now - self.ttl,))
+            cur = conn.execute("INSERT OR IGNORE INTO deliveries (key, seen_at) VALUES (?, ?)", (key, now))
+            return cur.rowcount == 1
+
+        return await self.db.call(_claim)

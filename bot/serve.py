@@ -1,0 +1,77 @@
+"""``opsbot serve`` in Slack mode: Socket Mode or HTTP, plus the health and metrics routes.
+
+SIGTERM (or SIGINT) drains: new requests are refused (503 on HTTP, the socket is closed), running
+procedures get up to ``OPSBOT_DRAIN_SECONDS`` to finish, then the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from adapters.errors import ConfigError
+from bot.app import App
+from bot.metrics import Metrics
+from bot.slack.door import SlackDoor
+from bot.slack.server import Server
+from bot.tasks import TaskSet
+
+log = logging.getLogger("opsbot.serve")
+
+
+def make_metrics(tasks: TaskSet) -> Metrics:
+    """The process's metrics, described."""
+    metrics = Metrics()
+    metrics.describe("opsbot_requests_total", "counter", "requests by command and outcome")
+    metrics.describe("opsbot_ack_seconds", "histogram", "time from receiving a slash command to acknowledging it")
+    metrics.describe("opsbot_run_seconds", "histogram", "duration of procedures by command")
+    metrics.describe("opsbot_duplicates_total", "counter", "deliveries recognised as duplicates and not run")
+    metrics.describe("opsbot_slack_errors_total", "counter", "Web API calls that failed after retries")
+    metrics.describe("opsbot_http_requests_total", "counter", "verified requests on /slack/events")
+    metrics.gauge("opsbot_running_procedures", lambda: float(len(tasks)))
+    metrics.gauge("opsbot_pending_approvals", lambda: 0.0)
+    metrics.inc("opsbot_requests_total", 0, command="help", outcome="ok")
+    return metrics
+
+
+async def serve_slack(app: App) -> int:
+    """Run until SIGTERM/SIGINT; returns the exit code."""
+    settings = app.settings
+    if not settings.slack_bot_token:
+        raise ConfigError("SLACK_BOT_TOKEN is not set: Slack mode needs the bot token (xoxb-...)")
+    tasks = TaskSet()
+    metrics = make_metrics(tasks)
+    door = SlackDoor(app, metrics, tasks)
+    socket_mode = bool(settings.slack_app_token)
+    server = Server(app, metrics, tasks, door if not socket_mode else None)
+    runner = web.AppRunner(server.web_app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.opsbot_host, settings.port)
+    await site.start()
+    handler = None
+    if socket_mode:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        handler = AsyncSocketModeHandler(door.bolt, settings.slack_app_token, web_client=door.client)
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        log.info("connected to Slack in Socket Mode; health and metrics on port %d", settings.port)
+    else:
+        log.info("serving Slack over HTTP on %s:%d (POST /slack/events)", settings.opsbot_host, settings.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping: no new requests; draining %d running procedure(s)", len(tasks))
+        tasks.accepting = False
+        if handler is not None:
+            await handler.close_async()  # type: ignore[no-untyped-call]
+        cut = await tasks.drain(settings.opsbot_drain_seconds)
+        await runner.cleanup()
+        log.info("stopped%s", f"; {cut} procedure(s) were cut off" if cut else "")
+    return 0

@@ -1,0 +1,284 @@
+"""Block Kit rendering of replies, within Slack's limits.
+
+Each result type renders to a header, a list of mrkdwn sections and a context line; ``compose``
+packs them into at most 50 blocks of at most 3,000 characters each. When the result does not fit
+(long logs, big diagnostics), the message carries a summary and says so, and the door attaches the
+whole text, redacted, as a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.engine import Reply
+from bot.render_text import render_text
+from commands.audit import AuditResult
+from commands.base import Result
+from commands.escalate import EscalateResult
+from commands.health import HealthResult
+from commands.help import HelpResult
+from commands.inspect import CheckRow, ServiceRow
+from commands.logs import LogsResult
+from commands.status import StatusResult
+from commands.troubleshoot import TroubleshootResult
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+MAX_HEADER = 150
+#: chat.update fails with msg_too_long above 4,000 characters of top-level text
+MAX_FALLBACK_TEXT = 3000
+#: total characters of block text we allow before summarising (Slack truncates at 40,000)
+MAX_MESSAGE = 30000
+ICON = {"ok": ":large_green_circle:", "warning": ":warning:", "critical": ":red_circle:"}
+
+
+def esc(text: str) -> str:
+    """Escape text for mrkdwn: &, < and > (so that nothing a service logs becomes a mention)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def code(text: str) -> str:
+    """Inline code, with backquotes that would end it replaced."""
+    return "`" + esc(text).replace("`", "'") + "`"
+
+
+@dataclass
+class Rendered:
+    """The pieces of a message before packing."""
+
+    header: str
+    sections: list[str] = field(default_factory=list)
+    context: str = ""
+    #: set when the sections are a summary of something longer, which should be attached as a file
+    attach: bool = False
+
+
+@dataclass
+class Message:
+    """A Slack message: top-level text (notifications, fallback) and blocks; maybe a file to attach."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+    #: (filename, content) of the whole output when the message only summarises it
+    file: tuple[str, str] | None = None
+
+
+def mention(actor: str) -> str:
+    """A Slack mention for a user id; other identities (``local:alice``) as plain text."""
+    if actor[:1] in "UW" and actor.isalnum():
+        return f"<@{actor}>"
+    return esc(actor)
+
+
+def _service(r: ServiceRow) -> str:
+    parts = [f"{ICON[r.severity]} *{esc(r.name)}* {code(r.state)}"]
+    if r.version:
+        parts.append(f"v{esc(r.version)}")
+    if r.health:
+        parts.append(esc(r.health))
+    if r.cpu_percent is not None:
+        parts.append(f"cpu {r.cpu_percent:.0f}%")
+    if r.memory_percent is not None:
+        parts.append(f"mem {r.memory_percent:.0f}%")
+    if r.restarts:
+        parts.append(f"{r.restarts} restarts")
+    line = "  ".join(parts)
+    if r.reasons:
+        line += f"\n      _{esc('; '.join(r.reasons))}_"
+    return line
+
+
+def _check(c: CheckRow) -> str:
+    result = f"HTTP {c.status_code}" if c.status_code else "no answer"
+    latency = f" in {c.latency_ms:.0f} ms" if c.latency_ms is not None else ""
+    error = f" ({esc(c.error)})" if c.error else ""
+    return f"{ICON[c.severity]} *{esc(c.name)}*: {result}{latency}{error}"
+
+
+def _status(r: StatusResult | HealthResult) -> Rendered:
+    out = Rendered(header=f"{r.environment}: {r.overall.upper()}")
+    for e in getattr(r, "errors", []):
+        out.sections.append(f"{ICON['critical']} {esc(e)}")
+    out.sections += [_service(s) for s in r.services]
+    if r.checks:
+        out.sections.append("*Health checks*\n" + "\n".join(_check(c) for c in r.checks))
+    return out
+
+
+def _logs(r: LogsResult) -> Rendered:
+    window = f" since {r.since}" if r.since else ""
+    grep = f" matching {code(r.grep)}" if r.grep else ""
+    out = Rendered(header=f"Logs of {r.service} in {r.environment}")
+    if not r.lines:
+        out.sections.append(f"No log lines{window}{grep}.")
+        return out
+    body = "\n".join(r.lines)
+    shown = r.lines[-40:]
+    summary = f"{len(r.lines)} lines{window}{grep}"
+    if len(shown) < len(r.lines) or len(body) > MAX_SECTION - 10:
+        out.attach = True
+        summary += f"; the last {len(shown)} below, all of them in the attached file"
+    out.sections.append(summary)
+    out.sections.append("```" + esc("\n".join(shown)).replace("```", "'''") + "```")
+    return out
+
+
+def _troubleshoot(r: TroubleshootResult) -> Rendered:
+    if not r.matches:
+        out = Rendered(header="No matching guide entry")
+        known = "\n".join(f"• {esc(k)}" for k in r.known_issues)
+        out.sections.append(f"Nothing in the troubleshooting guide matches {code(r.query)}. Known issues:\n{known}")
+    else:
+        out = Rendered(header=f"Troubleshooting: {r.matches[0].issue}")
+    for m in r.matches:
+        how = " _(closest match)_" if m.how == "fuzzy" else ""
+        out.sections.append(
+            f"*{esc(m.issue)}*{how}  matched {', '.join(code(s) for s in m.matched)}\n*Resolution:* {esc(m.resolution)}"
+        )
+        for f in m.diagnostics:
+            text = f"{ICON[f.severity]} *{esc(f.name)}*: {esc(f.summary)}"
+            if f.lines:
+                lines = f.lines[:15]
+                more = f"\n… {len(f.lines) - len(lines)} more lines in the attached file" if len(f.lines) > 15 else ""
+                out.attach = out.attach or bool(more)
+                text += "\n```" + esc("\n".join(lines)).replace("```", "'''") + "```" + more
+            out.sections.append(text)
+    if r.escalation:
+        # contacts come from ops.yml and may be mentions (<@U..>, <!subteam^S..>): not escaped
+        path = "\n".join(f"*{esc(c.level)}* {c.contact}: {esc(c.when)}" for c in r.escalation)
+        out.sections.append(f"*Escalation*\n{path}")
+    return out
+
+
+def _escalate(r: EscalateResult) -> Rendered:
+    if r.mention:
+        c = r.path[0]
+        return Rendered(header=f"Escalating to {c.level}", sections=[f"{c.contact}: {esc(c.when)}"])
+    path = "\n".join(f"*{esc(c.level)}* {c.contact}: {esc(c.when)}" for c in r.path)
+    return Rendered(header="Escalation path", sections=[path])
+
+
+def _help(r: HelpResult) -> Rendered:
+    if r.detail:
+        d = r.detail
+        text = f"{code('/ops ' + d.usage)}\n{esc(d.summary)}"
+        sections = [text]
+        if d.description:
+            sections.append(esc(d.description))
+        facts = f"Changes anything: {'yes' if d.changes else 'no'}" + (f" · Guide {esc(d.guide)}" if d.guide else "")
+        if d.examples:
+            facts += "\nExamples: " + ", ".join(code("/ops " + e) for e in d.examples)
+        sections.append(facts)
+        return Rendered(header=f"/ops {d.name}", sections=sections)
+    lines = [f"{code(c.usage)} {esc(c.summary)}" for c in r.commands]
+    return Rendered(header="/ops commands", sections=["\n".join(lines), "`/ops help <command>` for more."])
+
+
+def _audit(r: AuditResult) -> Rendered:
+    out = Rendered(header="Audit log")
+    if not r.entries:
+        out.sections.append("No audit entries.")
+    for e in r.entries:
+        env = f" {esc(e.environment)}" if e.environment else ""
+        out.sections.append(
+            f"#{e.id} {esc(e.ts)} {mention(e.actor)} via {esc(e.source)}{env}: *{esc(e.event)}* "
+            f"{code(e.command[:200])} → {esc(e.outcome[:200])}"
+        )
+    return out
+
+
+RENDERERS: dict[type[Result], Callable[[Any], Rendered]] = {
+    StatusResult: _status,
+    HealthResult: _status,
+    LogsResult: _logs,
+    TroubleshootResult: _troubleshoot,
+    EscalateResult: _escalate,
+    HelpResult: _help,
+    AuditResult: _audit,
+}
+
+
+def _split(text: str, limit: int = MAX_SECTION) -> list[str]:
+    """Cut ``text`` into pieces of at most ``limit`` characters, at line ends where possible."""
+    pieces: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit)
+        if cut <= 0:
+            cut = limit
+        pieces.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    if text:
+        pieces.append(text)
+    return pieces
+
+
+def _pack(sections: list[str], room: int) -> tuple[list[str], bool]:
+    """Sections merged/split to fit ``room`` blocks of ``MAX_SECTION``; True when something was cut."""
+    pieces = [p for s in sections for p in _split(s)]
+    if len(pieces) <= room and sum(map(len, pieces)) <= MAX_MESSAGE:
+        return pieces, False
+    merged: list[str] = []
+    for p in pieces:
+        if merged and len(merged[-1]) + 1 + len(p) <= MAX_SECTION:
+            merged[-1] += "\n" + p
+        else:
+            merged.append(p)
+    cut = False
+    total = 0
+    kept: list[str] = []
+    for p in merged:
+        if len(kept) >= room - 1 or total + len(p) > MAX_MESSAGE:
+            cut = True
+            break
+        kept.append(p)
+        total += len(p)
+    if cut:
+        kept.append(f"… {len(merged) - len(kept)} more sections in the attached file.")
+    return kept, cut
+
+
+def context_line(reply: Reply) -> str:
+    """Environment, who asked, duration and audit id."""
+    parts = []
+    if reply.environment:
+        parts.append(f"*{esc(reply.environment)}*")
+    if reply.actor:
+        parts.append(f"asked by {mention(reply.actor)}")
+    parts.append(f"{reply.duration_ms / 1000:.1f} s")
+    if reply.audit_id is not None:
+        parts.append(f"audit #{reply.audit_id}")
+    parts.append(f"ref {reply.request_id}")
+    return " · ".join(parts)
+
+
+def render_message(reply: Reply) -> Message:
+    """The reply as a Slack message within every limit; long output summarised with a file."""
+    if reply.result is None:
+        text = f":no_entry: {esc(reply.error or 'failed')}"
+        return Message(text=text[:MAX_FALLBACK_TEXT], blocks=[_section(text[:MAX_SECTION])])
+    renderer = RENDERERS.get(type(reply.result))
+    rendered = renderer(reply.result) if renderer else Rendered(header=reply.command or "result")
+    header = rendered.header[:MAX_HEADER]
+    icon = ICON[reply.severity] if reply.result.kind in ("status", "health", "troubleshoot") else ""
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}]
+    sections, cut = _pack(rendered.sections, MAX_BLOCKS - 2)
+    blocks += [_section(s) for s in sections]
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context_line(reply)[:MAX_SECTION]}]})
+    text = f"{icon} {header}".strip()
+    file = None
+    if rendered.attach or cut:
+        name = f"{reply.command or 'result'}-{reply.environment or 'all'}-{reply.request_id}.txt"
+        file = (name, render_text(reply))
+    return Message(text=text[:MAX_FALLBACK_TEXT], blocks=blocks, file=file)
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def progress_message(text: str) -> Message:
+    """A progress line ("Checking prod..."), edited in place as work goes on."""
+    line = f":hourglass_flowing_sand: {esc(text)}"[:MAX_SECTION]
+    return Message(text=line[:MAX_FALLBACK_TEXT], blocks=[_section(line)])

@@ -1,0 +1,235 @@
+"""The ``/ops`` slash command on Bolt: acknowledge at once, run in the background, edit in place.
+
+A request is parsed and authorized before the acknowledgement (that takes milliseconds). Refusals
+and help are answered in the acknowledgement itself, ephemeral to the user. Procedures are
+acknowledged empty, announced in the channel ("Checking prod..."), and that message is edited with
+progress and then the result. Everything the door sends goes through the redactor once more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.app import App
+from bot.dedupe import Deliveries
+from bot.engine import Reply, Request, new_request_id
+from bot.grammar import Parsed
+from bot.logs import request_id as request_id_var
+from bot.metrics import Metrics
+from bot.slack.blocks import Message, progress_message, render_message
+from bot.slack.groups import SlackGroupResolver
+from bot.tasks import TaskSet
+
+log = logging.getLogger("opsbot.slack")
+#: how long the acknowledgement may wait for parse + authorize before answering empty
+ACK_BUDGET = 1.5
+#: at most one progress edit per this many seconds per message (chat.update is Tier 3)
+PROGRESS_INTERVAL = 1.0
+EPHEMERAL_COMMANDS = frozenset({"help"})
+
+
+def web_client(token: str | None, base_url: str) -> AsyncWebClient:
+    """A Web API client that retries on 429 (honouring Retry-After), 5xx and connection errors."""
+    client = AsyncWebClient(token=token, base_url=base_url, timeout=15)
+    client.retry_handlers = [
+        AsyncConnectionErrorRetryHandler(max_retry_count=3),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+        AsyncServerErrorRetryHandler(max_retry_count=2),
+    ]
+    return client
+
+
+class SlackDoor:
+    """The Bolt app and everything the Slack door does with requests."""
+
+    def __init__(self, app: App, metrics: Metrics, tasks: TaskSet) -> None:
+        settings = app.settings
+        self.app = app
+        self.metrics = metrics
+        self.tasks = tasks
+        self.client = web_client(settings.slack_bot_token, settings.slack_api_url)
+        self.deliveries = Deliveries(app.db)
+        self.app.engine.access.groups = SlackGroupResolver(self.client)
+        self.bolt = AsyncApp(
+            client=self.client,
+            signing_secret=settings.slack_signing_secret or "",
+            process_before_response=True,
+            raise_error_for_unhandled_request=False,
+        )
+        self.bolt.command("/ops")(self.on_command)
+        self.bolt.error(self.on_error)
+
+    # ------------------------------------------------------------------ slash command
+
+    async def on_command(self, ack: Any, body: dict[str, Any]) -> None:
+        """``/ops ...``: answer within the acknowledgement budget, then work in the background."""
+        start = time.perf_counter()
+        rid = new_request_id()
+        request_id_var.set(rid)
+        user = str(body.get("user_id") or "")
+        channel = str(body.get("channel_id") or "")
+        text = str(body.get("text") or "")
+        trigger = body.get("trigger_id")
+        key = f"slash:{body.get('team_id')}:{trigger}" if trigger else None
+        if key and not await self.deliveries.first(key):
+            log.info("duplicate delivery of trigger %s: not run again", trigger)
+            await ack()
+            self.metrics.inc("opsbot_duplicates_total", kind="slash_command")
+            return
+        if not self.tasks.accepting:
+            await ack(response_type="ephemeral", text="opsbot is restarting; try again in a minute.")
+            return
+        log.info("/ops %r from %s in %s", text[:200], user, channel)
+        request = Request(actor=user, door="slack", text=text, channel=channel, request_id=rid)
+        preparing = asyncio.ensure_future(self.app.engine.prepare(request))
+        done, _ = await asyncio.wait({preparing}, timeout=ACK_BUDGET)
+        if not done:
+            await ack()
+            self._acked(start, "late")
+            self.tasks.spawn(self._finish_late(request, preparing, body), name=f"ops-{rid}")
+            return
+        prepared = preparing.result()
+        if isinstance(prepared, Reply):
+            await self._ack_message(ack, render_message(prepared))
+            self._acked(start, "refused")
+            self.metrics.inc("opsbot_requests_total", command=prepared.command or "unknown", outcome="refused")
+            return
+        if prepared.spec.name in EPHEMERAL_COMMANDS:
+            reply = await self.app.engine.execute(request, prepared)
+            await self._ack_message(ack, render_message(reply))
+            self._acked(start, "answered")
+            self._count(reply)
+            return
+        await ack()
+        self._acked(start, "accepted")
+        self.tasks.spawn(self._run_in_channel(request, prepared, body), name=f"ops-{rid}")
+
+    def _acked(self, start: float, how: str) -> None:
+        self.metrics.observe("opsbot_ack_seconds", time.perf_counter() - start)
+        log.debug("acknowledged (%s) in %.1f ms", how, (time.perf_counter() - start) * 1000)
+
+    def _count(self, reply: Reply) -> None:
+        outcome = "error" if reply.error else reply.severity
+        self.metrics.inc("opsbot_requests_total", command=reply.command or "unknown", outcome=outcome)
+        self.metrics.observe("opsbot_run_seconds", reply.duration_ms / 1000, command=reply.command or "unknown")
+
+    async def _ack_message(self, ack: Any, message: Message) -> None:
+        redact = self.app.redactor
+        await ack(response_type="ephemeral", text=redact.text(message.text), blocks=redact.data(message.blocks))
+
+    async def _finish_late(
+        self, request: Request, preparing: asyncio.Future[Parsed | Reply], body: dict[str, Any]
+    ) -> None:
+        prepared = await preparing
+        if isinstance(prepared, Reply) or prepared.spec.name in EPHEMERAL_COMMANDS:
+            reply = prepared if isinstance(prepared, Reply) else await self.app.engine.execute(request, prepared)
+            await self._ephemeral(body, render_message(reply))
+            return
+        await self._run_in_channel(request, prepared, body)
+
+    async def _run_in_channel(self, request: Request, prepared: Parsed, body: dict[str, Any]) -> None:
+        request_id_var.set(request.request_id)
+        channel = request.channel or ""
+        env = getattr(prepared.args, "env", None)
+        what = f"{prepared.spec.verb} {env}..." if env else f"{prepared.spec.verb}..."
+        ts = await self.post(channel, progress_message(f"{what} (asked by {request.actor})"))
+        last = 0.0
+        started = time.perf_counter()
+
+        async def progress(message: str) -> None:
+            nonlocal last
+            now = time.perf_counter()
+            if ts is None or now - last < PROGRESS_INTERVAL:
+                return
+            last = now
+            await self.update(channel, ts, progress_message(f"{message} ({now - started:.0f} s)"))
+
+        request.progress = progress
+        reply = await self.app.engine.execute(request, prepared)
+        self._count(reply)
+        message = render_message(reply)
+        if ts is not None:
+            ok = await self.update(channel, ts, message)
+        else:
+            ok = await self.post(channel, message) is not None
+        if not ok:
+            await self._ephemeral(body, message)
+        if message.file is not None:
+            await self.upload(channel, ts, *message.file)
+
+    # ------------------------------------------------------------------ Web API, never raising
+
+    async def post(self, channel: str, message: Message) -> str | None:
+        """chat.postMessage; the message's ts, or None (logged) when Slack refused it."""
+        redact = self.app.redactor
+        try:
+            response = await self.client.chat_postMessage(
+                channel=channel, text=redact.text(message.text), blocks=redact.data(message.blocks)
+            )
+        except (TimeoutError, SlackApiError, OSError) as exc:
+            self._failed("chat.postMessage", exc)
+            return None
+        return str(response.get("ts"))
+
+    async def update(self, channel: str, ts: str, message: Message) -> bool:
+        """chat.update of a message the bot posted; False (logged) when Slack refused it."""
+        redact = self.app.redactor
+        try:
+            await self.client.chat_update(
+                channel=channel, ts=ts, text=redact.text(message.text), blocks=redact.data(message.blocks)
+            )
+        except (TimeoutError, SlackApiError, OSError) as exc:
+            self._failed("chat.update", exc)
+            return False
+        return True
+
+    async def upload(self, channel: str, ts: str | None, filename: str, content: str) -> None:
+        """Attach the whole output, redacted, as a file in the message's thread."""
+        try:
+            await self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=ts,
+                content=self.app.redactor.text(content),
+                filename=filename,
+                title=filename,
+            )
+        except (TimeoutError, SlackApiError, OSError) as exc:
+            self._failed("files_upload_v2", exc)
+
+    async def _ephemeral(self, body: dict[str, Any], message: Message) -> None:
+        """Tell only the user (chat.postEphemeral): for refusals, or when the channel refused us."""
+        channel, user = body.get("channel_id"), body.get("user_id")
+        if not channel or not user:
+            return
+        redact = self.app.redactor
+        try:
+            await self.client.chat_postEphemeral(
+                channel=channel, user=user, text=redact.text(message.text), blocks=redact.data(message.blocks)
+            )
+        except (TimeoutError, SlackApiError, OSError) as exc:
+            self._failed("chat.postEphemeral", exc)
+
+    def _failed(self, method: str, exc: BaseException) -> None:
+        self.metrics.inc("opsbot_slack_errors_total", method=method)
+        if isinstance(exc, SlackApiError):
+            error = exc.response.get("error") if exc.response is not None else None
+            slack_req = exc.response.headers.get("x-slack-req-id") if exc.response is not None else None
+            log.error("%s failed: %s (slack request id %s); the result is in the audit log", method, error, slack_req)
+        else:
+            log.error("%s failed: %s; the result is in the audit log", method, type(exc).__name__)
+
+    async def on_error(self, error: Exception, body: dict[str, Any]) -> None:
+        """Bolt's global error handler: log with a reference, never crash."""
+        log.error("unhandled error in a Slack listener", exc_info=error)

@@ -1,0 +1,172 @@
+"""Block Kit rendering: every result type, checked with slack_sdk's block models and Slack's limits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from slack_sdk.models.blocks import Block
+
+from bot.engine import Reply
+from bot.slack.blocks import MAX_BLOCKS, MAX_SECTION, esc, render_message
+from commands import REGISTRY
+from commands.audit import AuditEntry, AuditResult
+from commands.diagnostics import Finding
+from commands.escalate import EscalateResult
+from commands.health import HealthResult
+from commands.help import HelpResult, describe
+from commands.inspect import CheckRow, ServiceRow
+from commands.logs import LogsResult
+from commands.status import StatusResult
+from commands.troubleshoot import Contact, Match, TroubleshootResult
+
+
+def reply_for(result, command="status", env="prod"):
+    return Reply(
+        request_id="abc123",
+        command=command,
+        environment=env,
+        result=result,
+        severity=result.severity(),
+        audit_id=7,
+        duration_ms=1234,
+        actor="U0OPERATOR",
+    )
+
+
+def service(name="api", **kw):
+    return ServiceRow(
+        **{
+            "name": name,
+            "state": "running",
+            "version": "1.0",
+            "image": "shop/api:1.0",
+            "health": "healthy",
+            "severity": "ok",
+            **kw,
+        }
+    )
+
+
+def check(name="API Health", **kw):
+    return CheckRow(
+        **{
+            "name": name,
+            "url": "http://x/health",
+            "ok": True,
+            "status_code": 200,
+            "latency_ms": 12.0,
+            "severity": "ok",
+            **kw,
+        }
+    )
+
+
+SAMPLES = {
+    "status": StatusResult(
+        environment="prod",
+        overall="critical",
+        services=[service(), service("redis", state="exited", severity="critical", reasons=["exited (exit code 1)"])],
+        checks=[check(), check("DB", ok=False, status_code=None, error="timed out", severity="critical")],
+        errors=[],
+    ),
+    "health": HealthResult(environment="prod", overall="ok", checks=[check()]),
+    "logs": LogsResult(environment="prod", service="worker", lines=["a <b> & c", "line 2"], requested=200),
+    "troubleshoot": TroubleshootResult(
+        environment="prod",
+        query="504",
+        matches=[
+            Match(
+                issue="API Timeout",
+                symptoms=["504"],
+                matched=["504"],
+                how="exact",
+                resolution="Check DB",
+                diagnostics=[Finding(name="containers", severity="ok", summary="4 of 4 ok", lines=["x"])],
+            )
+        ],
+        escalation=[Contact(level="L1", contact="<!subteam^S0ONCALL>", when="First response")],
+    ),
+    "escalate": EscalateResult(
+        path=[Contact(level="L2", contact="<@U0SENIOR>", when="Complex")], level="L2", mention="<@U0SENIOR>"
+    ),
+    "help": HelpResult(commands=[describe(s, full=False) for s in REGISTRY.values()]),
+    "audit": AuditResult(
+        entries=[
+            AuditEntry(
+                id=1,
+                ts="t",
+                actor="U0A",
+                source="slack",
+                environment="prod",
+                command="status prod",
+                event="succeeded",
+                outcome="ok",
+                prev_hash="0",
+                hash="1",
+            )
+        ]
+    ),
+}
+
+
+def assert_valid(message):
+    assert 1 <= len(message.blocks) <= MAX_BLOCKS
+    for block in message.blocks:
+        parsed = Block.parse(block)
+        assert parsed is not None
+        parsed.validate_json()  # raises SlackObjectFormationError when a limit is broken
+        if block["type"] == "section":
+            assert len(block["text"]["text"]) <= MAX_SECTION
+    assert len(message.text) <= 3000
+    assert len(json.dumps(message.blocks)) < 40000
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLES))
+def test_every_result_type_renders_valid_blocks(kind):
+    message = render_message(reply_for(SAMPLES[kind], command=kind))
+    assert_valid(message)
+    assert message.blocks[0]["type"] == "header"
+    context = message.blocks[-1]["elements"][0]["text"]
+    assert "<@U0OPERATOR>" in context and "audit #7" in context and "prod" in context and "1.2 s" in context
+
+
+def test_every_registered_result_type_has_a_block_renderer():
+    from bot.render_text import RENDERERS as TEXT
+    from bot.slack.blocks import RENDERERS as BLOCKS
+
+    for spec in REGISTRY.values():
+        for result in spec.results:
+            assert result in BLOCKS and result in TEXT, result
+
+
+def test_log_text_is_escaped_and_cannot_mention_anyone():
+    result = LogsResult(environment="prod", service="worker", lines=["<!channel> ping <@U123> & more"], requested=10)
+    text = json.dumps(render_message(reply_for(result, "logs")).blocks)
+    assert "<!channel>" not in text and "<@U123>" not in text
+    assert esc("<!channel>") in text
+
+
+def test_long_logs_are_summarised_and_attached_whole():
+    lines = [f"line {i} " + "x" * 200 for i in range(3000)]
+    result = LogsResult(environment="prod", service="worker", lines=lines, requested=5000)
+    message = render_message(reply_for(result, "logs"))
+    assert_valid(message)
+    assert message.file is not None
+    name, content = message.file
+    assert name.endswith(".txt") and "line 2999" in content and "line 0 " in content
+
+
+def test_many_services_stay_within_fifty_blocks():
+    services = [service(f"svc{i}", reasons=["r" * 100]) for i in range(300)]
+    result = StatusResult(environment="prod", overall="ok", services=services, checks=[check()] * 60)
+    message = render_message(reply_for(result))
+    assert_valid(message)
+    assert message.file is not None  # what was cut is attached
+
+
+def test_errors_render_as_one_line():
+    reply = Reply(request_id="r", error="unknown environment 'x' (known: prod)", exit_code=2)
+    message = render_message(reply)
+    assert_valid(message)
+    assert "unknown environment" in message.text
