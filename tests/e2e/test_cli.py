@@ -25,7 +25,7 @@ def write_config(path: Path, base_url: str, *, viewers: list[str] | None = None)
     prod["runtime"]["docker_host"] = f"unix://{path.parent}/no-docker.sock"
     if viewers is not None:
         config["access"]["viewers"] = viewers
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 
