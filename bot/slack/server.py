@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import TYPE_CHECKING
-from urllib.parse import parse_qs
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
@@ -96,11 +96,16 @@ class Server:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             return _reject(400, "body is not UTF-8")
-        problem = _shape_problem(request.content_type, text)
-        if problem:
-            return _reject(400, problem)
+        parsed = _parse(request.content_type, text)
+        if isinstance(parsed, str):
+            return _reject(400, parsed)
         self.metrics.inc("opsbot_http_requests_total", route="slack_events")
-        bolt_request = AsyncBoltRequest(body=text, query=request.query_string, headers=dict(request.headers))
+        # Bolt is handed the already verified, already parsed body: its own text parser reads any form
+        # body that contains the word "payload" (say, `/ops troubleshoot payload`) as an empty one.
+        # mode="socket_mode" is how Bolt takes a parsed body; it skips the check we just made.
+        bolt_request = AsyncBoltRequest(
+            body=parsed, query=request.query_string, headers=dict(request.headers), mode="socket_mode"
+        )
         try:
             response = await self.door.bolt.async_dispatch(bolt_request)
         except Exception:
@@ -112,8 +117,8 @@ class Server:
         return await to_aiohttp_response(response)
 
 
-def _shape_problem(content_type: str, text: str) -> str | None:
-    """Why an authentic body is still not something Slack sends, or None."""
+def _parse(content_type: str, text: str) -> dict[str, Any] | str:
+    """The body of an authentic request as Slack's fields, or why it is not something Slack sends."""
     if not text.strip():
         return "empty body"
     if content_type == "application/json":
@@ -121,21 +126,21 @@ def _shape_problem(content_type: str, text: str) -> str | None:
             data = json.loads(text)
         except ValueError:
             return "broken JSON"
-        return None if isinstance(data, dict) else "JSON body is not an object"
+        return data if isinstance(data, dict) else "JSON body is not an object"
     if content_type != "application/x-www-form-urlencoded":
         return f"unsupported content type {content_type!r}"
-    form = parse_qs(text, keep_blank_values=True)
+    form = dict(parse_qsl(text, keep_blank_values=True))
     if "payload" in form:
         try:
-            payload = json.loads(form["payload"][0])
+            payload = json.loads(form["payload"])
         except ValueError:
             return "broken JSON in payload"
         if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
             return "payload is not an interaction"
-        return None
+        return payload
     if "command" in form:
         for field in ("user_id", "channel_id"):
-            if not form.get(field, [""])[0]:
+            if not form.get(field):
                 return f"slash command without {field}"
-        return None
+        return form
     return "neither a slash command nor an interaction"

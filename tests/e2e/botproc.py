@@ -1,0 +1,94 @@
+"""Start ``opsbot serve`` as a process, as Slack's counterpart sees it, and stop it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.helpers.http_servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "e2e-signing-secret-0123456789abcdef"
+BOT_TOKEN = "xoxb-e2e-000000000-abcdefghijklmnop"
+
+
+def shop_config(path: Path, shop: Any, *, extra_envs: dict[str, Any] | None = None,
+                extra_services: tuple[str, ...] = ()) -> Path:  # fmt: skip
+    """examples/ops.yml pointed at the test engine's shop project."""
+    config = yaml.safe_load((ROOT / "examples" / "ops.yml").read_text())
+    prod = config["environments"]["prod"]
+    prod["url"] = shop.url
+    prod["runtime"].update(docker_host=shop.host, project=shop.project)
+    for name in extra_services:
+        prod["services"][name] = {}
+    config["environments"].update(extra_envs or {})
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@dataclass
+class BotProcess:
+    """A running ``opsbot serve``."""
+
+    proc: asyncio.subprocess.Process
+    url: str
+    log: Path
+    #: when the test last sent something (monotonic), to find what answered it
+    sent_at: float = 0.0
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """Signal the process and wait for it to exit; returns its exit code."""
+        if self.proc.returncode is None:
+            self.proc.send_signal(sig)
+            try:
+                await asyncio.wait_for(self.proc.wait(), timeout)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        return self.proc.returncode if self.proc.returncode is not None else -1
+
+    def logs(self) -> str:
+        """What the process logged so far."""
+        return self.log.read_text(errors="replace")
+
+
+async def start_bot(tmp: Path, config: Path, slack_url: str, **env: str) -> BotProcess:
+    """Start the bot in HTTP mode against the Slack stand-in; wait until /health answers."""
+    port = free_port()
+    log = tmp / f"bot-{port}.log"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_"))}
+    environ.update(
+        SLACK_SIGNING_SECRET=SECRET, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_API_URL=slack_url, PORT=str(port),
+        OPSBOT_HOST="127.0.0.1", OPSBOT_CONFIG=str(config), OPSBOT_DB=str(tmp / "opsbot.db"), LOG_LEVEL="info",
+    )  # fmt: skip
+    environ.update(env)
+    handle = log.open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "serve", stdout=handle, stderr=asyncio.subprocess.STDOUT, env=environ,
+        cwd=str(ROOT),
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient() as client:
+        while True:
+            if proc.returncode is not None:
+                raise RuntimeError(f"opsbot serve exited with {proc.returncode}:\n{log.read_text()}")
+            try:
+                if (await client.get(f"{url}/health", timeout=1)).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"opsbot serve did not answer /health:\n{log.read_text()}")
+            await asyncio.sleep(0.1)
+    return BotProcess(proc=proc, url=url, log=log)

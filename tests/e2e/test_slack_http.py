@@ -1,0 +1,198 @@
+"""``opsbot serve`` over HTTP as Slack sees it: signed slash commands, the Web API stand-in, limits, replays."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from tests.e2e.botproc import SECRET, shop_config, start_bot
+from tests.helpers.docker_engine import run_service
+from tests.helpers.slack import SlackStandIn, block_errors, post_signed, sign, slash_command_body
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.docker]
+
+
+@pytest.fixture(scope="module")
+def chatty(docker_engine, shop):
+    """A service with 600 quick log lines (too many for one message)."""
+    container = run_service(
+        docker_engine.client, shop.project, "chatty", "shop/worker:1.0",
+        ["sh", "-c", f"i=0; while [ $i -lt 600 ]; do echo \"line $i password $DB_PASSWORD\"; i=$((i+1)); done; "
+                     "sleep 100000"],
+        env={"DB_PASSWORD": shop.secret},
+    )  # fmt: skip
+    yield container
+    container.remove(force=True)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def slack():
+    async with SlackStandIn() as standin:
+        yield standin
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def bot(slack, shop, chatty, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("slack-e2e")
+    config = shop_config(tmp / "ops.yml", shop, extra_services=("chatty",))
+    process = await start_bot(tmp, config, slack.url)
+    yield process
+    assert await process.stop() == 0
+    assert "Traceback" not in process.logs()
+
+
+async def command(bot, text, **kw):
+    """Send a signed /ops command; returns (status, body, seconds to the acknowledgement)."""
+    body = slash_command_body(text, **kw)
+    bot.sent_at = time.monotonic()
+    return await post_signed(f"{bot.url}/slack/events", body, SECRET)
+
+
+def everything_sent(slack) -> str:
+    return json.dumps([c.args for c in slack.calls]) + "".join(f.content.decode() for f in slack.uploaded_files())
+
+
+async def result_of(slack, text_start, since, timeout=30):
+    """The chat.update with the final result of the message, posted after ``since``, that began with ``text_start``."""
+    post = await slack.wait_for(
+        "chat.postMessage", lambda c: c.time >= since and text_start in c.args.get("text", ""), timeout=10
+    )
+    ts = post.response["ts"]
+    return await slack.wait_for(
+        "chat.update",
+        lambda c: c.args.get("ts") == ts and not c.args["text"].startswith(":hourglass"),
+        timeout=timeout,
+    )
+
+
+async def test_status_is_acknowledged_at_once_then_posted_in_the_channel(bot, slack, shop):
+    status, body, elapsed = await command(bot, "status prod")
+    assert status == 200 and elapsed < 3.0
+    assert body == ""  # nothing ephemeral: the answer goes to the channel
+    update = await result_of(slack, "Checking prod", bot.sent_at)
+    assert update.args["channel"] == "C0OPS"
+    blocks = update.args["blocks"]
+    assert block_errors(blocks) == []
+    assert blocks[0]["text"]["text"] == "prod: CRITICAL"  # redis exited
+    text = json.dumps(blocks)
+    assert "*redis*" in text and "exited" in text and "API Health" in text
+    assert "asked by <@U0OPERATOR>" in blocks[-1]["elements"][0]["text"]
+    assert shop.secret not in everything_sent(slack)
+
+
+async def test_troubleshoot_504(bot, slack, shop):
+    status, _, elapsed = await command(bot, "troubleshoot 504")
+    assert status == 200 and elapsed < 3.0
+    update = await result_of(slack, "Troubleshooting prod", bot.sent_at)
+    blocks = update.args["blocks"]
+    assert block_errors(blocks) == []
+    assert blocks[0]["text"]["text"] == "Troubleshooting: API Timeout"
+    text = json.dumps(blocks)
+    assert "Check DB connections" in text and "db_connections" in text and "<!subteam^S0ONCALL>" in text
+    assert shop.secret not in everything_sent(slack)
+
+
+async def test_logs_redacted_and_long_output_attached_as_a_file(bot, slack, shop):
+    status, _, _ = await command(bot, "logs prod worker --grep password")
+    assert status == 200
+    update = await result_of(slack, "Reading logs of prod", bot.sent_at)
+    assert "[REDACTED]" in json.dumps(update.args["blocks"])
+
+    status, _, _ = await command(bot, "logs prod chatty --lines 600")
+    assert status == 200
+    update = await slack.wait_for("chat.update", lambda c: "chatty" in json.dumps(c.args.get("blocks", [])), 30)
+    assert block_errors(update.args["blocks"]) == []
+    await slack.wait_for("files.completeUploadExternal", timeout=15)
+    [uploaded] = [f for f in slack.uploaded_files() if "logs-prod" in f.filename]
+    content = uploaded.content.decode()
+    assert content.count("\n") >= 600 and "line 0 password [REDACTED]" in content and "line 599" in content
+    assert shop.secret not in everything_sent(slack)
+
+
+async def test_help_and_refusals_are_ephemeral_in_the_acknowledgement(bot, slack):
+    posts_before = len(slack.calls_to("chat.postMessage"))
+    status, body, elapsed = await command(bot, "help")
+    assert status == 200 and elapsed < 3.0
+    data = json.loads(body)
+    assert data["response_type"] == "ephemeral" and data["blocks"][0]["text"]["text"] == "/ops commands"
+    assert block_errors(data["blocks"]) == []
+    status, body, _ = await command(bot, "status nowhere")
+    data = json.loads(body)
+    assert status == 200 and data["response_type"] == "ephemeral" and "unknown environment 'nowhere'" in data["text"]
+    status, body, _ = await command(bot, "logs prod '$(reboot)'")
+    assert "invalid name" in json.loads(body)["text"]
+    await asyncio.sleep(0.3)
+    assert len(slack.calls_to("chat.postMessage")) == posts_before
+
+
+async def test_text_reaches_the_parser_exactly_as_typed(bot, slack):
+    # Bolt's own body parser would drop this one (the word "payload" in a form body)
+    status, body, _ = await command(bot, "troubleshoot payload")
+    assert status == 200
+    update = await result_of(slack, "Troubleshooting prod", bot.sent_at)
+    assert "No matching guide entry" in json.dumps(update.args["blocks"])
+    status, body, _ = await command(bot, "logs prod worker --grep '\"q\" & more+stuff=1 %41 é'")
+    assert status == 200
+    update = await result_of(slack, "Reading logs of prod", bot.sent_at)
+    assert update.args["blocks"][1]["text"]["text"] == 'No log lines matching `"q" &amp; more+stuff=1 %41 é`.'
+
+
+async def test_forged_replayed_and_malformed_requests_run_nothing(bot, slack):
+    url = f"{bot.url}/slack/events"
+    body = slash_command_body("status prod")
+    before = len(slack.calls)
+    async with httpx.AsyncClient() as client:
+        cases = {
+            "no headers": ({}, body),
+            "wrong secret": (sign("not-the-secret", body), body),
+            "stale": (sign(SECRET, body, timestamp=int(time.time()) - 600), body),
+            "future": (sign(SECRET, body, timestamp=int(time.time()) + 600), body),
+            "non-numeric timestamp": ({**sign(SECRET, body), "X-Slack-Request-Timestamp": "12abc"}, body),
+            "signature for another body": (sign(SECRET, slash_command_body("help")), body),
+        }
+        for name, (headers, content) in cases.items():
+            r = await client.post(url, content=content, headers={**headers, "Content-Type":
+                                                                 "application/x-www-form-urlencoded"})
+            assert r.status_code == 401, name
+        malformed = {
+            "broken JSON payload": ("payload=%7Bnot-json", "application/x-www-form-urlencoded"),
+            "empty body": ("", "application/x-www-form-urlencoded"),
+            "wrong content type": (body, "text/plain"),
+            "JSON list": ("[1,2]", "application/json"),
+            "no user": ("command=%2Fops&text=status&channel_id=C1", "application/x-www-form-urlencoded"),
+        }
+        for name, (content, ctype) in malformed.items():
+            r = await client.post(url, content=content, headers={**sign(SECRET, content), "Content-Type": ctype})
+            assert r.status_code == 400, name
+    await asyncio.sleep(0.3)
+    assert all(c.method not in ("chat.postMessage", "chat.update") for c in slack.calls[before:])
+
+
+async def test_the_same_delivery_twice_runs_once(bot, slack):
+    body = slash_command_body("health prod", trigger_id="1234.5678.duplicate")
+    bot.sent_at = time.monotonic()
+    first = await post_signed(f"{bot.url}/slack/events", body, SECRET)
+    second = await post_signed(f"{bot.url}/slack/events", body, SECRET)
+    assert first[0] == second[0] == 200
+    await result_of(slack, "Checking prod", bot.sent_at)
+    await asyncio.sleep(0.5)
+    posts = [c for c in slack.calls_to("chat.postMessage") if "Checking prod" in c.args.get("text", "")
+             and "health" not in c.args.get("text", "")]
+    health_runs = [c for c in slack.calls_to("chat.update") if c.args.get("text", "").startswith(":large_green")
+                   and "prod: OK" in c.args.get("text", "")]
+    assert len(health_runs) == 1, (len(posts), health_runs)
+
+
+async def test_health_routes_and_metrics(bot):
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"{bot.url}/health")).json() == {"status": "ok"}
+        assert (await client.get(f"{bot.url}/health/db")).json() == {"status": "ok"}
+        metrics = (await client.get(f"{bot.url}/metrics")).text
+    assert "# TYPE opsbot_requests_total counter" in metrics
+    assert 'opsbot_requests_total{command="status",outcome="critical"}' in metrics
+    assert "opsbot_ack_seconds_bucket" in metrics and "opsbot_pending_approvals" in metrics
