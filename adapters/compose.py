@@ -1,80 +1,54 @@
-"""``ComposeRuntime``: an environment's containers on one Docker engine, grouped by Compose's labels."""
+"""``ComposeRuntime``: an environment's containers on one Docker engine, grouped by Compose's labels.
+
+The docker SDK is synchronous: every call runs in a worker thread of the runtime's own pool (so that
+a slow engine cannot starve the loop's default executor, which has only cpu+4 threads) and is
+bounded by ``asyncio.wait_for``. Streams (logs, exec output) are read from the engine's HTTP answer
+in 64 KiB blocks with a socket timeout and a stop flag, so a thread never outlives its call by more
+than one socket timeout, and memory stays bounded whatever the size of a log.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import functools
-import re
-from collections.abc import Callable, Iterator
+import heapq
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 import docker
 import docker.errors
-import requests.exceptions
+import requests
 
+from adapters.dockerio import (
+    MAX_EXEC_OUTPUT,
+    LineReader,
+    cpu_percent,
+    frames,
+    image_version,
+    memory_usage,
+    parse_df,
+    parse_time,
+    reason,
+    time_key,
+)
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound
 from adapters.models import ContainerInfo, DiskUsage, ExecResult
+
+__all__ = ["ComposeRuntime", "image_version", "parse_time"]
 
 T = TypeVar("T")
 PROJECT = "com.docker.compose.project"
 SERVICE = "com.docker.compose.service"
 NUMBER = "com.docker.compose.container-number"
 ONEOFF = "com.docker.compose.oneoff"
-MAX_LINE = 4096
-MAX_EXEC_OUTPUT = 64 * 1024
-
-
-def image_version(image: str) -> str | None:
-    """The tag of an image reference: ``shop/api:1.4.2`` -> ``1.4.2``; None when untagged or a digest."""
-    ref = image.split("@", 1)[0] if "@" in image else image
-    if "@" in image and ":" not in image.split("@", 1)[0].rsplit("/", 1)[-1]:
-        return None
-    last = ref.rsplit("/", 1)[-1]
-    if ":" not in last:
-        return None
-    return last.rsplit(":", 1)[1] or None
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """Docker's RFC 3339 times (nanoseconds); None for the zero time."""
-    if not value or value.startswith("0001-"):
-        return None
-    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?", value)
-    if not match:
-        return None
-    base, frac, zone = match.groups()
-    micro = (frac or ".0")[1:7].ljust(6, "0")
-    zone = "+00:00" if zone in (None, "Z") else zone
-    return datetime.fromisoformat(f"{base}.{micro}{zone}").astimezone(UTC)
-
-
-def cpu_percent(stats: dict[str, Any]) -> float | None:
-    """CPU use as the docker CLI computes it, from one stats sample."""
-    try:
-        cpu = stats["cpu_stats"]
-        pre = stats["precpu_stats"]
-        delta = cpu["cpu_usage"]["total_usage"] - pre.get("cpu_usage", {}).get("total_usage", 0)
-        system = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
-        cpus = cpu.get("online_cpus") or len(cpu["cpu_usage"].get("percpu_usage") or []) or 1
-    except (KeyError, TypeError):
-        return None
-    if system <= 0 or delta < 0:
-        return 0.0
-    return round(float(delta) / float(system) * float(cpus) * 100.0, 2)
-
-
-def memory(stats: dict[str, Any]) -> tuple[float | None, int | None]:
-    """(percent of the limit, bytes used) without the page cache, as the docker CLI shows it."""
-    mem = stats.get("memory_stats") or {}
-    usage, limit = mem.get("usage"), mem.get("limit")
-    if usage is None or not limit:
-        return None, None
-    detail = mem.get("stats") or {}
-    cache = detail.get("inactive_file", detail.get("total_inactive_file", detail.get("cache", 0)))
-    used = max(int(usage) - int(cache or 0), 0)
-    return round(used / int(limit) * 100.0, 2), used
+#: engines >= 20.10 speak 1.41; fixing it saves the version round trip when the client is made
+API_VERSION = "1.41"
+#: at most this many requests to the engine at once: worker threads, and connections kept open
+PARALLEL = 32
 
 
 class ComposeRuntime:
@@ -86,221 +60,258 @@ class ComposeRuntime:
         self.timeout = timeout
         self.description = f"Docker engine at {docker_host}"
         self._client: docker.DockerClient | None = None
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ plumbing
 
-    def _docker(self) -> docker.DockerClient:
-        if self._client is None:
-            # a fixed API version: no version round trip at creation (engines >= 20.10 speak 1.41)
-            self._client = docker.DockerClient(base_url=self.docker_host, timeout=self.timeout, version="1.41")
-        return self._client
+    def _api(self) -> Any:
+        """The SDK's low-level client, made on first use (in a worker thread: it may connect)."""
+        with self._lock:
+            if self._client is None:
+                # the socket timeout is a backstop a little longer than our own bound, so that our
+                # bound (AdapterTimeout) is what a caller sees and the thread still ends soon after
+                self._client = docker.DockerClient(
+                    base_url=self.docker_host,
+                    timeout=int(self.timeout) + 2,
+                    version=API_VERSION,
+                    max_pool_size=PARALLEL,
+                )
+            return self._client.api
 
     async def _call(self, fn: Callable[[], T], *, timeout: float | None = None, what: str = "") -> T:
         """Run a blocking SDK call in a thread, bounded, with its errors made ours."""
-        limit = timeout if timeout is not None else self.timeout
+        limit = self.timeout if timeout is None else timeout
         try:
-            return await asyncio.wait_for(asyncio.to_thread(fn), limit)
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(PARALLEL, thread_name_prefix="opsbot-docker")
+            return await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(self._pool, fn), limit)
         except TimeoutError as exc:
             raise AdapterTimeout(f"{self.description} did not answer within {limit:g}s{what}") from exc
         except AdapterError:
             raise
         except docker.errors.NotFound as exc:
-            raise NotFound(f"{self.description}: {exc.explanation or 'not found'}{what}") from exc
+            raise NotFound(f"{self.description}: {_explain(exc)}{what}") from exc
         except docker.errors.APIError as exc:
-            raise AdapterError(f"{self.description} refused{what}: {exc.explanation or exc}") from exc
-        except (requests.exceptions.ConnectionError, docker.errors.DockerException, OSError) as exc:
-            raise EngineUnavailable(f"{self.description} does not answer ({_reason(exc)})") from exc
-        except requests.exceptions.RequestException as exc:
-            raise EngineUnavailable(f"{self.description} does not answer ({_reason(exc)})") from exc
+            raise AdapterError(f"{self.description} refused{what}: {_explain(exc)}") from exc
+        except requests.exceptions.Timeout as exc:  # a socket timeout: the engine went silent
+            raise AdapterTimeout(f"{self.description} did not answer within {self.timeout:g}s{what}") from exc
+        except (requests.exceptions.RequestException, docker.errors.DockerException, OSError) as exc:
+            raise EngineUnavailable(f"{self.description} does not answer ({reason(exc)})") from exc
 
-    def _list(self, *, service: str | None = None) -> list[Any]:
-        labels = [f"{PROJECT}={self.project}"]
-        if service is not None:
-            labels.append(f"{SERVICE}={service}")
-        # one request for the list; the inspect data of each container, which has what we need
-        client = self._docker()
-        summaries = client.api.containers(all=True, filters={"label": labels})
-        return [client.containers.get(s["Id"]) for s in summaries]
+    async def _each(self, calls: list[Callable[[], T]], what: str) -> list[T | BaseException]:
+        """Run ``calls`` concurrently, at most ``PARALLEL`` at a time; errors are returned, not raised."""
+        gate = asyncio.Semaphore(PARALLEL)
+
+        async def one(fn: Callable[[], T]) -> T:
+            async with gate:
+                return await self._call(fn, what=what)
+
+        return await asyncio.gather(*(one(fn) for fn in calls), return_exceptions=True)
+
+    def _url(self, path: str) -> str:
+        api = self._api()
+        return f"{api.base_url}/v{api.api_version}{path}"
+
+    def _stream(self, method: str, path: str, read_timeout: float, **kw: Any) -> Any:
+        """Open a streamed answer of the engine (raises our errors for 4xx/5xx)."""
+        response = self._api().request(method, self._url(path), stream=True, timeout=(self.timeout, read_timeout), **kw)
+        if response.status_code >= 400:
+            try:
+                message = response.json().get("message") or response.reason
+            except ValueError:
+                message = response.text[:200] or response.reason
+            response.close()
+            error = NotFound if response.status_code == 404 else AdapterError
+            raise error(f"{self.description}: {message}")
+        return response
+
+    async def _inspect_all(self, service: str | None = None) -> list[dict[str, Any]]:
+        """Inspect data of the project's containers (one list request, then inspects in parallel)."""
+        labels = [f"{PROJECT}={self.project}"] + ([f"{SERVICE}={service}"] if service else [])
+        summaries = await self._call(
+            lambda: self._api().containers(all=True, filters={"label": labels}), what=" (listing containers)"
+        )
+        wanted = [s["Id"] for s in summaries if (s.get("Labels") or {}).get(ONEOFF, "False") != "True"]
+        found = await self._each([partial(self._inspect, cid) for cid in wanted], " (inspect)")
+        for result in found:  # a container removed between list and inspect is simply gone
+            if isinstance(result, BaseException) and not isinstance(result, NotFound):
+                raise result
+        return [r for r in found if isinstance(r, dict)]
+
+    def _inspect(self, container_id: str) -> dict[str, Any]:
+        attrs: dict[str, Any] = self._api().inspect_container(container_id)
+        return attrs
+
+    def _stats(self, container_id: str) -> dict[str, Any]:
+        sample: dict[str, Any] = self._api().stats(container_id, stream=False)
+        return sample
+
+    async def _service(self, service: str, *, running: bool) -> list[dict[str, Any]]:
+        found = [a for a in await self._inspect_all(service) if not running or a["State"].get("Running")]
+        if not found:
+            which = "running container" if running else "container"
+            raise NotFound(f"no {which} for service {service!r} in project {self.project!r}")
+        return sorted(found, key=lambda a: (_number(a) or 0, _name(a)))
 
     # ------------------------------------------------------------------ Runtime
 
     async def containers(self, *, stats: bool = False) -> list[ContainerInfo]:
-        """Every container of the project, with cpu/memory when ``stats``."""
-        found = await self._call(self._list)
-        found = [c for c in found if c.labels.get(ONEOFF, "False") != "True"]
-        infos = [self._info(c) for c in found]
+        """Every container of the project (running or not), with cpu/memory when ``stats``."""
+        infos = [_info(a) for a in await self._inspect_all()]
         if stats:
-            samples = await asyncio.gather(
-                *(self._stats(c) if i.state == "running" else _none() for c, i in zip(found, infos, strict=True)),
-                return_exceptions=True,
-            )
-            for index, sample in enumerate(samples):
-                if isinstance(sample, dict):
-                    mem_pct, mem_bytes = memory(sample)
-                    infos[index] = infos[index].model_copy(
-                        update={
-                            "cpu_percent": cpu_percent(sample),
-                            "memory_percent": mem_pct,
-                            "memory_bytes": mem_bytes,
-                        }
+            running = [i for i, info in enumerate(infos) if info.state == "running"]
+            samples = await self._each([partial(self._stats, infos[i].id) for i in running], " (stats)")
+            for i, sample in zip(running, samples, strict=True):
+                if isinstance(sample, dict):  # a container that stopped meanwhile has no numbers
+                    percent, used = memory_usage(sample)
+                    infos[i] = infos[i].model_copy(
+                        update={"cpu_percent": cpu_percent(sample), "memory_percent": percent, "memory_bytes": used}
                     )
         return sorted(infos, key=lambda i: (i.service, i.number or 0, i.name))
-
-    async def _stats(self, container: Any) -> dict[str, Any]:
-        sample: dict[str, Any] = await self._call(lambda: container.stats(stream=False), what=" (stats)")
-        return sample
-
-    def _info(self, container: Any) -> ContainerInfo:
-        attrs = container.attrs
-        state = attrs.get("State") or {}
-        config = attrs.get("Config") or {}
-        labels = config.get("Labels") or {}
-        health = (state.get("Health") or {}).get("Status")
-        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in config.get("Env") or [])
-        number = labels.get(NUMBER)
-        image = config.get("Image") or ""
-        return ContainerInfo(
-            id=attrs.get("Id", "")[:12],
-            name=(attrs.get("Name") or "").lstrip("/"),
-            service=labels.get(SERVICE, "?"),
-            number=int(number) if number and number.isdigit() else None,
-            state=state.get("Status", "unknown"),
-            health=health,
-            image=image,
-            version=image_version(image),
-            restarts=int(attrs.get("RestartCount") or 0),
-            started_at=parse_time(state.get("StartedAt")) if state.get("Status") == "running" else None,
-            exit_code=state.get("ExitCode") if state.get("Status") != "running" else None,
-            env=env,
-        )
-
-    async def _service_containers(self, service: str, *, running: bool) -> list[Any]:
-        found = await self._call(lambda: self._list(service=service))
-        found = [c for c in found if c.labels.get(ONEOFF, "False") != "True"]
-        if running:
-            found = [c for c in found if c.status == "running"]
-        if not found:
-            which = "running container" if running else "container"
-            raise NotFound(f"no {which} for service {service!r} in project {self.project!r}")
-        return sorted(found, key=lambda c: (int(c.labels.get(NUMBER, "0") or 0), c.name))
 
     async def logs(
         self, service: str, *, since: timedelta | None = None, lines: int = 200, grep: str | None = None
     ) -> list[str]:
-        """The newest ``lines`` lines of the service's containers; memory bounded by ``lines``."""
-        containers = await self._service_containers(service, running=False)
-        prefix = len(containers) > 1
-        after = datetime.now(UTC) - since if since else None
-        needle = grep.lower() if grep else None
+        """The newest ``lines`` lines (stdout and stderr) of the service's containers, merged by time.
 
-        def read(container: Any) -> list[str]:
-            kept: collections.deque[str] = collections.deque(maxlen=lines)
-            kwargs: dict[str, Any] = {"stream": True, "follow": False, "stdout": True, "stderr": True}
-            if needle is None:
-                kwargs["tail"] = lines
-            if after is not None:
-                kwargs["since"] = after
-            stream = container.logs(**kwargs)
-            try:
-                for line in _lines(stream):
-                    if needle is None or needle in line.lower():
-                        kept.append(f"{container.name}: {line}" if prefix else line)
-            finally:
-                close = getattr(stream, "close", None)
-                if close:
-                    close()
-            return list(kept)
+        Without ``grep`` the engine sends only the last ``lines`` lines (``tail``); with it, the whole
+        log is streamed through and only the newest ``lines`` matches are kept. Either way memory is
+        bounded by ``lines``. Lines are decoded as UTF-8 (invalid bytes replaced) and cut at 4096
+        characters; with several containers each line starts with the container's name.
+        """
+        lines = max(int(lines), 0)
+        containers = await self._service(service, running=False)
+        params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1, "follow": 0}
+        params["tail"] = "all" if grep else str(lines)
+        if since is not None:
+            params["since"] = f"{(datetime.now(UTC) - since).timestamp():.6f}"
+        stop = threading.Event()
 
-        timeout = max(self.timeout, 30.0)
-        groups = await asyncio.gather(
-            *(self._call(functools.partial(read, c), timeout=timeout, what=" (logs)") for c in containers)
-        )
-        merged = [line for group in groups for line in group]
-        return merged[-lines:]
+        def read(attrs: dict[str, Any]) -> list[tuple[str, str]]:
+            reader = LineReader(lines, grep, prefix=f"{_name(attrs)}: " if len(containers) > 1 else "")
+            response = self._stream("GET", f"/containers/{attrs['Id']}/logs", self.timeout, params=params)
+            with response:
+                tty = bool((attrs.get("Config") or {}).get("Tty"))
+                for stream, payload in frames(response.raw, tty=tty, stop=stop):
+                    reader.feed(stream, payload)
+            return reader.close()
+
+        limit = max(self.timeout, 30.0)
+        try:
+            groups = await asyncio.gather(
+                *(self._call(partial(read, a), timeout=limit, what=f" (logs of {service})") for a in containers)
+            )
+        finally:
+            stop.set()
+        if len(groups) == 1:
+            return [text for _, text in groups[0]]
+        merged = list(heapq.merge(*groups, key=lambda item: time_key(item[0])))
+        return [text for _, text in merged[len(merged) - lines :]]
 
     async def exec(self, service: str, argv: list[str], *, timeout: float = 30.0) -> ExecResult:
-        """Run ``argv`` (never a shell) in the service's first running container."""
-        if isinstance(argv, str) or not all(isinstance(a, str) for a in argv) or not argv:
+        """Run ``argv`` (a list, never a shell string) in the service's first running container.
+
+        Output (stdout and stderr) is kept up to 64 KiB (``truncated`` when cut). A command that runs
+        longer than ``timeout`` raises ``AdapterTimeout`` (the engine cannot stop an exec: the process
+        may go on inside the container).
+        """
+        if isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):
             raise AdapterError("exec takes a non-empty list of arguments (argv), never a shell string")
-        container = (await self._service_containers(service, running=True))[0]
+        container = (await self._service(service, running=True))[0]
+        return await self._exec(container, service, list(argv), timeout)
+
+    async def _exec(self, container: dict[str, Any], service: str, argv: list[str], timeout: float) -> ExecResult:
+        stop = threading.Event()
 
         def run() -> ExecResult:
-            api = self._docker().api
-            exec_id = api.exec_create(container.id, list(argv), stdout=True, stderr=True)["Id"]
-            chunks: list[bytes] = []
-            size = 0
-            truncated = False
-            for chunk in api.exec_start(exec_id, stream=True, demux=False):
-                keep = chunk[: max(MAX_EXEC_OUTPUT - size, 0)]
-                truncated = truncated or len(keep) < len(chunk)
-                if keep:
-                    chunks.append(keep)
-                    size += len(keep)
-            code = api.exec_inspect(exec_id).get("ExitCode")
-            output = b"".join(chunks).decode("utf-8", errors="replace")
-            return ExecResult(exit_code=code if code is not None else -1, output=output, truncated=truncated)
+            api = self._api()
+            exec_id = api.exec_create(container["Id"], argv, stdout=True, stderr=True)["Id"]
+            response = self._stream("POST", f"/exec/{exec_id}/start", timeout, json={"Detach": False, "Tty": False})
+            kept, size, truncated = [], 0, False
+            with response:
+                for _, payload in frames(response.raw, tty=False, stop=stop):
+                    room = MAX_EXEC_OUTPUT - size
+                    truncated = truncated or len(payload) > room
+                    if room > 0:
+                        kept.append(payload[:room])
+                        size += min(len(payload), room)
+            state = api.exec_inspect(exec_id)
+            for _ in range(20):  # the engine may need a moment to record the exit code
+                if not state.get("Running"):
+                    break
+                time.sleep(0.05)
+                state = api.exec_inspect(exec_id)
+            code = state.get("ExitCode")
+            output = b"".join(kept).decode("utf-8", errors="replace")
+            return ExecResult(exit_code=-1 if code is None else int(code), output=output, truncated=truncated)
 
-        return await self._call(run, timeout=timeout, what=f" (exec in {service})")
+        try:
+            return await self._call(run, timeout=timeout)
+        except AdapterTimeout as exc:
+            raise AdapterTimeout(
+                f"{argv[0]} in service {service!r} did not finish within {timeout:g}s"
+                " (it may still be running in the container)"
+            ) from exc
+        finally:
+            stop.set()
 
     async def disk(self, service: str) -> DiskUsage:
         """``df -P /`` in the service's first running container, parsed."""
-        result = await self.exec(service, ["df", "-P", "/"], timeout=min(self.timeout, 15.0))
-        rows = [r.split() for r in result.output.strip().splitlines()[1:] if r.strip()]
-        if result.exit_code != 0 or not rows or len(rows[-1]) < 6:
-            raise AdapterError(f"cannot read disk use of {service}: {result.output.strip()[:200] or 'no output'}")
-        fields = rows[-1]
-        size_k, used_k = int(fields[1]), int(fields[2])
-        percent = (
-            float(fields[4].rstrip("%"))
-            if fields[4].rstrip("%").isdigit()
-            else (used_k / size_k * 100 if size_k else 0.0)
-        )
-        container = (await self._service_containers(service, running=True))[0]
+        container = (await self._service(service, running=True))[0]
+        result = await self._exec(container, service, ["df", "-P", "/"], self.timeout)
+        parsed = parse_df(result.output) if result.exit_code == 0 else None
+        if parsed is None:
+            text = result.output.strip()[:200] or "no output"
+            raise AdapterError(f"cannot read the disk use of service {service!r} (df -P /: {text})")
+        mount, size, used, percent = parsed
         return DiskUsage(
-            container=container.name,
-            service=service,
-            mount=fields[5],
-            size_bytes=size_k * 1024,
-            used_bytes=used_k * 1024,
-            percent=percent,
+            container=_name(container), service=service, mount=mount, size_bytes=size, used_bytes=used, percent=percent
         )
 
     async def close(self) -> None:
-        """Close the engine connection."""
-        if self._client is not None:
+        """Close the connections to the engine and stop the worker threads (the runtime can be used again)."""
+        with self._lock:
             client, self._client = self._client, None
+        pool, self._pool = self._pool, None
+        if client is not None:
             await asyncio.to_thread(client.close)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
-async def _none() -> None:
-    return None
+def _name(attrs: dict[str, Any]) -> str:
+    return str(attrs.get("Name") or "").lstrip("/")
 
 
-def _lines(stream: Iterator[bytes]) -> Iterator[str]:
-    """Split a byte stream into lines, each decoded and capped at ``MAX_LINE`` characters."""
-    pending = b""
-    for chunk in stream:
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for raw in complete:
-            yield raw.decode("utf-8", errors="replace").rstrip("\r")[:MAX_LINE]
-        if len(pending) > MAX_LINE * 4:  # a line with no end: cut it, keep memory bounded
-            yield pending.decode("utf-8", errors="replace")[:MAX_LINE]
-            pending = b""
-    if pending:
-        yield pending.decode("utf-8", errors="replace").rstrip("\r")[:MAX_LINE]
+def _number(attrs: dict[str, Any]) -> int | None:
+    value = ((attrs.get("Config") or {}).get("Labels") or {}).get(NUMBER, "")
+    return int(value) if value.isdigit() else None
 
 
-def _reason(exc: BaseException) -> str:
-    """The root cause of a connection failure, in a few words."""
-    text = str(exc)
-    for cause in (exc.__cause__, exc.__context__):
-        if cause is not None and str(cause):
-            text = str(cause)
-    if "No such file" in text or "FileNotFoundError" in text:
-        return "no such socket"
-    if "Connection refused" in text:
-        return "connection refused"
-    if "timed out" in text.lower():
-        return "timed out"
-    return text.splitlines()[0][:160] if text else type(exc).__name__
+def _info(attrs: dict[str, Any]) -> ContainerInfo:
+    """A ``ContainerInfo`` from the engine's inspect data."""
+    state = attrs.get("State") or {}
+    config = attrs.get("Config") or {}
+    labels = config.get("Labels") or {}
+    image = config.get("Image") or ""
+    status = state.get("Status") or "unknown"
+    return ContainerInfo(
+        id=str(attrs.get("Id", ""))[:12],
+        name=_name(attrs),
+        service=labels.get(SERVICE, "?"),
+        number=_number(attrs),
+        state=status,
+        health=(state.get("Health") or {}).get("Status"),
+        image=image,
+        version=image_version(image),
+        restarts=int(attrs.get("RestartCount") or 0),
+        started_at=parse_time(state.get("StartedAt")),
+        exit_code=None if status in ("running", "created") else state.get("ExitCode"),
+        env=dict(item.partition("=")[::2] for item in config.get("Env") or []),
+    )
+
+
+def _explain(exc: docker.errors.APIError) -> str:
+    text = exc.explanation if isinstance(exc.explanation, str) else str(exc)
+    return text.strip().splitlines()[0][:300] if text.strip() else "no explanation"

@@ -7,26 +7,57 @@ assertions against both), return the same models and raise the same errors.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import heapq
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from adapters.errors import AdapterError, NotFound
+from adapters.dockerio import MAX_EXEC_OUTPUT, MAX_LINE, image_version, parse_df
+from adapters.errors import AdapterError, AdapterTimeout, NotFound
 from adapters.models import CheckResult, ContainerInfo, DiskUsage, ExecResult, ProbeRequest
 
+#: ``handler(service, argv)`` -> the result of running ``argv`` in the service's container
 ExecHandler = Callable[[str, list[str]], ExecResult]
 
 
-class FakeRuntime:
-    """A runtime over a list of containers held in memory."""
+def exec_not_found(argv: Sequence[str]) -> ExecResult:
+    """What the Docker engine answers when ``argv[0]`` does not exist in the container."""
+    return ExecResult(
+        exit_code=126,
+        output=f"OCI runtime exec failed: exec failed: unable to start container process: "
+        f'exec: "{argv[0]}": executable file not found in $PATH: unknown\r\n',
+    )
 
-    def __init__(self, containers: Sequence[ContainerInfo] = (), *, description: str = "fake engine") -> None:
+
+class FakeRuntime:
+    """A ``Runtime`` over containers held in memory, behaving like ``ComposeRuntime``.
+
+    ``containers``: the containers; ``logs``: container name -> its log lines, oldest first;
+    ``exec_results``: ``(service, *argv)`` -> canned result; ``exec_handler``: called for any other
+    argv. Without either, a command is "executable file not found" (exit 126), as on the engine.
+    Set ``fail`` to make every call raise (an engine that does not answer) and ``delay`` to make
+    every call take that long. ``calls`` records what was asked.
+    """
+
+    def __init__(
+        self,
+        containers: Sequence[ContainerInfo] = (),
+        *,
+        logs: Mapping[str, Sequence[str]] | None = None,
+        exec_results: Mapping[tuple[str, ...], ExecResult] | None = None,
+        exec_handler: ExecHandler | None = None,
+        project: str = "shop",
+        description: str = "fake engine",
+    ) -> None:
         self.description = description
+        self.project = project
         self.items: list[ContainerInfo] = list(containers)
         #: container name -> (time, line) pairs, oldest first
         self.log_lines: dict[str, list[tuple[datetime, str]]] = {}
-        #: (service, argv...) -> result; or a handler for anything else
-        self.exec_results: dict[tuple[str, ...], ExecResult] = {}
-        self.exec_handler: ExecHandler | None = None
+        for name, lines in (logs or {}).items():
+            self.log(name, *lines)
+        self.exec_results: dict[tuple[str, ...], ExecResult] = dict(exec_results or {})
+        self.exec_handler: ExecHandler | None = exec_handler
+        #: service -> disk use in percent of ``disk()`` (default 20%) unless a ``df`` result is canned
         self.disk_percent: dict[str, float] = {}
         #: when set, every call raises it (an engine that does not answer)
         self.fail: AdapterError | None = None
@@ -50,40 +81,58 @@ class FakeRuntime:
         memory: float | None = 10.0,
         restarts: int = 0,
         exit_code: int | None = None,
+        started_at: datetime | None = None,
     ) -> ContainerInfo:
-        """Add a container of ``service`` (named like Compose names it) and return it."""
+        """Add a container of ``service``, named as Compose names it, and return it.
+
+        ``image`` defaults to ``shop/<service>:1.0``; ``cpu``/``memory`` are what ``containers(stats=True)``
+        reports while it runs; a container that ever started (any state but ``created``) has a
+        ``started_at``; a stopped one has an ``exit_code`` (default 0).
+        """
         image = image or f"shop/{service}:1.0"
-        tag = image.rsplit("/", 1)[-1]
+        now = datetime.now(UTC)
         info = ContainerInfo(
-            id=f"{len(self.items):012x}",
-            name=f"fake-{service}-{number}",
+            id=f"{len(self.items) + 1:012x}",
+            name=f"{self.project}-{service}-{number}",
             service=service,
             number=number,
             state=state,
             health=health,
             image=image,
-            version=tag.rsplit(":", 1)[1] if ":" in tag else None,
+            version=image_version(image),
             restarts=restarts,
-            started_at=datetime.now(UTC) if state == "running" else None,
-            exit_code=exit_code if state != "running" else None,
+            started_at=None if state == "created" else started_at or now - timedelta(minutes=5),
+            exit_code=None if state in ("running", "created") else exit_code or 0,
             cpu_percent=cpu,
             memory_percent=memory,
+            memory_bytes=None if memory is None else int(memory * 2**20),
             env=env or {},
         )
         self.items.append(info)
-        now = datetime.now(UTC)
-        self.log_lines[info.name] = [(now, line) for line in logs]
+        self.log(info.name, *logs)
         return info
 
-    def log(self, container: str, line: str, *, at: datetime | None = None) -> None:
-        """Append a log line to a container."""
-        self.log_lines.setdefault(container, []).append((at or datetime.now(UTC), line))
+    def log(self, container: str, *lines: str, at: datetime | None = None) -> None:
+        """Append log lines to a container (by name), written ``at`` (default now)."""
+        stamp = at or datetime.now(UTC)
+        self.log_lines.setdefault(container, []).extend((stamp, line) for line in lines)
+
+    def set_state(self, service: str, state: str, *, health: str | None = None, number: int = 1) -> None:
+        """Change a container's state (and health), as a restart or a crash would."""
+        for index, c in enumerate(self.items):
+            if c.service == service and c.number == number:
+                self.items[index] = c.model_copy(update={"state": state, "health": health})
+                return
+        raise KeyError(f"no container {service}/{number}")
 
     # ------------------------------------------------------------------ Runtime
 
-    async def _enter(self, what: str) -> None:
+    async def _enter(self, what: str, timeout: float | None = None) -> None:
         self.calls.append(what)
         if self.delay:
+            if timeout is not None and self.delay > timeout:
+                await asyncio.sleep(timeout)
+                raise AdapterTimeout(f"{self.description} did not answer within {timeout:g}s")
             await asyncio.sleep(self.delay)
         if self.fail is not None:
             raise self.fail
@@ -102,52 +151,65 @@ class FakeRuntime:
         found = [c for c in self.items if c.service == service and (not running or c.state == "running")]
         if not found:
             which = "running container" if running else "container"
-            raise NotFound(f"no {which} for service {service!r} in project 'fake'")
+            raise NotFound(f"no {which} for service {service!r} in project {self.project!r}")
         return sorted(found, key=lambda c: (c.number or 0, c.name))
 
     async def logs(
         self, service: str, *, since: timedelta | None = None, lines: int = 200, grep: str | None = None
     ) -> list[str]:
-        """The newest ``lines`` lines, as the real runtime selects them."""
+        """The newest ``lines`` lines of the service's containers, merged by time, as the real runtime does."""
         await self._enter(f"logs {service}")
         containers = self._of(service, running=False)
+        lines = max(int(lines), 0)
         after = datetime.now(UTC) - since if since else None
-        out: list[str] = []
+        needle = grep.lower() if grep else None
+        groups = []
         for c in containers:
+            prefix = f"{c.name}: " if len(containers) > 1 else ""
             picked = [
-                line
+                (at, prefix + line[:MAX_LINE])
                 for at, line in self.log_lines.get(c.name, [])
-                if (after is None or at >= after) and (grep is None or grep.lower() in line.lower())
-            ][-lines:]
-            out += [f"{c.name}: {line}" if len(containers) > 1 else line for line in picked]
-        return out[-lines:]
+                if (after is None or at >= after) and (needle is None or needle in line[:MAX_LINE].lower())
+            ]
+            groups.append(picked[len(picked) - lines :])
+        merged = list(heapq.merge(*groups, key=lambda item: item[0]))
+        return [text for _, text in merged[len(merged) - lines :]]
 
     async def exec(self, service: str, argv: list[str], *, timeout: float = 30.0) -> ExecResult:
-        """A canned result for ``(service, *argv)``, the handler's, or exit 127 (not found)."""
+        """A canned result for ``(service, *argv)``, else the handler's, else "executable file not found"."""
         if isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):
             raise AdapterError("exec takes a non-empty list of arguments (argv), never a shell string")
-        await self._enter(f"exec {service} {argv}")
+        await self._enter(f"exec {service} {argv}", timeout)
         self._of(service, running=True)
-        key = (service, *argv)
-        if key in self.exec_results:
-            return self.exec_results[key]
-        if self.exec_handler is not None:
-            return self.exec_handler(service, list(argv))
-        return ExecResult(exit_code=127, output=f"exec: {argv[0]}: not found\n")
+        return self._run(service, list(argv))
+
+    def _run(self, service: str, argv: list[str]) -> ExecResult:
+        result = self.exec_results.get((service, *argv))
+        if result is None:
+            result = self.exec_handler(service, argv) if self.exec_handler else exec_not_found(argv)
+        data = result.output.encode()
+        if len(data) > MAX_EXEC_OUTPUT:  # bounded like the engine's output
+            text = data[:MAX_EXEC_OUTPUT].decode("utf-8", errors="replace")
+            result = result.model_copy(update={"output": text, "truncated": True})
+        return result
 
     async def disk(self, service: str) -> DiskUsage:
-        """Disk use from ``disk_percent`` (default 20%)."""
+        """Parsed from a canned ``df -P /`` result when there is one, else from ``disk_percent`` (20%)."""
         await self._enter(f"disk {service}")
         container = self._of(service, running=True)[0]
-        percent = self.disk_percent.get(service, 20.0)
-        size = 10 * 2**30
+        if (service, "df", "-P", "/") in self.exec_results:
+            result = self._run(service, ["df", "-P", "/"])
+            parsed = parse_df(result.output) if result.exit_code == 0 else None
+            if parsed is None:
+                text = result.output.strip()[:200] or "no output"
+                raise AdapterError(f"cannot read the disk use of service {service!r} (df -P /: {text})")
+            mount, size, used, percent = parsed
+        else:
+            percent = self.disk_percent.get(service, 20.0)
+            mount, size = "/", 10 * 2**30
+            used = int(size * percent / 100)
         return DiskUsage(
-            container=container.name,
-            service=service,
-            mount="/",
-            size_bytes=size,
-            used_bytes=int(size * percent / 100),
-            percent=percent,
+            container=container.name, service=service, mount=mount, size_bytes=size, used_bytes=used, percent=percent
         )
 
     async def close(self) -> None:

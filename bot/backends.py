@@ -38,7 +38,9 @@ class RealBackends:
 
     async def close(self) -> None:
         """Close every adapter."""
-        for runtime in self._runtimes.values():
+        runtimes, self._runtimes = list(self._runtimes.values()), {}
+        for runtime in runtimes:
             await runtime.close()
-        if self._probe is not None:
-            await self._probe.close()
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            await probe.close()

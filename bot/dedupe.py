@@ -7,6 +7,7 @@ database (the first ``INSERT`` wins).
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 
 import sqlite_utils
 
@@ -39,3 +40,22 @@ class Deliveries:
             return cur.rowcount == 1
 
         return await self.db.call(_claim)
+
+
+class RecentKeys:
+    """The keys this process saw lately, in memory: a duplicate is known without any I/O."""
+
+    def __init__(self, ttl: float = 3600.0, size: int = 100_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def first(self, key: str) -> bool:
+        """True when ``key`` was not seen within ``ttl`` (and records it)."""
+        now = time.monotonic()
+        while self._seen and (len(self._seen) >= self.size or next(iter(self._seen.values())) < now - self.ttl):
+            self._seen.popitem(last=False)
+        if key in self._seen:
+            return False
+        self._seen[key] = now
+        return True

@@ -41,3 +41,6 @@ def setup(level: str = "info", redact: Callable[[str], str] | None = None, *, tr
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper() if level.upper() in logging._nameToLevel else "INFO")
+    # one line per outgoing HTTP request is noise at info level
+    for noisy in ("httpx", "httpcore", "slack_sdk.web", "slack_bolt", "docker", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if root.level < logging.WARNING else root.level)

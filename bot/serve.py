@@ -71,7 +71,16 @@ async def serve_slack(app: App) -> int:
         tasks.accepting = False
         if handler is not None:
             await handler.close_async()  # type: ignore[no-untyped-call]
-        cut = await tasks.drain(settings.opsbot_drain_seconds)
+
+        async def close_worker_side() -> None:
+            # procedures ran on the worker loop: what they opened there is closed there
+            await door.close()
+            close = getattr(app.backends, "close", None)
+            if close is not None:
+                await close()
+
+        cut = await tasks.drain(settings.opsbot_drain_seconds, finalizer=close_worker_side)
+        await door.close()
         await runner.cleanup()
         log.info("stopped%s", f"; {cut} procedure(s) were cut off" if cut else "")
     return 0

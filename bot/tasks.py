@@ -1,10 +1,17 @@
-"""Background work that is never fire-and-forget: kept in a set, drained on shutdown."""
+"""Background work that is never fire-and-forget: kept, drained on shutdown, and run off the front loop.
+
+``TaskSet.spawn`` runs procedures on a worker event loop in a thread of its own, so that the loop
+that answers Slack (acknowledgements within 3 seconds, health routes) never waits behind them.
+Every task is kept until it ends; ``drain`` stops new work and waits for running work, within a bound.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
-from collections.abc import Coroutine
+import threading
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger("opsbot.tasks")
@@ -13,36 +20,101 @@ log = logging.getLogger("opsbot.tasks")
 class TaskSet:
     """Keeps every background task until it ends; ``drain`` waits for them within a bound."""
 
-    def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[Any]] = set()
+    def __init__(self, *, worker_thread: bool = True) -> None:
         self.accepting = True
+        self._futures: set[concurrent.futures.Future[Any]] = set()
+        self._local: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        if worker_thread:
+            ready = threading.Event()
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
-        """Start ``coro`` as a kept task; its failure is logged, never lost."""
+            def run() -> None:
+                loop = asyncio.new_event_loop()
+                asyncio.set_event_loop(loop)
+                self._loop = loop
+                ready.set()
+                loop.run_forever()
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+            self._thread = threading.Thread(target=run, name="opsbot-worker", daemon=True)
+            self._thread.start()
+            ready.wait()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> concurrent.futures.Future[Any]:
+        """Run ``coro`` on the worker loop (or this loop without one); its failure is logged, never lost."""
+        if self._loop is not None:
+            future: concurrent.futures.Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        else:
+            task = asyncio.get_running_loop().create_task(coro, name=name)
+            future = concurrent.futures.Future()
+            task.add_done_callback(lambda t: _copy(t, future))
+        self._futures.add(future)
+        future.add_done_callback(lambda f: self._done(f, name))
+        return future
+
+    def spawn_here(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
+        """Run ``coro`` on the calling loop (short glue work that awaits this loop's futures); kept too."""
         task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
+        self._local.add(task)
+        task.add_done_callback(self._local.discard)
         return task
 
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+    def _done(self, future: concurrent.futures.Future[Any], name: str | None) -> None:
+        self._futures.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.error("background task %s failed", name, exc_info=future.exception())
 
     def __len__(self) -> int:
-        return len(self._tasks)
+        return len(self._futures) + len(self._local)
 
-    async def drain(self, timeout: float) -> int:
-        """Stop accepting, wait up to ``timeout`` s for running tasks; cancel the rest. Returns how many were cut."""
+    async def drain(self, timeout: float, *, finalizer: Callable[[], Coroutine[Any, Any, Any]] | None = None) -> int:
+        """Stop accepting, wait up to ``timeout`` s for running tasks; cancel the rest. Returns how many were cut.
+
+        ``finalizer`` runs last on the worker loop, to close what procedures opened there (sessions,
+        clients) before the loop stops.
+        """
         self.accepting = False
-        pending = set(self._tasks)
-        if not pending:
-            return 0
-        log.info("draining %d running task(s), up to %.0f s", len(pending), timeout)
-        _, still = await asyncio.wait(pending, timeout=timeout)
-        for task in still:
-            task.cancel()
-        if still:
-            await asyncio.wait(still, timeout=5)
-            log.warning("cut %d task(s) that did not finish within %.0f s", len(still), timeout)
-        return len(still)
+        cut = 0
+        if self._local:
+            _, still_local = await asyncio.wait(set(self._local), timeout=timeout)
+            for task in still_local:
+                task.cancel()
+            cut += len(still_local)
+        pending = {asyncio.wrap_future(f) for f in self._futures}
+        if pending:
+            log.info("draining %d running procedure(s), up to %.0f s", len(pending), timeout)
+            _, still = await asyncio.wait(pending, timeout=timeout)
+            for fut in still:
+                fut.cancel()
+            if still:
+                await asyncio.wait(still, timeout=5)
+                log.warning("cut %d procedure(s) that did not finish within %.0f s", len(still), timeout)
+            cut += len(still)
+        if finalizer is not None:
+            if self._loop is not None:
+                try:
+                    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(finalizer(), self._loop))
+                except Exception:
+                    log.exception("closing the worker loop's resources failed")
+            else:
+                await finalizer()
+        self.close()
+        return cut
+
+    def close(self) -> None:
+        """Stop the worker loop (after ``drain``)."""
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop = None
+
+
+def _copy(task: asyncio.Task[Any], future: concurrent.futures.Future[Any]) -> None:
+    if task.cancelled():
+        future.cancel()
+    elif task.exception() is not None:
+        future.set_exception(task.exception())
+    else:
+        future.set_result(task.result())

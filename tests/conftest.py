@@ -23,7 +23,12 @@ def missing(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def docker_engine() -> Iterator[Engine]:
-    """A private dockerd for the whole session."""
+    """A private dockerd for the whole session (never one left from before).
+
+    ``.host`` is its DOCKER_HOST (``unix:///tmp/obd-.../d.sock``), ``.client`` a ``docker.DockerClient``
+    on it. Skipped when dockerd or busybox-static is missing (a failure under ``CI=true``); stopped,
+    with its containerd and directories, at the end of the session.
+    """
     if os.geteuid() != 0:
         missing("the private Docker engine needs root")
     try:
@@ -38,7 +43,13 @@ def docker_engine() -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def shop(docker_engine: Engine) -> Iterator[Shop]:
-    """The test project: api (healthy httpd), worker (logs, a secret), postgres, redis (exited)."""
+    """The test project ``shoptest<random>`` on ``docker_engine`` (tests/helpers/docker_engine.py).
+
+    api (busybox httpd on ``.port``, /health, /health/db, /health/cache, healthy), worker (logs on
+    stdout and stderr, ``DB_PASSWORD=.secret``), postgres (a psql stand-in that prints 3), redis
+    (exited, code 1). Attributes: ``.project``, ``.port``, ``.url``, ``.secret``, ``.host``,
+    ``.engine``, ``.containers`` (service -> docker container).
+    """
     project = f"shoptest{secrets.token_hex(3)}"
     shop = start_shop(docker_engine, project, free_port(), f"s3cr3t-{secrets.token_hex(6)}")
     try:

@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Any
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -23,7 +24,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import App
-from bot.dedupe import Deliveries
+from bot.dedupe import Deliveries, RecentKeys
 from bot.engine import Reply, Request, new_request_id
 from bot.grammar import Parsed
 from bot.logs import request_id as request_id_var
@@ -38,11 +39,15 @@ ACK_BUDGET = 1.5
 #: at most one progress edit per this many seconds per message (chat.update is Tier 3)
 PROGRESS_INTERVAL = 1.0
 EPHEMERAL_COMMANDS = frozenset({"help"})
+#: the slash commands the app registers; app-manifest.yml must declare exactly these
+SLASH_COMMANDS = ("/ops",)
+#: the bot token scopes the door uses; app-manifest.yml must request exactly these
+BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "files:write", "users:read", "usergroups:read")
 
 
-def web_client(token: str | None, base_url: str) -> AsyncWebClient:
+def web_client(token: str | None, base_url: str, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
     """A Web API client that retries on 429 (honouring Retry-After), 5xx and connection errors."""
-    client = AsyncWebClient(token=token, base_url=base_url, timeout=15)
+    client = AsyncWebClient(token=token, base_url=base_url, timeout=15, session=session)
     client.retry_handlers = [
         AsyncConnectionErrorRetryHandler(max_retry_count=3),
         AsyncRateLimitErrorRetryHandler(max_retry_count=3),
@@ -59,8 +64,13 @@ class SlackDoor:
         self.app = app
         self.metrics = metrics
         self.tasks = tasks
+        # Bolt's client (the front loop); it opens a session per call, which is fine for the few calls there
         self.client = web_client(settings.slack_bot_token, settings.slack_api_url)
+        # one client with a kept session per event loop for the many calls procedures make: a new session
+        # per call costs a TLS context each time (tens of milliseconds of CPU)
+        self._clients: dict[int, tuple[AsyncWebClient, aiohttp.ClientSession]] = {}
         self.deliveries = Deliveries(app.db)
+        self.recent = RecentKeys()
         self.app.engine.access.groups = SlackGroupResolver(self.client)
         self.bolt = AsyncApp(
             client=self.client,
@@ -68,7 +78,8 @@ class SlackDoor:
             process_before_response=True,
             raise_error_for_unhandled_request=False,
         )
-        self.bolt.command("/ops")(self.on_command)
+        for name in SLASH_COMMANDS:
+            self.bolt.command(name)(self.on_command)
         self.bolt.error(self.on_error)
 
     # ------------------------------------------------------------------ slash command
@@ -83,7 +94,9 @@ class SlackDoor:
         text = str(body.get("text") or "")
         trigger = body.get("trigger_id")
         key = f"slash:{body.get('team_id')}:{trigger}" if trigger else None
-        if key and not await self.deliveries.first(key):
+        # duplicates seen by this process are dropped before anything else; the database (shared by
+        # every bot process) is asked after the acknowledgement, before anything runs
+        if key and not self.recent.first(key):
             log.info("duplicate delivery of trigger %s: not run again", trigger)
             await ack()
             self.metrics.inc("opsbot_duplicates_total", kind="slash_command")
@@ -98,7 +111,7 @@ class SlackDoor:
         if not done:
             await ack()
             self._acked(start, "late")
-            self.tasks.spawn(self._finish_late(request, preparing, body), name=f"ops-{rid}")
+            self.tasks.spawn_here(self._finish_late(request, preparing, body, key), name=f"ops-{rid}")
             return
         prepared = preparing.result()
         if isinstance(prepared, Reply):
@@ -114,7 +127,7 @@ class SlackDoor:
             return
         await ack()
         self._acked(start, "accepted")
-        self.tasks.spawn(self._run_in_channel(request, prepared, body), name=f"ops-{rid}")
+        self.tasks.spawn(self._run_in_channel(request, prepared, body, key), name=f"ops-{rid}")
 
     def _acked(self, start: float, how: str) -> None:
         self.metrics.observe("opsbot_ack_seconds", time.perf_counter() - start)
@@ -130,17 +143,23 @@ class SlackDoor:
         await ack(response_type="ephemeral", text=redact.text(message.text), blocks=redact.data(message.blocks))
 
     async def _finish_late(
-        self, request: Request, preparing: asyncio.Future[Parsed | Reply], body: dict[str, Any]
+        self, request: Request, preparing: asyncio.Future[Parsed | Reply], body: dict[str, Any], key: str | None
     ) -> None:
         prepared = await preparing
         if isinstance(prepared, Reply) or prepared.spec.name in EPHEMERAL_COMMANDS:
             reply = prepared if isinstance(prepared, Reply) else await self.app.engine.execute(request, prepared)
             await self._ephemeral(body, render_message(reply))
             return
-        await self._run_in_channel(request, prepared, body)
+        self.tasks.spawn(self._run_in_channel(request, prepared, body, key), name=f"ops-{request.request_id}")
 
-    async def _run_in_channel(self, request: Request, prepared: Parsed, body: dict[str, Any]) -> None:
+    async def _run_in_channel(
+        self, request: Request, prepared: Parsed, body: dict[str, Any], key: str | None = None
+    ) -> None:
         request_id_var.set(request.request_id)
+        if key and not await self.deliveries.first(key):
+            log.info("delivery %s already taken by another bot process: not run again", key)
+            self.metrics.inc("opsbot_duplicates_total", kind="slash_command")
+            return
         channel = request.channel or ""
         env = getattr(prepared.args, "env", None)
         what = f"{prepared.spec.verb} {env}..." if env else f"{prepared.spec.verb}..."
@@ -171,11 +190,28 @@ class SlackDoor:
 
     # ------------------------------------------------------------------ Web API, never raising
 
+    def _client(self) -> AsyncWebClient:
+        """The Web API client of the running event loop, with a session kept for the loop's life."""
+        loop = asyncio.get_running_loop()
+        kept = self._clients.get(id(loop))
+        if kept is None:
+            session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+            settings = self.app.settings
+            kept = (web_client(settings.slack_bot_token, settings.slack_api_url, session), session)
+            self._clients[id(loop)] = kept
+        return kept[0]
+
+    async def close(self) -> None:
+        """Close the kept session of the running loop (call it on each loop that used the door)."""
+        kept = self._clients.pop(id(asyncio.get_running_loop()), None)
+        if kept is not None:
+            await kept[1].close()
+
     async def post(self, channel: str, message: Message) -> str | None:
         """chat.postMessage; the message's ts, or None (logged) when Slack refused it."""
         redact = self.app.redactor
         try:
-            response = await self.client.chat_postMessage(
+            response = await self._client().chat_postMessage(
                 channel=channel, text=redact.text(message.text), blocks=redact.data(message.blocks)
             )
         except (TimeoutError, SlackApiError, OSError) as exc:
@@ -187,7 +223,7 @@ class SlackDoor:
         """chat.update of a message the bot posted; False (logged) when Slack refused it."""
         redact = self.app.redactor
         try:
-            await self.client.chat_update(
+            await self._client().chat_update(
                 channel=channel, ts=ts, text=redact.text(message.text), blocks=redact.data(message.blocks)
             )
         except (TimeoutError, SlackApiError, OSError) as exc:
@@ -198,7 +234,7 @@ class SlackDoor:
     async def upload(self, channel: str, ts: str | None, filename: str, content: str) -> None:
         """Attach the whole output, redacted, as a file in the message's thread."""
         try:
-            await self.client.files_upload_v2(
+            await self._client().files_upload_v2(
                 channel=channel,
                 thread_ts=ts,
                 content=self.app.redactor.text(content),
@@ -215,7 +251,7 @@ class SlackDoor:
             return
         redact = self.app.redactor
         try:
-            await self.client.chat_postEphemeral(
+            await self._client().chat_postEphemeral(
                 channel=channel, user=user, text=redact.text(message.text), blocks=redact.data(message.blocks)
             )
         except (TimeoutError, SlackApiError, OSError) as exc:

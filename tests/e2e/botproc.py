@@ -60,6 +60,12 @@ class BotProcess:
         """What the process logged so far."""
         return self.log.read_text(errors="replace")
 
+    def assert_clean(self) -> None:
+        """No traceback, unexpected error or leaked session in the log."""
+        text = self.logs()
+        for bad in ("Traceback", "unexpected error", "Unclosed", "Task was destroyed"):
+            assert bad not in text, f"{bad!r} in the bot's log:\n{text[-3000:]}"
+
 
 async def start_bot(tmp: Path, config: Path, slack_url: str, **env: str) -> BotProcess:
     """Start the bot in HTTP mode against the Slack stand-in; wait until /health answers."""

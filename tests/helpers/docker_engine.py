@@ -8,6 +8,7 @@ exactly how ``docker compose up`` leaves a deployment.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -16,6 +17,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,13 +42,10 @@ class Engine:
     log: Path
 
     def stop(self) -> None:
-        """Stop dockerd (and its containerd) and remove its directories."""
-        try:
-            for c in self.client.containers.list(all=True):
-                try:
-                    c.remove(force=True)
-                except docker.errors.APIError:
-                    pass
+        """Stop dockerd (and its containerd), unmount what it mounted and remove its directories."""
+        try:  # SIGKILL the containers first: dockerd would give each 10 s to stop (sleep as PID 1 ignores TERM)
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(_remove, self.client.containers.list(all=True)))
         except Exception:
             pass
         self.client.close()
@@ -56,8 +55,35 @@ class Engine:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
-        subprocess.run(["umount", "-R", str(self.root / "exec")], capture_output=True, check=False)
+        for pid in _processes_under(self.root):  # a containerd or shim that outlived dockerd
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        # dockerd leaves exec-root/netns/default (an nsfs bind mount) mounted: unmount, deepest first
+        for mount in sorted(_mounts_under(self.root), key=len, reverse=True):
+            subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _remove(container: Any) -> None:
+    with contextlib.suppress(docker.errors.APIError):
+        container.remove(force=True)
+
+
+def _mounts_under(root: Path) -> list[str]:
+    with open("/proc/self/mounts") as mounts:
+        points = [line.split()[1].replace("\\040", " ") for line in mounts]
+    return [p for p in points if p.startswith(f"{root}/")]
+
+
+def _processes_under(root: Path) -> list[int]:
+    """Processes whose command line names ``root`` (ours: the directory is this session's own)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if f"{root}/".encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+    return found
 
 
 def start_engine(timeout: float = 60.0) -> Engine:
@@ -190,8 +216,9 @@ class Shop:
 
 
 #: api's start: a /www tree where /health, /health/db and /health/cache each answer {"status": "ok"}.
-#: busybox httpd serves /health/ (a directory's index.html) and redirects /health to it; the probe
-#: follows redirects. /health/db and /health/cache are plain files.
+#: ``/health`` is a directory: busybox httpd answers ``GET /health`` with ``302 Location: /health/``
+#: and serves ``/health/index.html`` there (the HTTP probe, busybox wget and the healthcheck follow
+#: redirects); ``/health/db`` and ``/health/cache`` are plain files in it, served directly (200).
 API_SCRIPT = (
     "mkdir -p /www/health && "
     'echo \'{"status": "ok"}\' > /www/health/index.html && '
@@ -216,7 +243,7 @@ def start_shop(engine: Engine, project: str, port: int, secret: str, *, timeout:
     shop = Shop(engine=engine, project=project, port=port, secret=secret)
     shop.containers["api"] = run_service(
         c, project, "api", "shop/api:1.0", ["sh", "-c", API_SCRIPT], env={"PORT": str(port), "PLAIN": "visible"},
-        healthcheck={"test": ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}/health/db"],
+        healthcheck={"test": ["CMD", "wget", "-q", "-O-", f"http://127.0.0.1:{port}/health"],
                      "interval": 500_000_000, "timeout": 2_000_000_000, "retries": 3, "start_period": 0},
     )  # fmt: skip
     shop.containers["worker"] = run_service(

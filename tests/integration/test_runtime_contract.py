@@ -1,10 +1,14 @@
 """One set of assertions, run against ComposeRuntime on the real engine and against FakeRuntime.
 
-The fake is built to mirror the test project (tests/helpers/docker_engine.py: start_shop), so any
-behaviour the two disagree on fails here: the fake cannot drift from the real thing.
+The fake is built to mirror the test project (``tests/helpers/docker_engine.py``: ``start_shop``), so
+any behaviour the two disagree on fails here: the fake cannot drift from the real thing.
 """
 
 from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,29 +16,40 @@ from adapters.compose import ComposeRuntime
 from adapters.errors import AdapterError, NotFound
 from adapters.fakes import FakeRuntime
 from adapters.models import ExecResult
+from adapters.runtime import Runtime
+from tests.helpers.docker_engine import run_service
 
 SECRET = "s3cr3t-fake"
+PSQL = ["psql", "-tA", "-U", "app", "-c", "SELECT count(*) FROM pg_stat_activity"]
+BIG = ["sh", "-c", "yes 0123456789abcdef | head -c 100000"]
+DF = "Filesystem 1024-blocks Used Available Capacity Mounted on\noverlay 1000000 250000 750000 25% /\n"
+RUNTIMES = ["fake", pytest.param("docker", marks=pytest.mark.docker)]
 
 
 def fake_shop() -> FakeRuntime:
-    rt = FakeRuntime()
+    """The test project as a FakeRuntime, line for line what start_shop leaves on the engine."""
+    rt = FakeRuntime(
+        exec_results={
+            ("postgres", *PSQL): ExecResult(exit_code=0, output="3\n"),
+            ("postgres", *BIG): ExecResult(exit_code=0, output="0123456789abcdef\n" * 5882 + "012345"),
+            ("api", "df", "-P", "/"): ExecResult(exit_code=0, output=DF),
+        }
+    )
     rt.add("api", image="shop/api:1.0", health="healthy", env={"PORT": "8080", "PLAIN": "visible"})
     rt.add("postgres", image="shop/postgres:15")
     rt.add("redis", image="shop/redis:7", state="exited", exit_code=1)
-    rt.add(
-        "worker",
-        image="shop/worker:1.0",
-        env={"DB_PASSWORD": SECRET, "PLAIN": "visible", "FEATURE_CHECKOUT": "on"},
-        logs=[f"worker starting, connecting with password {SECRET}", "ERROR timeout talking to db", "tick 1", "tick 2"],
-    )
-    rt.exec_results[("postgres", "psql", "-tA", "-U", "app", "-c", "SELECT count(*) FROM pg_stat_activity")] = (
-        ExecResult(exit_code=0, output="3\n")
-    )
+    worker = rt.add("worker", image="shop/worker:1.0", env={"DB_PASSWORD": SECRET, "PLAIN": "visible"})
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    rt.log(worker.name, f"worker starting, connecting with password {SECRET}", at=start)
+    rt.log(worker.name, "ERROR timeout talking to db", at=start)
+    rt.log(worker.name, "tick 1", "tick 2", "tick 3", "tick 4", "tick 5", at=start + timedelta(seconds=5))
+    rt.log(worker.name, "WARN slow query 5", "tick 6")
     return rt
 
 
-@pytest.fixture(params=["fake", "docker"])
+@pytest.fixture(params=RUNTIMES)
 async def runtime(request):
+    """The runtime under test, with ``.secret`` (the worker's DB_PASSWORD)."""
     if request.param == "fake":
         rt, secret = fake_shop(), SECRET
     else:
@@ -45,52 +60,133 @@ async def runtime(request):
     await rt.close()
 
 
+async def test_both_are_runtimes(runtime):
+    assert isinstance(runtime, Runtime)
+    assert runtime.description
+
+
 async def test_containers(runtime):
     infos = await runtime.containers()
     assert [i.service for i in infos] == ["api", "postgres", "redis", "worker"]
     by = {i.service: i for i in infos}
     assert by["api"].state == "running" and by["api"].health == "healthy" and by["api"].version == "1.0"
-    assert by["api"].image == "shop/api:1.0"
-    assert by["redis"].state == "exited" and by["redis"].exit_code == 1 and by["redis"].started_at is None
+    assert by["api"].image == "shop/api:1.0" and by["api"].number == 1 and by["api"].exit_code is None
+    assert by["api"].started_at is not None and by["api"].started_at < datetime.now(UTC)
+    assert by["redis"].state == "exited" and by["redis"].exit_code == 1
+    assert by["redis"].started_at is not None  # it ran once
     assert by["postgres"].health is None and by["postgres"].version == "15"
-    assert by["worker"].env["DB_PASSWORD"] == runtime.secret
-    assert by["api"].started_at is not None and by["api"].number == 1
-    assert all(i.cpu_percent is None for i in infos)  # no stats asked
-    assert "DB_PASSWORD" not in by["worker"].model_dump_json()  # env never serialised
+    assert by["worker"].env["DB_PASSWORD"] == runtime.secret and by["worker"].env["PLAIN"] == "visible"
+    assert all(i.cpu_percent is None and i.memory_bytes is None for i in infos)  # no stats asked
+    assert all(i.name.endswith(f"-{i.service}-1") for i in infos)
+    assert "DB_PASSWORD" not in by["worker"].model_dump_json()  # env is never serialised
 
 
 async def test_stats_only_for_running_containers(runtime):
     by = {i.service: i for i in await runtime.containers(stats=True)}
-    assert by["api"].cpu_percent is not None and by["api"].memory_percent is not None
-    assert 0 <= by["api"].cpu_percent and 0 <= by["api"].memory_percent <= 100
-    assert by["redis"].cpu_percent is None and by["redis"].memory_percent is None
+    for service in ("api", "postgres", "worker"):
+        info = by[service]
+        assert info.cpu_percent is not None and info.cpu_percent >= 0
+        assert info.memory_percent is not None and 0 <= info.memory_percent <= 100
+        assert info.memory_bytes is not None and info.memory_bytes > 0
+    assert by["redis"].cpu_percent is None and by["redis"].memory_percent is None and by["redis"].memory_bytes is None
 
 
 async def test_logs_tail_grep_and_stderr(runtime):
     lines = await runtime.logs("worker", lines=2)
     assert len(lines) == 2 and all(line.startswith(("tick", "WARN slow query")) for line in lines)
-    errors = await runtime.logs("worker", grep="error")
-    assert errors == ["ERROR timeout talking to db"]  # written to stderr by the real worker
+    assert lines[-1].startswith("tick") or lines[-1].startswith("WARN")
+    errors = await runtime.logs("worker", grep="error")  # case-insensitive; the real worker wrote it to stderr
+    assert errors == ["ERROR timeout talking to db"]
     secret_lines = await runtime.logs("worker", grep="PASSWORD")
-    assert secret_lines and runtime.secret in secret_lines[0]  # redaction is the bot's job, not the adapter's
-    with pytest.raises(NotFound, match="no container for service 'nosuch'"):
+    assert secret_lines == [f"worker starting, connecting with password {runtime.secret}"]  # redaction is the bot's
+    ticks = await runtime.logs("worker", grep="TICK", lines=3)
+    assert len(ticks) == 3 and all(t.startswith("tick ") for t in ticks)
+    assert [int(t.split()[1]) for t in ticks] == sorted(int(t.split()[1]) for t in ticks)  # oldest first
+    assert await runtime.logs("worker", lines=0) == []
+    assert await runtime.logs("redis") == []  # a container that wrote nothing
+    with pytest.raises(NotFound, match="no container for service 'nosuch' in project"):
         await runtime.logs("nosuch")
 
 
+async def test_logs_since(runtime):
+    worker = next(i for i in await runtime.containers() if i.service == "worker")
+    assert worker.started_at is not None
+    wait = 3.0 - (datetime.now(UTC) - worker.started_at).total_seconds()
+    if wait > 0:  # the real worker writes its first lines when it starts, then a tick a second
+        await asyncio.sleep(wait)
+    recent = await runtime.logs("worker", since=timedelta(seconds=2))
+    assert recent and all(line.startswith(("tick", "WARN")) for line in recent)
+    assert len(recent) < len(await runtime.logs("worker", lines=10_000))
+
+
 async def test_exec_argv_only(runtime):
-    result = await runtime.exec("postgres", ["psql", "-tA", "-U", "app", "-c", "SELECT count(*) FROM pg_stat_activity"])
-    assert result.exit_code == 0 and result.output.strip() == "3"
+    result = await runtime.exec("postgres", PSQL)
+    assert result == ExecResult(exit_code=0, output="3\n", truncated=False)
     missing = await runtime.exec("postgres", ["no-such-binary"])
-    assert missing.exit_code != 0
+    assert missing.exit_code == 126 and "executable file not found" in missing.output
+    big = await runtime.exec("postgres", BIG)
+    assert big.truncated and len(big.output.encode()) == 64 * 1024 and big.output.startswith("0123456789abcdef\n")
     with pytest.raises(NotFound, match="no running container for service 'redis'"):
         await runtime.exec("redis", ["true"])
-    with pytest.raises(AdapterError, match="argv"):
-        await runtime.exec("postgres", "psql -c 'drop table x'")
+    with pytest.raises(NotFound, match="no running container for service 'nosuch'"):
+        await runtime.exec("nosuch", ["true"])
+    for bad in ("psql -c 'drop table x'", [], ["ls", 3]):
+        with pytest.raises(AdapterError, match="argv"):
+            await runtime.exec("postgres", bad)
 
 
 async def test_disk(runtime):
     usage = await runtime.disk("api")
-    assert usage.service == "api" and usage.mount == "/"
-    assert 0 <= usage.percent <= 100 and usage.size_bytes > 0
-    with pytest.raises(NotFound):
+    assert usage.service == "api" and usage.mount == "/" and usage.container.endswith("-api-1")
+    assert 0 <= usage.percent <= 100 and 0 < usage.used_bytes <= usage.size_bytes
+    with pytest.raises(NotFound, match="no running container for service 'redis'"):
         await runtime.disk("redis")
+
+
+# ---------------------------------------------------------------------- a service with two containers
+
+
+@pytest.fixture(params=RUNTIMES)
+async def pair(request):
+    """A runtime whose service ``pair`` has two containers that wrote first, second, third in turn."""
+    if request.param == "fake":
+        rt = FakeRuntime(project="pairs")
+        one, two = rt.add("pair", number=1), rt.add("pair", number=2)
+        start = datetime.now(UTC) - timedelta(seconds=10)
+        rt.log(one.name, "first", at=start)
+        rt.log(two.name, "second", at=start + timedelta(seconds=1))
+        rt.log(one.name, "third", at=start + timedelta(seconds=2))
+        yield rt, [one.name, two.name]
+        return
+    shop, engine = request.getfixturevalue("shop"), request.getfixturevalue("docker_engine")
+    project = f"{shop.project}pairs"
+    image = "shop/worker:1.0"
+    one = run_service(
+        engine.client, project, "pair", image, ["sh", "-c", "echo first; sleep 1.5; echo third; exec sleep 100000"]
+    )
+    await _wait_for_log(one, b"first")
+    two = run_service(
+        engine.client, project, "pair", image, ["sh", "-c", "echo second >&2; exec sleep 100000"], number=2
+    )
+    await _wait_for_log(two, b"second")
+    await _wait_for_log(one, b"third")
+    rt = ComposeRuntime(shop.host, project)
+    yield rt, [one.name, two.name]
+    await rt.close()
+    for container in (one, two):
+        container.remove(force=True)
+
+
+async def _wait_for_log(container, text: bytes, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in await asyncio.to_thread(container.logs):
+        assert time.monotonic() < deadline, f"{container.name} did not write {text!r}"
+        await asyncio.sleep(0.1)
+
+
+async def test_logs_of_several_containers_are_merged_by_time(pair):
+    rt, (one, two) = pair
+    assert await rt.logs("pair") == [f"{one}: first", f"{two}: second", f"{one}: third"]
+    assert await rt.logs("pair", lines=2) == [f"{two}: second", f"{one}: third"]
+    assert await rt.logs("pair", grep="IR") == [f"{one}: first", f"{one}: third"]
+    assert (await rt.disk("pair")).container == one  # the first running container answers
