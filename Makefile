@@ -32,8 +32,9 @@ lint: install
 	$(BIN)/ruff check bot commands adapters tests bench
 	$(BIN)/mypy
 
-bench: install engines
+bench: install
 	$(BIN)/python bench/status_fanout.py
+	$(BIN)/python bench/ack_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

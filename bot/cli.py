@@ -69,6 +69,34 @@ async def _run(args: argparse.Namespace) -> int:
         await app.close()
 
 
+async def _decide(args: argparse.Namespace) -> int:
+    from bot.engine import Request
+    from bot.render_text import render_text
+    from commands.base import USER_RE
+
+    if not USER_RE.fullmatch(args.as_user):
+        print(f"error: --as needs a Slack user id like U0123ABCD, not {args.as_user!r}", file=sys.stderr)
+        return 2
+    app = _app(_settings(args))
+    try:
+
+        async def progress(message: str) -> None:
+            print(f"... {app.redactor.text(message)}", file=sys.stderr, flush=True)
+
+        action = args.command
+        request = Request(actor=args.as_user, door="cli", text=f"{action} {args.approval_id}", progress=progress)
+        reply = await app.engine.decide(request, args.approval_id, action, getattr(args, "reason", None))
+        text = app.redactor.text(render_text(reply))
+        print(text, file=sys.stdout if reply.result is not None else sys.stderr)
+        if reply.result is not None and app.settings.slack_bot_token:
+            from bot.slack.door import update_approval_message
+
+            await update_approval_message(app, reply)
+        return reply.exit_code
+    finally:
+        await app.close()
+
+
 async def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings.slack_app_token or settings.slack_signing_secret:
@@ -149,6 +177,15 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the result as one JSON document")
     run.add_argument("words", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]")
 
+    for verb, text in (("approve", "approve a pending change"), ("deny", "deny a pending change"),
+                       ("cancel", "cancel your own pending change")):  # fmt: skip
+        decide = sub.add_parser(verb, help=text)
+        decide.add_argument("approval_id", metavar="approval-id")
+        decide.add_argument("--as", dest="as_user", metavar="USER_ID", required=True, help="your Slack user id")
+        decide.add_argument("--config", help="path of ops.yml")
+        if verb == "deny":
+            decide.add_argument("--reason", help="why (shown and audited)")
+
     check = sub.add_parser("check", help="validate ops.yml")
     check.add_argument("--config", help="path of ops.yml")
     check.add_argument("--schema", action="store_true", help="print the JSON Schema of ops.yml")
@@ -180,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_serve(args))
         if args.command == "audit":
             return asyncio.run(_audit(args))
+        if args.command in ("approve", "deny", "cancel"):
+            return asyncio.run(_decide(args))
     except OpsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -11,13 +11,16 @@ import asyncio
 import os
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
 from bot.access import local_operator
 from bot.app import App
+from bot.changes import ApprovalResult
 from bot.engine import Request
 from bot.render_text import render_text
+from commands.base import USER_RE
 
 PROMPT = "ops> "
 HISTORY = Path(os.environ.get("OPSBOT_HISTORY", Path.home() / ".opsbot_history"))
@@ -60,6 +63,52 @@ def _reader(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None], i
         loop.call_soon_threadsafe(queue.put_nowait, line.rstrip("\n"))
 
 
+async def _ask_approval(
+    app: App,
+    result: ApprovalResult,
+    actor: str,
+    queue: asyncio.Queue[str | None],
+    progress: Callable[[str], Awaitable[None]],
+    out: TextIO,
+) -> bool:
+    """Ask for the approval in the console; False when the input ended."""
+    approval = result.approval
+    approval_id = approval["id"]
+
+    async def decide(who: str, action: str) -> str:
+        request = Request(actor=who, door="console", text=f"{action} {approval_id}", progress=progress)
+        reply = await app.engine.decide(request, approval_id, action)
+        print(app.redactor.text(render_text(reply)), file=out, flush=True)
+        return reply.result.approval["state"] if isinstance(reply.result, ApprovalResult) else "error"
+
+    if approval["required"] == 0:
+        print(f"Confirm {approval['command']}? [y/N] ", file=out, flush=True)
+        answer = await queue.get()
+        if answer is None:
+            return False
+        await decide(actor, "approve" if answer.strip().lower() in ("y", "yes") else "cancel")
+        return True
+    while True:
+        print(
+            f"Approver's Slack user id (needs {approval['required']}, not you), or Enter to leave {approval_id} "
+            "pending: ",
+            file=out,
+            flush=True,
+        )
+        answer = await queue.get()
+        if answer is None:
+            return False
+        who = answer.strip()
+        if not who:
+            print(f"{approval_id} is pending; approve later with: opsbot approve {approval_id} --as <id>", file=out)
+            return True
+        if not USER_RE.fullmatch(who):
+            print(f"not a Slack user id: {who!r}", file=out, flush=True)
+            continue
+        if await decide(who, "approve") != "pending":
+            return True
+
+
 async def run_console(app: App, *, out: TextIO = sys.stdout) -> int:
     """Read, run and print until the end of input; returns the exit code (0)."""
     interactive = sys.stdin.isatty()
@@ -92,5 +141,7 @@ async def run_console(app: App, *, out: TextIO = sys.stdout) -> int:
             return 0
         reply = await app.engine.handle(Request(actor=actor, door="console", text=text, progress=progress))
         print(app.redactor.text(render_text(reply)), file=out, flush=True)
-        if not interactive:
-            continue
+        if isinstance(reply.result, ApprovalResult) and reply.result.approval["state"] == "pending":
+            if not await _ask_approval(app, reply.result, actor, queue, progress, out):
+                print("bye", file=out, flush=True)
+                return 0

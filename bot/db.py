@@ -44,6 +44,33 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE deliveries (key TEXT PRIMARY KEY, seen_at REAL NOT NULL);
     CREATE INDEX deliveries_seen ON deliveries(seen_at);
     """,
+    """
+    CREATE TABLE approvals (
+        id TEXT PRIMARY KEY,
+        command TEXT NOT NULL,
+        words TEXT NOT NULL,
+        environment TEXT,
+        requester TEXT NOT NULL,
+        door TEXT NOT NULL,
+        channel TEXT,
+        message_ts TEXT,
+        plan TEXT NOT NULL,
+        plan_hash TEXT NOT NULL,
+        required INTEGER NOT NULL,
+        approvers TEXT NOT NULL DEFAULT '[]',
+        state TEXT NOT NULL,
+        reason TEXT,
+        decided_by TEXT,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        runner TEXT,
+        outcome TEXT,
+        request_id TEXT,
+        version INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX approvals_state ON approvals(state, expires_at);
+    """,
 )
 
 

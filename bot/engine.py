@@ -16,6 +16,7 @@ from typing import Any
 
 from adapters.errors import OpsError, UserError
 from bot.access import Access, GroupResolver
+from bot.approvals import Approval
 from bot.audit import AuditLog
 from bot.config import OpsConfig
 from bot.db import Database
@@ -95,6 +96,9 @@ class Engine:
         self.registry = registry
         self.audit = AuditLog(db, redactor)
         self.access = Access(config, groups)
+        from bot.changes import Changes
+
+        self.changes = Changes(self)
 
     async def handle(self, request: Request) -> Reply:
         """Run one request through the whole path; never raises."""
@@ -136,12 +140,22 @@ class Engine:
         text = parsed.text
         await self._audit(request, reply, text, "requested", "accepted", {"args": parsed.args.model_dump(mode="json")})
         try:
-            result = await parsed.spec.run(self._ctx(request), parsed.args)
+            ctx = self.make_ctx(request)
+            if parsed.spec.changes:
+                roles, _ = await self.access.roles(request.actor, reply.environment)
+                result = await self.changes.request(request, parsed, ctx, roles)
+            else:
+                result = await parsed.spec.run(ctx, parsed.args)
             # one redaction of the result itself: every renderer downstream sees only redacted data
             reply.result = type(result).model_validate(self.redactor.data(result.model_dump()))
             reply.severity = reply.result.severity()
             reply.exit_code = 0 if reply.severity == "ok" else 1
             outcome, event = str(reply.severity), "succeeded"
+            if reply.result.kind == "plan":
+                outcome, event = "dry run: nothing changed", "planned"
+            elif reply.result.kind == "approval":
+                approval = getattr(reply.result, "approval", {})
+                outcome, event = f"approval {approval.get('id')} pending", "awaiting-approval"
         except OpsError as exc:
             reply.error, reply.exit_code = self.redactor.text(str(exc)), exc.exit_code
             reply.severity = "critical"
@@ -154,7 +168,8 @@ class Engine:
         )
         return reply
 
-    def _ctx(self, request: Request) -> Ctx:
+    def make_ctx(self, request: Request) -> Ctx:
+        """The context a command runs with."""
         return Ctx(
             config=self.config,
             backends=self.backends,
@@ -164,7 +179,63 @@ class Engine:
             door=request.door,
             request_id=request.request_id,
             progress=request.progress,
+            extras={"approvals": self.changes.approvals},
         )
+
+    async def audit_event(
+        self,
+        request: Request,
+        event: str,
+        command: str,
+        outcome: str,
+        environment: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> int | None:
+        """Record one audit event for ``request`` (never raises)."""
+        reply = Reply(request_id=request.request_id, actor=request.actor, environment=environment)
+        return await self._audit(request, reply, command, event, outcome, details)
+
+    async def decide(self, request: Request, approval_id: str, action: str, reason: str | None = None) -> Reply:
+        """Approve, deny or cancel an approval as ``request.actor``; never raises.
+
+        When this decision completes the approval, the change runs here, in this call.
+        """
+        start = time.perf_counter()
+        reply = Reply(request_id=request.request_id, actor=request.actor, command=action)
+        try:
+            result = await self.changes.decide(approval_id, request.actor, action, request=request, reason=reason)
+            reply.result = result
+            reply.environment = result.approval.get("environment")
+            reply.severity = result.severity()
+            reply.exit_code = 0 if reply.severity == "ok" else 1
+        except OpsError as exc:
+            reply.error, reply.exit_code = self.redactor.text(str(exc)), exc.exit_code
+            reply.audit_id = await self._audit(request, reply, f"{action} {approval_id}", "refused", reply.error)
+        except Exception:
+            return await self._unexpected(request, reply, f"{action} {approval_id}", start)
+        reply.duration_ms = (time.perf_counter() - start) * 1000
+        return reply
+
+    async def sweep(self) -> list[Approval]:
+        """Expire approvals past their time (audited); the ones expired now."""
+        expired = await self.changes.approvals.expire_due()
+        for a in expired:
+            req = Request(actor="opsbot", door="scheduler", request_id=a.request_id or new_request_id())
+            await self.audit_event(
+                req, "expired", a.command, f"approval {a.id} expired", a.environment, {"approval": a.id}
+            )
+        return expired
+
+    async def recover(self) -> list[Approval]:
+        """At start: runs cut off by a crash are marked interrupted (audited), never re-run."""
+        orphans = await self.changes.approvals.interrupt_orphans()
+        for a in orphans:
+            req = Request(actor="opsbot", door="scheduler", request_id=a.request_id or new_request_id())
+            await self.audit_event(
+                req, "interrupted", a.command, f"approval {a.id}: the bot stopped during the run; not re-run",
+                a.environment, {"approval": a.id},
+            )  # fmt: skip
+        return orphans
 
     async def _audit(
         self,

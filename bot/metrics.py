@@ -52,6 +52,10 @@ class Metrics:
         """A gauge whose value is read when scraped."""
         self._gauges[name] = read
 
+    def set(self, name: str, value: float) -> None:
+        """A gauge set to ``value`` (kept until set again)."""
+        self._gauges[name] = lambda: float(value)
+
     def render(self) -> str:
         """Everything in Prometheus text format."""
         lines: list[str] = []

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bot.changes import ApprovalResult, PlanResult
 from bot.engine import Reply
 from commands.audit import AuditResult
-from commands.base import Result
+from commands.base import Plan, Result
 from commands.escalate import EscalateResult
 from commands.health import HealthResult
 from commands.help import HelpResult
 from commands.inspect import CheckRow, ServiceRow
 from commands.logs import LogsResult
+from commands.pending import PendingResult
+from commands.restart import RestartResult
 from commands.status import StatusResult
 from commands.troubleshoot import TroubleshootResult
 
@@ -134,7 +137,52 @@ def _audit(r: AuditResult) -> list[str]:
     return _table(table) if r.entries else ["no audit entries"]
 
 
+def _plan(p: Plan) -> list[str]:
+    out = [f"Plan: {p.summary}", *(f"  {i}. {step}" for i, step in enumerate(p.steps, 1))]
+    if p.verify:
+        out.append("Then verify: " + "; ".join(p.verify))
+    return out
+
+
+def _plan_result(r: PlanResult) -> list[str]:
+    return ["Dry run: nothing was changed.", *_plan(r.plan)]
+
+
+def _restart(r: RestartResult) -> list[str]:
+    head = f"restart {r.service} in {r.environment}: {'OK' if r.ok else 'FAILED'}"
+    out = [head] + ([f"CRIT  {r.problem}"] if r.problem else [])
+    return [*out, "", *_services(r.containers), "", *_checks(r.checks)]
+
+
+def _approval(r: ApprovalResult) -> list[str]:
+    a = r.approval
+    by = f", approved by {', '.join(a['approvers'])}" if a["approvers"] else ""
+    out = [f"Approval {a['id']}: {a['state']} ({r.message}){by}", f"  requested by {a['requester']}, "
+           f"needs {a['required']} approver(s), expires {a['expires_at']}", *_plan(r.plan)]  # fmt: skip
+    if a["state"] == "pending":
+        out.append(
+            f"Approve with: opsbot approve {a['id']} --as <approver id>   (deny: opsbot deny {a['id']} --as ...)"
+        )
+    if r.result is not None and r.result_kind in RESULT_TYPES:
+        out += ["", *render_result(RESULT_TYPES[r.result_kind].model_validate(r.result))]
+    return out
+
+
+def _pending(r: PendingResult) -> list[str]:
+    if not r.approvals:
+        return ["No approvals waiting."]
+    table = [["ID", "ENV", "COMMAND", "REQUESTER", "APPROVALS", "EXPIRES"]]
+    for a in r.approvals:
+        table.append([a["id"], a["environment"] or "-", a["command"], a["requester"],
+                      f"{len(a['approvers'])}/{a['required']}", a["expires_at"]])  # fmt: skip
+    return _table(table)
+
+
 RENDERERS: dict[type[Result], Callable[[Any], list[str]]] = {
+    PlanResult: _plan_result,
+    ApprovalResult: _approval,
+    RestartResult: _restart,
+    PendingResult: _pending,
     StatusResult: _status,
     HealthResult: _status,
     LogsResult: _logs,
@@ -145,11 +193,19 @@ RENDERERS: dict[type[Result], Callable[[Any], list[str]]] = {
 }
 
 
+RESULT_TYPES: dict[str, type[Result]] = {t.kind: t for t in RENDERERS}
+
+
+def render_result(result: Result) -> list[str]:
+    """One result as lines of text."""
+    renderer = RENDERERS.get(type(result))
+    if renderer is None:
+        return result.model_dump_json(indent=2).splitlines()
+    return renderer(result)
+
+
 def render_text(reply: Reply) -> str:
     """The reply as text: the rendered result, or ``error: ...``."""
     if reply.result is None:
         return f"error: {reply.error}"
-    renderer = RENDERERS.get(type(reply.result))
-    if renderer is None:
-        return reply.result.model_dump_json(indent=2)
-    return "\n".join(renderer(reply.result)).rstrip()
+    return "\n".join(render_result(reply.result)).rstrip()

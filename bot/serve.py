@@ -32,7 +32,8 @@ def make_metrics(tasks: TaskSet) -> Metrics:
     metrics.describe("opsbot_slack_errors_total", "counter", "Web API calls that failed after retries")
     metrics.describe("opsbot_http_requests_total", "counter", "verified requests on /slack/events")
     metrics.gauge("opsbot_running_procedures", lambda: float(len(tasks)))
-    metrics.gauge("opsbot_pending_approvals", lambda: 0.0)
+    metrics.describe("opsbot_pending_approvals", "gauge", "approvals waiting for a decision")
+    metrics.set("opsbot_pending_approvals", 0)
     metrics.inc("opsbot_requests_total", 0, command="help", outcome="ok")
     return metrics
 
@@ -60,6 +61,8 @@ async def serve_slack(app: App) -> int:
         log.info("connected to Slack in Socket Mode; health and metrics on port %d", settings.port)
     else:
         log.info("serving Slack over HTTP on %s:%d (POST /slack/events)", settings.opsbot_host, settings.port)
+    await door.recover()
+    sweeper = asyncio.create_task(door.sweep_forever(), name="approval-sweeper")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -69,6 +72,7 @@ async def serve_slack(app: App) -> int:
     finally:
         log.info("stopping: no new requests; draining %d running procedure(s)", len(tasks))
         tasks.accepting = False
+        sweeper.cancel()
         if handler is not None:
             await handler.close_async()  # type: ignore[no-untyped-call]
 

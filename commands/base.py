@@ -137,6 +137,31 @@ class Result(BaseModel):
         return getattr(self, "environment", None)
 
 
+class Plan(BaseModel):
+    """What a change will do, shown before it runs; an approval is bound to its hash."""
+
+    summary: str
+    steps: list[str]
+    #: the state of the world the plan was made against (images, containers): if it changes, so does the hash
+    targets: list[dict[str, Any]] = []
+    verify: list[str] = []
+
+    def digest(self, command: str) -> str:
+        """sha256 of the command and the plan, canonical."""
+        import hashlib
+        import json
+
+        body = json.dumps({"command": command, "plan": self.model_dump(mode="json")}, sort_keys=True)
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+class ChangeArgs(Args):
+    """Arguments every change accepts: ``--dry-run`` and, for admins, ``--break-glass REASON``."""
+
+    dry_run: bool = False
+    break_glass: Annotated[str, AfterValidator(_check_text)] | None = None
+
+
 # ---------------------------------------------------------------- context
 
 
@@ -189,6 +214,7 @@ class Ctx:
 # ---------------------------------------------------------------- spec
 
 RunFn = Callable[[Ctx, Any], Awaitable[Result]]
+PlanFn = Callable[[Ctx, Any], Awaitable[Plan]]
 
 
 @dataclass(frozen=True)
@@ -212,6 +238,8 @@ class CommandSpec:
     examples: tuple[str, ...] = ()
     #: result types this command returns (for renderer coverage checks)
     results: tuple[type[Result], ...] = ()
+    #: for a change: what it will do, before approval
+    plan: PlanFn | None = None
 
 
 def env_field(description: str = "the environment (default: default_environment)") -> Any:

@@ -12,15 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.changes import ApprovalResult, PlanResult
 from bot.engine import Reply
 from bot.render_text import render_text
 from commands.audit import AuditResult
-from commands.base import Result
+from commands.base import Plan, Result
 from commands.escalate import EscalateResult
 from commands.health import HealthResult
 from commands.help import HelpResult
 from commands.inspect import CheckRow, ServiceRow
 from commands.logs import LogsResult
+from commands.pending import PendingResult
+from commands.restart import RestartResult
 from commands.status import StatusResult
 from commands.troubleshoot import TroubleshootResult
 
@@ -189,7 +192,101 @@ def _audit(r: AuditResult) -> Rendered:
     return out
 
 
+def _plan_lines(p: Plan) -> str:
+    steps = "\n".join(f"{i}. {esc(step)}" for i, step in enumerate(p.steps, 1))
+    verify = f"\n*Then verify:* {esc('; '.join(p.verify))}" if p.verify else ""
+    return f"*Plan:* {esc(p.summary)}\n{steps}{verify}"
+
+
+def _plan_result(r: PlanResult) -> Rendered:
+    return Rendered(header=f"Dry run: {r.plan.summary}", sections=["Nothing was changed.", _plan_lines(r.plan)])
+
+
+def _restart(r: RestartResult) -> Rendered:
+    out = Rendered(header=f"Restart of {r.service} in {r.environment}: {'done' if r.ok else 'FAILED'}")
+    if r.problem:
+        out.sections.append(f"{ICON['critical']} {esc(r.problem)}")
+    out.sections += [_service(c) for c in r.containers]
+    if r.checks:
+        out.sections.append("*Health checks*\n" + "\n".join(_check(c) for c in r.checks))
+    return out
+
+
+STATE_LINE = {
+    "pending": ":hourglass: Waiting for approval",
+    "approved": ":white_check_mark: Approved",
+    "running": ":gear: Running",
+    "done": ":white_check_mark: Done",
+    "failed": ":x: Failed",
+    "denied": ":no_entry: Denied",
+    "cancelled": ":heavy_multiplication_x: Cancelled",
+    "expired": ":alarm_clock: Expired",
+    "stale": ":warning: Not run: the plan changed",
+    "interrupted": ":warning: Interrupted: the bot stopped during the run",
+}
+
+
+def _approval(r: ApprovalResult) -> Rendered:
+    a = r.approval
+    out = Rendered(header=f"{STATE_LINE.get(a['state'], a['state']).split(' ', 1)[1]}: {r.plan.summary}")
+    need = f"{a['required']} approver{'s' if a['required'] != 1 else ''}" if a["required"] else "your confirmation"
+    approvers = ", ".join(mention(u) for u in a["approvers"]) or "nobody yet"
+    out.sections.append(
+        f"{STATE_LINE.get(a['state'], esc(a['state']))}{': ' + esc(r.message) if r.message else ''}\n"
+        f"*Requested by* {mention(a['requester'])} in *{esc(a['environment'] or '-')}* · needs {need} · "
+        f"approved by {approvers} · expires {esc(a['expires_at'])} · id `{esc(a['id'])}`"
+    )
+    out.sections.append(_plan_lines(r.plan))
+    if r.result is not None and r.result_kind:
+        from bot.render_text import RESULT_TYPES
+
+        inner_type = RESULT_TYPES.get(r.result_kind)
+        renderer = RENDERERS.get(inner_type) if inner_type else None
+        if inner_type is not None and renderer is not None:
+            inner = renderer(inner_type.model_validate(r.result))
+            out.sections += [f"*{esc(inner.header)}*", *inner.sections]
+            out.attach = out.attach or inner.attach
+    return out
+
+
+def _pending(r: PendingResult) -> Rendered:
+    out = Rendered(header="Approvals waiting" + (f" in {r.environment}" if r.environment else ""))
+    if not r.approvals:
+        out.sections.append("No approvals waiting.")
+    for a in r.approvals:
+        out.sections.append(
+            f"`{esc(a['id'])}` {code(a['command'])} by {mention(a['requester'])} · "
+            f"{len(a['approvers'])} of {a['required']} approvals · expires {esc(a['expires_at'])}"
+        )
+    return out
+
+
+def approval_buttons(approval_id: str) -> dict[str, Any]:
+    """The actions block of a pending approval: Approve, Deny, Cancel (the requester's)."""
+
+    def button(text: str, action: str, style: str | None = None) -> dict[str, Any]:
+        b: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": text},
+                             "action_id": f"approval:{action}", "value": approval_id}  # fmt: skip
+        if style:
+            b["style"] = style
+        return b
+
+    return {
+        "type": "actions",
+        "block_id": f"approval-{approval_id}",
+        "elements": [
+            button("Approve", "approve", "primary"),
+            button("Deny", "deny", "danger"),
+            button("Cancel", "cancel"),
+        ],
+    }
+
+
 RENDERERS: dict[type[Result], Callable[[Any], Rendered]] = {
+    PlanResult: _plan_result,
+    ApprovalResult: _approval,
+    RestartResult: _restart,
+    PendingResult: _pending,
     StatusResult: _status,
     HealthResult: _status,
     LogsResult: _logs,
@@ -261,10 +358,14 @@ def render_message(reply: Reply) -> Message:
     renderer = RENDERERS.get(type(reply.result))
     rendered = renderer(reply.result) if renderer else Rendered(header=reply.command or "result")
     header = rendered.header[:MAX_HEADER]
-    icon = ICON[reply.severity] if reply.result.kind in ("status", "health", "troubleshoot") else ""
+    icon = ICON[reply.severity] if reply.result.kind in ("status", "health", "troubleshoot", "restart") else ""
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}]
-    sections, cut = _pack(rendered.sections, MAX_BLOCKS - 2)
+    pending = isinstance(reply.result, ApprovalResult) and reply.result.approval["state"] == "pending"
+    sections, cut = _pack(rendered.sections, MAX_BLOCKS - 2 - int(pending))
     blocks += [_section(s) for s in sections]
+    if pending:
+        assert isinstance(reply.result, ApprovalResult)
+        blocks.append(approval_buttons(reply.result.approval["id"]))
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context_line(reply)[:MAX_SECTION]}]})
     text = f"{icon} {header}".strip()
     file = None

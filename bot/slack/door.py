@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from typing import Any
 
@@ -24,6 +25,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import App
+from bot.changes import ApprovalResult
 from bot.dedupe import Deliveries, RecentKeys
 from bot.engine import Reply, Request, new_request_id
 from bot.grammar import Parsed
@@ -43,6 +45,29 @@ EPHEMERAL_COMMANDS = frozenset({"help"})
 SLASH_COMMANDS = ("/ops",)
 #: the bot token scopes the door uses; app-manifest.yml must request exactly these
 BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "files:write", "users:read", "usergroups:read")
+
+
+async def update_approval_message(app: App, reply: Reply, door: SlackDoor | None = None) -> None:
+    """Show an approval's new state on its Slack message (from the door, or from the command line)."""
+    if not isinstance(reply.result, ApprovalResult):
+        return
+    a = await app.engine.changes.approvals.get(reply.result.approval["id"])
+    if not a.channel or not a.message_ts:
+        return
+    message = render_message(reply)
+    redact = app.redactor
+    client = (
+        door._client() if door is not None else web_client(app.settings.slack_bot_token, app.settings.slack_api_url)
+    )
+    try:
+        await client.chat_update(
+            channel=a.channel, ts=a.message_ts, text=redact.text(message.text), blocks=redact.data(message.blocks)
+        )
+    except (TimeoutError, SlackApiError, OSError) as exc:
+        log.error("chat.update of approval %s failed: %s; the audit log has every step", a.id, exc)
+        return
+    if message.file is not None and door is not None:
+        await door.upload(a.channel, a.message_ts, *message.file)
 
 
 def web_client(token: str | None, base_url: str, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
@@ -80,6 +105,8 @@ class SlackDoor:
         )
         for name in SLASH_COMMANDS:
             self.bolt.command(name)(self.on_command)
+        self.bolt.action(re.compile(r"^approval:(approve|deny|cancel)$"))(self.on_approval_click)
+        self.app.engine.changes.notify = self.notify
         self.bolt.error(self.on_error)
 
     # ------------------------------------------------------------------ slash command
@@ -187,6 +214,82 @@ class SlackDoor:
             await self._ephemeral(body, message)
         if message.file is not None:
             await self.upload(channel, ts, *message.file)
+        if ts is not None and isinstance(reply.result, ApprovalResult):
+            await self.app.engine.changes.approvals.set_message(reply.result.approval["id"], channel, ts)
+
+    # ------------------------------------------------------------------ approvals
+
+    async def on_approval_click(self, ack: Any, body: dict[str, Any]) -> None:
+        """Approve / Deny / Cancel: acknowledge, then decide in the background (exactly once per click)."""
+        await ack()
+        action = (body.get("actions") or [{}])[0]
+        user = str((body.get("user") or {}).get("id") or "")
+        approval_id = str(action.get("value") or "")
+        verb = str(action.get("action_id", "")).partition(":")[2]
+        container = body.get("container") or {}
+        channel = str(container.get("channel_id") or (body.get("channel") or {}).get("id") or "")
+        message_ts = str(container.get("message_ts") or "")
+        team = (body.get("team") or {}).get("id")
+        key = f"click:{team}:{user}:{action.get('action_id')}:{message_ts}:{action.get('action_ts')}"
+        if not user or not approval_id or not self.recent.first(key):
+            self.metrics.inc("opsbot_duplicates_total", kind="click")
+            return
+        self.tasks.spawn(self._decide(key, user, verb, approval_id, channel, message_ts), name=f"click-{approval_id}")
+
+    async def _decide(self, key: str, user: str, verb: str, approval_id: str, channel: str, message_ts: str) -> None:
+        if not await self.deliveries.first(key):
+            self.metrics.inc("opsbot_duplicates_total", kind="click")
+            return
+        rid = new_request_id()
+        request_id_var.set(rid)
+        last = 0.0
+
+        async def progress(text: str) -> None:
+            nonlocal last
+            now = time.perf_counter()
+            if now - last >= PROGRESS_INTERVAL and channel and message_ts:
+                last = now
+                await self.update(channel, message_ts, progress_message(f"{text} (approval {approval_id})"))
+
+        request = Request(actor=user, door="slack", text=f"{verb} {approval_id}", channel=channel, request_id=rid,
+                          progress=progress)  # fmt: skip
+        reply = await self.app.engine.decide(request, approval_id, verb)
+        if reply.result is None:
+            await self._ephemeral({"channel_id": channel, "user_id": user}, render_message(reply))
+            return
+        self._count(reply)
+        await update_approval_message(self.app, reply, door=self)
+
+    async def notify(self, severity: str, text: str) -> None:
+        """Post to the alert channel of ``severity`` (ops.yml slack.alert_channels)."""
+        channel = self.app.config.slack.alert_channels.get(severity)  # type: ignore[call-overload]
+        if channel:
+            await self.post(
+                channel, Message(text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
+            )
+
+    async def sweep_forever(self, every: float = 5.0) -> None:
+        """Expire approvals past their time and say so on their messages, until cancelled."""
+        while True:
+            try:
+                for a in await self.app.engine.sweep():
+                    await self._show_final(a, "expired: nobody decided in time; request it again")
+            except Exception:
+                log.exception("sweeping expired approvals failed")
+            await asyncio.sleep(every)
+
+    async def recover(self) -> None:
+        """At start: runs cut off by a crash are marked interrupted, on their messages too."""
+        for a in await self.app.engine.recover():
+            await self._show_final(a, "interrupted: the bot stopped during the run; it was not re-run")
+
+    async def _show_final(self, a: Any, message: str) -> None:
+        from bot.changes import approval_result
+
+        if a.channel and a.message_ts:
+            reply = Reply(request_id=a.request_id or "-", command=a.command, environment=a.environment,
+                          result=approval_result(a, message), actor=a.requester)  # fmt: skip
+            await self.update(a.channel, a.message_ts, render_message(reply))
 
     # ------------------------------------------------------------------ Web API, never raising
 

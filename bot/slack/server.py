@@ -73,6 +73,10 @@ class Server:
 
     async def metrics_route(self, request: web.Request) -> web.Response:
         """Prometheus text format."""
+        try:
+            self.metrics.set("opsbot_pending_approvals", await self.app.engine.changes.approvals.count_pending())
+        except Exception:
+            log.exception("could not count pending approvals")
         return web.Response(text=self.metrics.render(), content_type="text/plain", charset="utf-8")
 
     async def slack_events(self, request: web.Request) -> web.Response:

@@ -203,3 +203,14 @@ async def test_health_routes_and_metrics(bot):
     assert "# TYPE opsbot_requests_total counter" in metrics
     assert 'opsbot_requests_total{command="status",outcome="critical"}' in metrics
     assert "opsbot_ack_seconds_bucket" in metrics and "opsbot_pending_approvals" in metrics
+
+
+async def test_button_payloads_without_a_listener_run_nothing(bot, slack):
+    from tests.helpers.slack import block_actions_body
+
+    before = len(slack.calls)
+    body = block_actions_body("approval:approve", "a1b2c3", user_id="U0APPROVER1")
+    status, _, elapsed = await post_signed(f"{bot.url}/slack/events", body, SECRET)
+    assert status in (200, 404) and elapsed < 3.0
+    await asyncio.sleep(0.3)
+    assert all(c.method not in ("chat.postMessage", "chat.update") for c in slack.calls[before:])

@@ -181,7 +181,7 @@ async def test_audit_command_and_chain(engine):
 async def test_help(engine):
     reply = await handle(engine, "help")
     names = [c["name"] for c in reply.to_json()["commands"]]
-    assert names == ["help", "status", "health", "logs", "troubleshoot", "escalate", "audit"]
+    assert names == ["help", "status", "health", "logs", "troubleshoot", "escalate", "pending", "audit", "restart"]
     detail = (await handle(engine, "help logs")).to_json()["detail"]
     assert detail["usage"].startswith("logs <env> <service>") and "[REDACTED]" in detail["description"]
     reply = await handle(engine, "help lgs")

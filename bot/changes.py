@@ -1,0 +1,195 @@
+"""The path of a change: plan -> approval -> claim (exactly once) -> re-plan -> run -> verify.
+
+``Engine.execute`` hands a change here. Without ``--dry-run`` or ``--break-glass`` it becomes a
+pending approval bound to the hash of its plan; ``decide`` records approvals, denials and
+cancellations; the caller whose approval completes it claims it and runs it, after planning again:
+if the plan's hash changed (another version runs now, a container went away), it does not run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from adapters.errors import AccessDenied, OpsError, UserError
+from bot.approvals import DONE, FAILED, STALE, Approval, Approvals
+from bot.grammar import Parsed, parse
+from commands.base import Ctx, Plan, Result, Severity
+
+if TYPE_CHECKING:
+    from bot.engine import Engine, Request
+
+log = logging.getLogger("opsbot.changes")
+HEARTBEAT_SECONDS = 10.0
+Notify = Callable[[str, str], Awaitable[None]]
+
+
+class PlanResult(Result):
+    """``--dry-run``: the plan, and nothing changed."""
+
+    kind = "plan"
+    command: str
+    environment: str | None = None
+    plan: Plan
+    dry_run: bool = True
+
+
+class ApprovalResult(Result):
+    """A change and where its approval stands; with the change's result once it ran."""
+
+    kind = "approval"
+    approval: dict[str, Any]
+    plan: Plan
+    #: the change's own result (a RestartResult, ...), once it ran
+    result: dict[str, Any] | None = None
+    result_kind: str | None = None
+    message: str = ""
+    outcome_severity: Severity = "ok"
+
+    def severity(self) -> Severity:
+        """The change's own severity once it ran; a failure to run is critical."""
+        return self.outcome_severity
+
+
+def approval_result(a: Approval, message: str = "", ran: Result | None = None) -> ApprovalResult:
+    """The result a door shows for approval ``a``."""
+    severity: Severity = "ok"
+    if ran is not None:
+        severity = ran.severity()
+    elif a.state in (FAILED, STALE, "interrupted"):
+        severity = "critical"
+    return ApprovalResult(
+        approval=a.summary(),
+        plan=Plan.model_validate(a.plan),
+        result=ran.model_dump(mode="json") if ran is not None else None,
+        result_kind=ran.kind if ran is not None else None,
+        message=message,
+        outcome_severity=severity,
+    )
+
+
+class Changes:
+    """Requests, decisions and runs of changes, for one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.approvals = Approvals(engine.db)
+        #: how to tell the critical alert channel (the Slack door sets it; the console prints)
+        self.notify: Notify | None = None
+
+    async def request(self, request: Request, parsed: Parsed, ctx: Ctx, roles: set[str]) -> Result:
+        """Plan the change; dry run, break glass, or a pending approval."""
+        spec, args = parsed.spec, parsed.args
+        assert spec.plan is not None
+        env_name = getattr(args, "env", None)
+        plan = await spec.plan(ctx, args)
+        command = parsed.text
+        if getattr(args, "dry_run", False):
+            return PlanResult(command=command, environment=env_name, plan=plan)
+        reason = getattr(args, "break_glass", None)
+        if reason:
+            if "admins" not in roles:
+                raise AccessDenied("--break-glass is for admins only")
+            await self.engine.audit_event(request, "break-glass", command, f"reason: {reason}", env_name,
+                                          {"reason": reason, "plan": plan.model_dump(mode="json")})  # fmt: skip
+            await self._notify(f":rotating_light: BREAK-GLASS by {request.actor}: `{command}` without approval. "
+                               f"Reason: {reason}")  # fmt: skip
+            return await spec.run(ctx, args)
+        _, env = self.engine.config.env(env_name)
+        a = await self.approvals.create(
+            command=command, words=list(parsed.words), environment=env_name, requester=request.actor,
+            door=request.door, plan=plan.model_dump(mode="json"), plan_hash=plan.digest(command),
+            required=env.approval.required, expires_in=env.approval.expires_in, channel=request.channel,
+            request_id=request.request_id,
+        )  # fmt: skip
+        needed = (f"{a.required} approver{'s' if a.required != 1 else ''} other than the requester"
+                  if a.required else "the requester's confirmation")  # fmt: skip
+        return approval_result(a, f"waiting for {needed}")
+
+    async def _notify(self, text: str) -> None:
+        if self.notify is not None:
+            try:
+                await self.notify("critical", text)
+            except Exception:
+                log.exception("could not post the notice to the critical alert channel")
+
+    async def decide(
+        self, approval_id: str, actor: str, action: str, *, request: Request, reason: str | None = None
+    ) -> ApprovalResult:
+        """approve / deny / cancel; the approval that completes it runs the change here."""
+        a = await self.approvals.get(approval_id)
+        if action in ("approve", "deny") and not (action == "approve" and a.required == 0 and actor == a.requester):
+            roles, problems = await self.engine.access.roles(actor, a.environment)
+            if not roles & {"approvers", "admins"}:
+                why = f" ({'; '.join(problems)})" if problems else ""
+                raise AccessDenied(f"{actor} may not {action} changes in {a.environment}: it needs the approvers "
+                                   f"or admins role{why}")  # fmt: skip
+        if action == "approve":
+            a, complete = await self.approvals.approve(approval_id, actor)
+            await self._audit_decision(
+                request, a, "approved", f"by {actor} ({len(a.approvers)} of {max(a.required, 1)})"
+            )
+            if not complete:
+                return approval_result(a, f"approved by {actor}; waiting for {a.required - len(a.approvers)} more")
+            return await self.run_approved(a, request)
+        if action == "deny":
+            a = await self.approvals.deny(approval_id, actor, reason)
+            await self._audit_decision(request, a, "denied", f"by {actor}" + (f": {reason}" if reason else ""))
+            return approval_result(a, f"denied by {actor}" + (f": {reason}" if reason else ""))
+        if action == "cancel":
+            a = await self.approvals.cancel(approval_id, actor)
+            await self._audit_decision(request, a, "cancelled", f"by {actor}")
+            return approval_result(a, f"cancelled by {actor}")
+        raise UserError(f"unknown decision {action!r}")
+
+    async def _audit_decision(self, request: Request, a: Approval, event: str, outcome: str) -> None:
+        await self.engine.audit_event(request, event, a.command, outcome, a.environment,
+                                      {"approval": a.id, "approvers": a.approvers})  # fmt: skip
+
+    async def run_approved(self, a: Approval, request: Request) -> ApprovalResult:
+        """Claim (exactly once), plan again, run, record."""
+        claimed = await self.approvals.claim(a.id)
+        if claimed is None:
+            current = await self.approvals.get(a.id)
+            return approval_result(current, f"already {current.state}")
+        a = claimed
+        run_request = request
+        try:
+            parsed = parse(a.words, self.engine.registry, self.engine.config)
+            ctx = self.engine.make_ctx(run_request)
+            assert parsed.spec.plan is not None
+            plan = await parsed.spec.plan(ctx, parsed.args)
+        except OpsError as exc:
+            a = await self.approvals.finish(a.id, STALE, str(exc))
+            await self._audit_decision(request, a, "stale", f"cannot plan again: {exc}")
+            return approval_result(a, f"not run: {exc}; request it again")
+        if plan.digest(a.command) != a.plan_hash:
+            a = await self.approvals.finish(a.id, STALE, "the plan changed since it was approved")
+            await self._audit_decision(request, a, "stale", "the plan changed since it was approved; not run")
+            return approval_result(a, "the plan changed since it was approved (the environment is not as it was); "
+                                      "not run: request it again")  # fmt: skip
+        await self._audit_decision(request, a, "started", f"approved by {', '.join(a.approvers)}")
+        beat = asyncio.create_task(self._heartbeat(a.id))
+        try:
+            ran = await parsed.spec.run(ctx, parsed.args)
+            ran = type(ran).model_validate(self.engine.redactor.data(ran.model_dump()))
+        except OpsError as exc:
+            a = await self.approvals.finish(a.id, FAILED, str(exc))
+            await self._audit_decision(request, a, "failed", self.engine.redactor.text(str(exc)))
+            return approval_result(a, f"failed: {self.engine.redactor.text(str(exc))}")
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        state = DONE if ran.severity() != "critical" else FAILED
+        a = await self.approvals.finish(a.id, state, ran.severity())
+        await self._audit_decision(request, a, "succeeded" if state == DONE else "failed", ran.severity())
+        return approval_result(a, "done" if state == DONE else "failed: the verification did not pass", ran)
+
+    async def _heartbeat(self, approval_id: str) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await self.approvals.heartbeat(approval_id)
