@@ -23,6 +23,17 @@ import docker
 import docker.errors
 import requests
 
+from adapters.dockerinfo import (
+    DEFAULT_GRACE,
+    ONEOFF,
+    PROJECT,
+    SERVICE,
+    container_info,
+    container_name,
+    container_number,
+    last_check,
+    own_grace,
+)
 from adapters.dockerio import (
     MAX_EXEC_OUTPUT,
     LineReader,
@@ -36,15 +47,12 @@ from adapters.dockerio import (
     time_key,
 )
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound
+from adapters.lifecycle import TAIL_LINES, Look, Progress, grace_seconds, progress_line, wait_running
 from adapters.models import ContainerInfo, DiskUsage, ExecResult
 
 __all__ = ["ComposeRuntime", "image_version", "parse_time"]
 
 T = TypeVar("T")
-PROJECT = "com.docker.compose.project"
-SERVICE = "com.docker.compose.service"
-NUMBER = "com.docker.compose.container-number"
-ONEOFF = "com.docker.compose.oneoff"
 #: engines >= 20.10 speak 1.41; fixing it saves the version round trip when the client is made
 API_VERSION = "1.41"
 #: at most this many requests to the engine at once: worker threads, and connections kept open
@@ -143,6 +151,13 @@ class ComposeRuntime:
         attrs: dict[str, Any] = self._api().inspect_container(container_id)
         return attrs
 
+    def _stop(self, container_id: str, grace: int | None) -> None:
+        # the SDK's socket timeout for a stop is its own (ours + 2 s) plus the grace (10 s for None)
+        self._api().stop(container_id, timeout=grace)
+
+    def _start(self, container_id: str) -> None:
+        self._api().start(container_id)
+
     def _stats(self, container_id: str) -> dict[str, Any]:
         sample: dict[str, Any] = self._api().stats(container_id, stream=False)
         return sample
@@ -152,13 +167,13 @@ class ComposeRuntime:
         if not found:
             which = "running container" if running else "container"
             raise NotFound(f"no {which} for service {service!r} in project {self.project!r}")
-        return sorted(found, key=lambda a: (_number(a) or 0, _name(a)))
+        return sorted(found, key=lambda a: (container_number(a) or 0, container_name(a)))
 
     # ------------------------------------------------------------------ Runtime
 
     async def containers(self, *, stats: bool = False) -> list[ContainerInfo]:
         """Every container of the project (running or not), with cpu/memory when ``stats``."""
-        infos = [_info(a) for a in await self._inspect_all()]
+        infos = [container_info(a) for a in await self._inspect_all()]
         if stats:
             running = [i for i, info in enumerate(infos) if info.state == "running"]
             samples = await self._each([partial(self._stats, infos[i].id) for i in running], " (stats)")
@@ -189,13 +204,8 @@ class ComposeRuntime:
         stop = threading.Event()
 
         def read(attrs: dict[str, Any]) -> list[tuple[str, str]]:
-            reader = LineReader(lines, grep, prefix=f"{_name(attrs)}: " if len(containers) > 1 else "")
-            response = self._stream("GET", f"/containers/{attrs['Id']}/logs", self.timeout, params=params)
-            with response:
-                tty = bool((attrs.get("Config") or {}).get("Tty"))
-                for stream, payload in frames(response.raw, tty=tty, stop=stop):
-                    reader.feed(stream, payload)
-            return reader.close()
+            reader = LineReader(lines, grep, prefix=f"{container_name(attrs)}: " if len(containers) > 1 else "")
+            return self._read_log(attrs, params, reader, stop)
 
         limit = max(self.timeout, 30.0)
         try:
@@ -207,7 +217,18 @@ class ComposeRuntime:
         if len(groups) == 1:
             return [text for _, text in groups[0]]
         merged = list(heapq.merge(*groups, key=lambda item: time_key(item[0])))
-        return [text for _, text in merged[len(merged) - lines :]]
+        return [text for _, text in merged[max(len(merged) - lines, 0) :]]
+
+    def _read_log(
+        self, attrs: dict[str, Any], params: dict[str, Any], reader: LineReader, stop: threading.Event
+    ) -> list[tuple[str, str]]:
+        """One container's log, as the engine sends it for ``params``, through ``reader``."""
+        response = self._stream("GET", f"/containers/{attrs['Id']}/logs", self.timeout, params=params)
+        with response:
+            tty = bool((attrs.get("Config") or {}).get("Tty"))
+            for stream, payload in frames(response.raw, tty=tty, stop=stop):
+                reader.feed(stream, payload)
+        return reader.close()
 
     async def exec(self, service: str, argv: list[str], *, timeout: float = 30.0) -> ExecResult:
         """Run ``argv`` (a list, never a shell string) in the service's first running container.
@@ -266,8 +287,65 @@ class ComposeRuntime:
             raise AdapterError(f"cannot read the disk use of service {service!r} (df -P /: {text})")
         mount, size, used, percent = parsed
         return DiskUsage(
-            container=_name(container), service=service, mount=mount, size_bytes=size, used_bytes=used, percent=percent
+            container=container_name(container),
+            service=service,
+            mount=mount,
+            size_bytes=size,
+            used_bytes=used,
+            percent=percent,
         )
+
+    async def restart(
+        self, service: str, *, stop_timeout: float | None = None, progress: Progress | None = None
+    ) -> list[ContainerInfo]:
+        """Stop (with ``stop_timeout`` seconds of grace) and start each container of ``service`` in turn.
+
+        Two engine calls per container, ``stop?t=N`` then ``start``, so the engine's events show
+        ``kill`` (the stop signal, then SIGKILL only if the grace ran out), ``die``, ``stop`` and one
+        ``start``. The engine counts the grace in whole seconds (a fraction is rounded up); None leaves
+        it to the container's StopTimeout, else the engine's 10 s. A stop is bounded by its grace plus
+        the runtime's timeout, a start by the timeout. The containers are re-inspected at the end.
+        """
+        grace = grace_seconds(stop_timeout)
+        containers = await self._service(service, running=False)
+        for index, attrs in enumerate(containers, 1):
+            name = container_name(attrs)
+            if progress is not None:
+                await progress(progress_line(name, index, len(containers)))
+            wait = grace if grace is not None else own_grace(attrs)
+            seconds = wait if wait is not None else DEFAULT_GRACE
+            await self._call(
+                partial(self._stop, attrs["Id"], wait),
+                timeout=seconds + self.timeout,
+                what=f" (stopping {name} with {seconds}s grace)",
+            )
+            await self._call(partial(self._start, attrs["Id"]), what=f" (starting {name})")
+        found = await self._each([partial(self._inspect, a["Id"]) for a in containers], " (inspect)")
+        for result in found:
+            if isinstance(result, BaseException):
+                raise result
+        return [container_info(a) for a in found if isinstance(a, dict)]
+
+    async def wait_running(self, service: str, *, timeout: float, healthy: bool = True) -> list[ContainerInfo]:
+        """Inspect the service's containers every 0.25 s until all run (and are healthy); see ``Runtime``."""
+
+        async def look() -> list[Look]:
+            return [Look(container_info(a), last_check(a)) for a in await self._service(service, running=False)]
+
+        return await wait_running(
+            look, self._tail, service=service, timeout=timeout, healthy=healthy, where=self.description
+        )
+
+    async def _tail(self, info: ContainerInfo) -> list[str]:
+        """The last lines (stdout and stderr) of one container's log."""
+        params = {"stdout": 1, "stderr": 1, "timestamps": 1, "follow": 0, "tail": str(TAIL_LINES)}
+        stop = threading.Event()
+        try:
+            attrs = await self._call(partial(self._inspect, info.id), what=f" (inspect {info.name})")
+            read = partial(self._read_log, attrs, params, LineReader(TAIL_LINES, None), stop)
+            return [text for _, text in await self._call(read, what=f" (log of {info.name})")]
+        finally:
+            stop.set()
 
     async def close(self) -> None:
         """Close the connections to the engine and stop the worker threads (the runtime can be used again)."""
@@ -278,38 +356,6 @@ class ComposeRuntime:
             await asyncio.to_thread(client.close)
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _name(attrs: dict[str, Any]) -> str:
-    return str(attrs.get("Name") or "").lstrip("/")
-
-
-def _number(attrs: dict[str, Any]) -> int | None:
-    value = ((attrs.get("Config") or {}).get("Labels") or {}).get(NUMBER, "")
-    return int(value) if value.isdigit() else None
-
-
-def _info(attrs: dict[str, Any]) -> ContainerInfo:
-    """A ``ContainerInfo`` from the engine's inspect data."""
-    state = attrs.get("State") or {}
-    config = attrs.get("Config") or {}
-    labels = config.get("Labels") or {}
-    image = config.get("Image") or ""
-    status = state.get("Status") or "unknown"
-    return ContainerInfo(
-        id=str(attrs.get("Id", ""))[:12],
-        name=_name(attrs),
-        service=labels.get(SERVICE, "?"),
-        number=_number(attrs),
-        state=status,
-        health=(state.get("Health") or {}).get("Status"),
-        image=image,
-        version=image_version(image),
-        restarts=int(attrs.get("RestartCount") or 0),
-        started_at=parse_time(state.get("StartedAt")),
-        exit_code=None if status in ("running", "created") else state.get("ExitCode"),
-        env=dict(item.partition("=")[::2] for item in config.get("Env") or []),
-    )
 
 
 def _explain(exc: docker.errors.APIError) -> str:

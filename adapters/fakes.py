@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from adapters.dockerio import MAX_EXEC_OUTPUT, MAX_LINE, image_version, parse_df
 from adapters.errors import AdapterError, AdapterTimeout, NotFound
+from adapters.lifecycle import TAIL_LINES, Look, Progress, grace_seconds, progress_line, wait_running
 from adapters.models import CheckResult, ContainerInfo, DiskUsage, ExecResult, ProbeRequest
 
 #: ``handler(service, argv)`` -> the result of running ``argv`` in the service's container
@@ -28,6 +30,25 @@ def exec_not_found(argv: Sequence[str]) -> ExecResult:
     )
 
 
+@dataclass(frozen=True)
+class AfterRestart:
+    """What a restarted fake container turns into, seen from the next call on (a hook for tests).
+
+    The default is what a good restart gives: running, and ``healthy`` when it has a health check.
+    ``AfterRestart(state="exited", exit_code=1, logs=("FATAL ...",))`` is a service that crashes at
+    start; ``AfterRestart(health="unhealthy")`` one whose check fails; ``AfterRestart(health="starting")``
+    one whose check never decides. ``health`` applies only to containers that have a health check.
+    """
+
+    state: str = "running"
+    health: str = "healthy"
+    exit_code: int | None = None
+    #: lines the container writes to its log when it starts again
+    logs: tuple[str, ...] = ()
+    #: the outcome of its last health check as the engine words it ("exit 1: no /tmp/ok"), if one ran
+    check: str | None = None
+
+
 class FakeRuntime:
     """A ``Runtime`` over containers held in memory, behaving like ``ComposeRuntime``.
 
@@ -36,6 +57,11 @@ class FakeRuntime:
     argv. Without either, a command is "executable file not found" (exit 126), as on the engine.
     Set ``fail`` to make every call raise (an engine that does not answer) and ``delay`` to make
     every call take that long. ``calls`` records what was asked.
+
+    ``restart`` does what the engine does: each container runs again with a new ``started_at``,
+    ``restarts`` back to 0 (Docker's RestartCount counts only the restart policy's restarts since the
+    last manual start) and health ``starting``; from the next call on it is what ``after_restart``
+    (service -> ``AfterRestart``) says, by default running and healthy.
     """
 
     def __init__(
@@ -64,6 +90,12 @@ class FakeRuntime:
         #: seconds every call takes
         self.delay = 0.0
         self.calls: list[str] = []
+        #: service -> what its containers turn into after a restart (default: ``AfterRestart()``)
+        self.after_restart: dict[str, AfterRestart] = {}
+        #: container id -> what it turns into at the next call (a restart in progress)
+        self._pending: dict[str, AfterRestart] = {}
+        #: container id -> the outcome of its last health check (``Look.check``)
+        self.checks: dict[str, str | None] = {}
 
     # ------------------------------------------------------------------ set-up helpers
 
@@ -136,6 +168,22 @@ class FakeRuntime:
             await asyncio.sleep(self.delay)
         if self.fail is not None:
             raise self.fail
+        self._settle()
+
+    def _settle(self) -> None:
+        """Restarted containers become what ``after_restart`` says (their first look after the restart)."""
+        for index, c in enumerate(self.items):
+            after = self._pending.pop(c.id, None)
+            if after is not None:
+                self.checks[c.id] = after.check if c.health is not None else None
+                running = after.state in ("running", "created")
+                self.items[index] = c.model_copy(
+                    update={
+                        "state": after.state,
+                        "health": None if c.health is None else after.health,
+                        "exit_code": None if running else after.exit_code or 0,
+                    }
+                )
 
     async def containers(self, *, stats: bool = False) -> list[ContainerInfo]:
         """Every container; cpu/memory only with ``stats`` and only for running ones."""
@@ -171,9 +219,9 @@ class FakeRuntime:
                 for at, line in self.log_lines.get(c.name, [])
                 if (after is None or at >= after) and (needle is None or needle in line[:MAX_LINE].lower())
             ]
-            groups.append(picked[len(picked) - lines :])
+            groups.append(picked[max(len(picked) - lines, 0) :])
         merged = list(heapq.merge(*groups, key=lambda item: item[0]))
-        return [text for _, text in merged[len(merged) - lines :]]
+        return [text for _, text in merged[max(len(merged) - lines, 0) :]]
 
     async def exec(self, service: str, argv: list[str], *, timeout: float = 30.0) -> ExecResult:
         """A canned result for ``(service, *argv)``, else the handler's, else "executable file not found"."""
@@ -211,6 +259,42 @@ class FakeRuntime:
         return DiskUsage(
             container=container.name, service=service, mount=mount, size_bytes=size, used_bytes=used, percent=percent
         )
+
+    async def restart(
+        self, service: str, *, stop_timeout: float | None = None, progress: Progress | None = None
+    ) -> list[ContainerInfo]:
+        """Restart each container of the service in turn, as the engine does (see the class docstring)."""
+        grace = grace_seconds(stop_timeout)
+        await self._enter(f"restart {service}" + ("" if grace is None else f" grace={grace}"))
+        targets = self._of(service, running=False)
+        for index, c in enumerate(targets, 1):
+            if progress is not None:
+                await progress(progress_line(c.name, index, len(targets)))
+            now = datetime.now(UTC)
+            if c.started_at is not None and now <= c.started_at:
+                now = c.started_at + timedelta(microseconds=1)
+            update = {"state": "running", "exit_code": None, "restarts": 0, "started_at": now}
+            update["health"] = None if c.health is None else "starting"
+            self.items[self.items.index(c)] = c.model_copy(update=update)
+            after = self.after_restart.get(service, AfterRestart())
+            self.log(c.name, *after.logs, at=now)
+            self._pending[c.id] = after
+        return self._of(service, running=False)
+
+    async def wait_running(self, service: str, *, timeout: float, healthy: bool = True) -> list[ContainerInfo]:
+        """Look every 0.25 s until the service's containers run (and are healthy), as the real runtime does."""
+        await self._enter(f"wait_running {service}")
+
+        async def look() -> list[Look]:
+            if self.fail is not None:
+                raise self.fail
+            self._settle()
+            return [Look(c, self.checks.get(c.id)) for c in self._of(service, running=False)]
+
+        async def tail(info: ContainerInfo) -> list[str]:
+            return [line for _, line in self.log_lines.get(info.name, [])[-TAIL_LINES:]]
+
+        return await wait_running(look, tail, service=service, timeout=timeout, healthy=healthy, where=self.description)
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -23,7 +23,7 @@ from typing import Any
 import sqlite_utils
 
 from adapters.errors import AccessDenied, ApprovalError
-from bot.db import Database
+from bot.db import Database, immediate
 
 PENDING, APPROVED, RUNNING = "pending", "approved", "running"
 DENIED, CANCELLED, EXPIRED = "denied", "cancelled", "expired"
@@ -105,18 +105,11 @@ class Approvals:
         """Run ``change(approval, conn)`` on the current row inside one write transaction."""
 
         def _run(db: sqlite_utils.Database) -> Any:
-            conn = db.conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(db.conn) as conn:
                 row = next(db.query("SELECT * FROM approvals WHERE id = ?", [approval_id]), None)
                 if row is None:
                     raise ApprovalError(f"no approval {approval_id!r}")
-                result = change(Approval.from_row(row), conn)
-                conn.execute("COMMIT")
-                return result
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                return change(Approval.from_row(row), conn)
 
         return await self.db.call(_run)
 
@@ -278,18 +271,10 @@ class Approvals:
         now = time.time()
 
         def _expire(db: sqlite_utils.Database) -> list[Approval]:
-            conn = db.conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                rows = [Approval.from_row(r) for r in db.query(
-                    "SELECT * FROM approvals WHERE state = ? AND expires_at <= ?", [PENDING, now])]  # fmt: skip
-                for a in rows:
-                    self._write(conn, a, state=EXPIRED)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            return rows
+            with immediate(db.conn) as conn:
+                query = "SELECT * FROM approvals WHERE state = ? AND expires_at <= ?"
+                rows = [Approval.from_row(r) for r in db.query(query, [PENDING, now])]
+                return [self._write(conn, a, state=EXPIRED) for a in rows]
 
         result: list[Approval] = await self.db.call(_expire)
         return result
@@ -300,10 +285,8 @@ class Approvals:
         host = socket.gethostname()
 
         def _orphans(db: sqlite_utils.Database) -> list[Approval]:
-            conn = db.conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                found = []
+            found = []
+            with immediate(db.conn) as conn:
                 for r in db.query("SELECT * FROM approvals WHERE state = ?", [RUNNING]):
                     a = Approval.from_row(r)
                     if a.runner == self.runner:
@@ -313,10 +296,6 @@ class Approvals:
                     dead = r_host == host and pid.isdigit() and not _alive(int(pid))
                     if dead or now - a.updated_at > HEARTBEAT_STALE:
                         found.append(self._write(conn, a, state=INTERRUPTED, outcome="the bot stopped during the run"))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             return found
 
         result: list[Approval] = await self.db.call(_orphans)

@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlite_utils
 
-from bot.db import Database
+from bot.db import Database, immediate
 from bot.redact import Redactor
 
 GENESIS = "0" * 64
@@ -82,9 +82,7 @@ class AuditLog:
         }
 
         def _append(db: sqlite_utils.Database) -> tuple[int, str]:
-            conn = db.conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(db.conn) as conn:
                 last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
                 row["id"] = (last[0] + 1) if last else 1
                 row["prev_hash"] = last[1] if last else GENESIS
@@ -98,10 +96,6 @@ class AuditLog:
                     "INSERT OR REPLACE INTO audit_head (one, last_id, hash) VALUES (1, ?, ?)",
                     (row["id"], row["hash"]),
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             return row["id"], row["hash"]
 
         entry_id, digest = await self.db.call(_append)

@@ -121,6 +121,8 @@ class Changes:
     ) -> ApprovalResult:
         """approve / deny / cancel; the approval that completes it runs the change here."""
         a = await self.approvals.get(approval_id)
+        if action == "approve" and actor == a.requester and a.required > 0:
+            raise AccessDenied("you requested this change: someone else must approve it (admins too)")
         if action in ("approve", "deny") and not (action == "approve" and a.required == 0 and actor == a.requester):
             roles, problems = await self.engine.access.roles(actor, a.environment)
             if not roles & {"approvers", "admins"}:

@@ -14,7 +14,10 @@ import pytest
 import adapters.compose as compose
 from adapters.compose import ComposeRuntime
 from adapters.dockerio import LineReader, cpu_percent, frames, image_version, memory_usage, parse_df, parse_time
-from adapters.errors import AdapterTimeout, EngineUnavailable, OpsError
+from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, OpsError
+from adapters.fakes import FakeRuntime
+from adapters.lifecycle import Look, check_text, describe, grace_seconds, verdict
+from adapters.models import ContainerInfo
 from tests.helpers.docker_engine import run_service
 
 # ---------------------------------------------------------------------- parsers (no engine)
@@ -78,6 +81,34 @@ def test_frames_and_lines_are_bounded():
     ):
         grep.feed(stream, payload)
     assert grep.close() == [("2026-01-01T00:00:01Z", "Err \ufffd")]
+
+
+def test_what_a_waited_for_container_means():
+    base = ContainerInfo(id="1", name="p-s-1", service="s", state="running", image="i")
+
+    def judge(healthy: bool = True, **state) -> str:
+        return verdict(Look(base.model_copy(update=state)), healthy=healthy)
+
+    assert judge() == judge(health="healthy") == judge(health="unhealthy", healthy=False) == "ready"
+    assert judge(health="starting") == "waiting" and judge(health="unhealthy") == "failed"
+    assert judge(state="exited", exit_code=0) == judge(state="dead", exit_code=1) == "failed"
+    assert judge(state="restarting") == judge(state="created") == judge(state="paused") == "waiting"
+    restarting = base.model_copy(update={"state": "restarting", "exit_code": 2})
+    assert describe(Look(restarting)) == "p-s-1 is restarting (it exited with code 2)"
+    dead = base.model_copy(update={"state": "dead", "exit_code": 137, "health": "unhealthy"})
+    assert describe(Look(dead, "exit 1")) == "p-s-1 is dead (exit code 137), health unhealthy (last check: exit 1)"
+    assert check_text(1, "a\nb\n\n") == "exit 1: b" and check_text(-1, None) == "exit -1"
+    assert [grace_seconds(x) for x in (None, 0, 0.5, 1, 2.01)] == [None, 0, 1, 1, 3]
+
+
+async def test_a_crash_quotes_at_most_20_lines_of_its_log():
+    rt = FakeRuntime()
+    rt.add("db", state="exited", exit_code=2, logs=[f"line {i}" for i in range(30)])
+    with pytest.raises(AdapterError) as caught:
+        await rt.wait_running("db", timeout=5)
+    first, *tail = str(caught.value).splitlines()
+    assert first == "service 'db' did not come up: shop-db-1 exited with code 2; the last 20 lines of its log:"
+    assert tail == [f"  line {i}" for i in range(10, 30)]
 
 
 # ---------------------------------------------------------------------- the real engine
@@ -163,6 +194,155 @@ async def test_listing_is_one_list_and_parallel_inspects(shop):
     await rt.close()
 
 
+# ---------------------------------------------------------------------- restarts on the real engine
+#
+# Own project (the shared shop is never restarted). Every container says "up" once its SIGTERM trap
+# is set, so a test waits for that before it stops it again (a TERM before the trap would be ignored:
+# PID 1 has no default action). quick (2 containers) exits at once on TERM; graceful takes 2 s in its
+# handler, then exits 0; ownstop is graceful with its own StopTimeout of 1 s.
+
+QUICK = "trap 'echo bye; exit 0' TERM; echo up; while true; do sleep 0.1; done"
+GRACEFUL = "trap 'echo got TERM; sleep 2; echo clean exit; exit 0' TERM; echo up; while true; do sleep 0.1; done"
+
+
+@pytest.fixture(scope="module")
+def lifecycle(docker_engine, shop):
+    """(project, service -> [container ids]) of the restart project on the real engine."""
+    c, project = docker_engine.client, f"{shop.project}lifecycle"
+    image = "shop/worker:1.0"
+    made = [
+        run_service(c, project, "quick", image, ["sh", "-c", QUICK]).id,
+        run_service(c, project, "quick", image, ["sh", "-c", QUICK], number=2).id,
+        run_service(c, project, "graceful", image, ["sh", "-c", GRACEFUL]).id,
+    ]
+    labels = {
+        "com.docker.compose.project": project,
+        "com.docker.compose.service": "ownstop",
+        "com.docker.compose.container-number": "1",
+        "com.docker.compose.oneoff": "False",
+    }
+    made.append(
+        c.api.create_container(
+            image, ["sh", "-c", GRACEFUL], name=f"{project}-ownstop-1", labels=labels, stop_timeout=1,
+            host_config=c.api.create_host_config(network_mode="host"),
+        )["Id"]
+    )  # fmt: skip
+    c.api.start(made[-1])
+    try:
+        for cid in made:
+            _wait_for_ups(c, cid, 1)
+        services: dict[str, list[str]] = {}
+        for cid in made:
+            labels = c.api.inspect_container(cid)["Config"]["Labels"]
+            services.setdefault(labels["com.docker.compose.service"], []).append(cid)
+        yield project, services
+    finally:
+        for cid in made:
+            c.api.remove_container(cid, force=True)
+
+
+def _wait_for_ups(client, cid: str, count: int, timeout: float = 20) -> None:
+    """Wait until the container has said "up" ``count`` times (its trap is set)."""
+    deadline = time.monotonic() + timeout
+    while client.api.logs(cid).count(b"up\n") < count:
+        assert time.monotonic() < deadline, f"{cid[:12]} did not say up {count} times"
+        time.sleep(0.05)
+
+
+def _events(client, ids: list[str], since: str, until: str, event: str | None = None) -> list[dict]:
+    """The engine's events for the containers between ``since`` and ``until`` (unix times with nanoseconds)."""
+    filters: dict = {"container": ids} if event is None else {"container": ids, "event": event}
+    return list(client.events(since=since, until=until, decode=True, filters=filters))
+
+
+def _now() -> str:
+    return f"{time.time():.9f}"
+
+
+def _later() -> str:
+    return f"{time.time() + 0.3:.9f}"  # events are recorded before the engine answers; a margin all the same
+
+
+@docker
+async def test_restart_starts_each_container_exactly_once_in_turn(docker_engine, shop, lifecycle):
+    project, services = lifecycle
+    client, ids = docker_engine.client, services["quick"]
+    rt = ComposeRuntime(shop.host, project)
+    names = [f"{project}-quick-{n}" for n in (1, 2)]
+    said: list[str] = []
+
+    async def progress(line: str) -> None:
+        said.append(line)
+
+    since, start = _now(), time.perf_counter()
+    for round_ in (1, 2):
+        infos = await rt.restart("quick", progress=progress)  # no grace given, no StopTimeout: the engine's 10 s
+        assert [i.name for i in infos] == names and all(i.state == "running" for i in infos)
+        for cid in ids:
+            await asyncio.to_thread(_wait_for_ups, client, cid, round_ + 1)
+    elapsed = time.perf_counter() - start
+    until = _later()
+    await rt.close()
+    assert said == [f"restarting {names[0]} (1 of 2)", f"restarting {names[1]} (2 of 2)"] * 2
+    assert elapsed < 5  # each stopped at once on SIGTERM: nobody waited out a grace
+    for cid in ids:  # the count the engine keeps: one start per container per restart
+        starts = await asyncio.to_thread(_events, client, [cid], since, until, "start")
+        assert [e["Action"] for e in starts] == ["start", "start"]
+    events = await asyncio.to_thread(_events, client, ids, since, until)
+    seen = [(e["Action"], ids.index(e["id"]) + 1) for e in events]
+    one_by_one = [(action, n) for n in (1, 2) for action in ("kill", "die", "stop", "start")]
+    assert seen == one_by_one * 2  # container 2 is stopped only once container 1 started again
+    assert [e["Actor"]["Attributes"]["signal"] for e in events if e["Action"] == "kill"] == ["15"] * 4
+    assert [e["Actor"]["Attributes"]["exitCode"] for e in events if e["Action"] == "die"] == ["0"] * 4
+
+
+async def _restart_timed(rt, service: str, stop_timeout, client, cid: str, ups: int) -> tuple[float, list[dict]]:
+    """Restart ``service``, wait until it is up again; (seconds the restart took, its engine events)."""
+    since, start = _now(), time.perf_counter()
+    await rt.restart(service, stop_timeout=stop_timeout)
+    elapsed = time.perf_counter() - start
+    await asyncio.to_thread(_wait_for_ups, client, cid, ups)
+    return elapsed, await asyncio.to_thread(_events, client, [cid], since, _later())
+
+
+def _signals_and_exit(events: list[dict]) -> tuple[list[str], list[str]]:
+    kills = [e["Actor"]["Attributes"]["signal"] for e in events if e["Action"] == "kill"]
+    return kills, [e["Actor"]["Attributes"]["exitCode"] for e in events if e["Action"] == "die"]
+
+
+@docker
+async def test_the_stop_grace_is_respected(docker_engine, shop, lifecycle):
+    project, services = lifecycle
+    client, (cid,) = docker_engine.client, services["graceful"]
+    # the runtime's own timeout (1 s) is shorter than the handler (2 s): the stop's bound is grace + timeout
+    rt = ComposeRuntime(shop.host, project, timeout=1)
+    ups = client.api.logs(cid).count(b"up\n")
+    elapsed, events = await _restart_timed(rt, "graceful", 5, client, cid, ups + 1)
+    assert _signals_and_exit(events) == (["15"], ["0"])  # SIGTERM only; the handler's own exit 0
+    assert 2 <= elapsed < 5 and [e["Action"] for e in events].count("start") == 1
+    assert client.api.logs(cid).count(b"clean exit\n") == 1
+    # 0.5 s: the engine counts whole seconds, so it is 1 s (rounded up, never down to 0) -- then SIGKILL
+    assert grace_seconds(0.5) == 1
+    elapsed, events = await _restart_timed(rt, "graceful", 0.5, client, cid, ups + 2)
+    assert _signals_and_exit(events) == (["15", "9"], ["137"])
+    assert 1 <= elapsed < 2  # killed before the handler's 2 s were over
+    assert client.api.logs(cid).count(b"clean exit\n") == 1 and client.api.logs(cid).count(b"got TERM\n") == 2
+    await rt.close()
+
+
+@docker
+async def test_without_a_grace_the_containers_own_stop_timeout_counts(docker_engine, shop, lifecycle):
+    project, services = lifecycle
+    client, (cid,) = docker_engine.client, services["ownstop"]
+    assert client.api.inspect_container(cid)["Config"]["StopTimeout"] == 1
+    rt = ComposeRuntime(shop.host, project)
+    ups = client.api.logs(cid).count(b"up\n")
+    elapsed, events = await _restart_timed(rt, "ownstop", None, client, cid, ups + 1)
+    assert _signals_and_exit(events) == (["15", "9"], ["137"])  # its own 1 s, not the engine's 10 s
+    assert 1 <= elapsed < 2
+    await rt.close()
+
+
 def _silent_server(path: str) -> tuple[socket.socket, list[socket.socket], threading.Event, threading.Thread]:
     """A unix socket that accepts connections and never answers."""
     server = socket.socket(socket.AF_UNIX)
@@ -189,7 +369,14 @@ async def test_engine_that_never_answers_times_out(tmp_path):
     server, held, stop, thread = _silent_server(path)
     rt = ComposeRuntime(f"unix://{path}", "shop", timeout=0.5)
     try:
-        for call in (rt.containers(), rt.logs("api"), rt.exec("api", ["true"])):
+        calls = (
+            rt.containers(),
+            rt.logs("api"),
+            rt.exec("api", ["true"]),
+            rt.restart("api"),
+            rt.wait_running("api", timeout=5),
+        )
+        for call in calls:
             start = time.perf_counter()
             with pytest.raises(AdapterTimeout) as info:
                 await call
@@ -214,7 +401,9 @@ async def test_engine_that_is_not_there_is_one_clear_line(tmp_path, kind):
         leftover.close()
     rt = ComposeRuntime(f"unix://{path}", "shop", timeout=3)
     words = "no such socket" if kind == "missing" else "connection refused"
-    for call in (rt.containers(stats=True), rt.logs("api"), rt.exec("api", ["true"]), rt.disk("api")):
+    calls = (rt.containers(stats=True), rt.logs("api"), rt.exec("api", ["true"]), rt.disk("api"), rt.restart("api"),
+             rt.wait_running("api", timeout=5))  # fmt: skip
+    for call in calls:
         start = time.perf_counter()
         with pytest.raises(EngineUnavailable) as info:
             await call

@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from adapters.compose import ComposeRuntime
-from adapters.errors import AdapterError, NotFound
-from adapters.fakes import FakeRuntime
+from adapters.errors import AdapterError, AdapterTimeout, NotFound
+from adapters.fakes import AfterRestart, FakeRuntime
 from adapters.models import ExecResult
 from adapters.runtime import Runtime
-from tests.helpers.docker_engine import run_service
+from tests.helpers.docker_engine import API_SCRIPT, run_service
+from tests.helpers.http_servers import free_port
 
 SECRET = "s3cr3t-fake"
 PSQL = ["psql", "-tA", "-U", "app", "-c", "SELECT count(*) FROM pg_stat_activity"]
@@ -190,3 +191,193 @@ async def test_logs_of_several_containers_are_merged_by_time(pair):
     assert await rt.logs("pair", lines=2) == [f"{two}: second", f"{one}: third"]
     assert await rt.logs("pair", grep="IR") == [f"{one}: first", f"{one}: third"]
     assert (await rt.disk("pair")).container == one  # the first running container answers
+
+
+# ---------------------------------------------------------------------- restart and wait_running
+#
+# On their own project (never the shared shop, whose services other tests read): api and redis as
+# in the shop (redis writes two lines before it exits 1), flaky (restart policy on-failure: 1 retry,
+# used up), sick (healthy until it is restarted, then its check fails) and stuck (a health check
+# whose first run is an hour away: ``starting`` for ever).
+
+REDIS_LINES = ("redis starting", "FATAL cannot open /data/dump.rdb")
+REDIS_SCRIPT = f"echo '{REDIS_LINES[0]}'; echo '{REDIS_LINES[1]}' >&2; exit 1"
+SICK_SCRIPT = (
+    "if [ -f /tmp/started ]; then rm -f /tmp/ok; else touch /tmp/started /tmp/ok; fi; "
+    "trap 'exit 0' TERM; while true; do sleep 0.1; done"
+)
+SICK_CHECK = "test -f /tmp/ok || { echo no /tmp/ok; exit 1; }"
+MS = 1_000_000  # nanoseconds
+
+
+def fake_restartable() -> FakeRuntime:
+    """The restart project as a FakeRuntime, as ``restart_project`` leaves it on the engine."""
+    rt = FakeRuntime(project="shoprestart")
+    rt.add("api", image="shop/api:1.0", health="healthy")
+    rt.add("redis", image="shop/redis:7", state="exited", exit_code=1, logs=REDIS_LINES)
+    rt.add("flaky", image="shop/worker:1.0", state="exited", exit_code=3, restarts=1)
+    rt.add("sick", image="shop/worker:1.0", health="healthy")
+    rt.add("stuck", image="shop/worker:1.0", health="starting")
+    rt.after_restart["redis"] = AfterRestart(state="exited", exit_code=1, logs=REDIS_LINES)
+    rt.after_restart["flaky"] = AfterRestart(state="exited", exit_code=3)
+    rt.after_restart["sick"] = AfterRestart(health="unhealthy", check="exit 1: no /tmp/ok")
+    rt.after_restart["stuck"] = AfterRestart(health="starting")
+    return rt
+
+
+@pytest.fixture(scope="module")
+def restart_project(docker_engine, shop):
+    """The restart project on the real engine (its own Compose project name); removed at the end."""
+    c, project, port = docker_engine.client, f"{shop.project}restart", free_port()
+    made = [
+        run_service(
+            c, project, "api", "shop/api:1.0", ["sh", "-c", API_SCRIPT], env={"PORT": str(port)},
+            healthcheck={"test": ["CMD", "wget", "-q", "-O-", f"http://127.0.0.1:{port}/health"],
+                         "interval": 500 * MS, "timeout": 2000 * MS, "retries": 3, "start_period": 0},
+        ),
+        run_service(c, project, "redis", "shop/redis:7", ["sh", "-c", REDIS_SCRIPT]),
+        run_service(
+            c, project, "flaky", "shop/worker:1.0", ["sh", "-c", "sleep 1; exit 3"],
+            restart_policy={"Name": "on-failure", "MaximumRetryCount": 1},
+        ),
+        run_service(
+            c, project, "sick", "shop/worker:1.0", ["sh", "-c", SICK_SCRIPT],
+            healthcheck={"test": ["CMD", "sh", "-c", SICK_CHECK], "interval": 200 * MS, "timeout": 2000 * MS,
+                         "retries": 2, "start_period": 0},
+        ),
+        run_service(
+            c, project, "stuck", "shop/worker:1.0", ["sh", "-c", "exec sleep 100000"],
+            healthcheck={"test": ["CMD", "true"], "interval": 3600 * 1000 * MS, "retries": 1},
+        ),
+    ]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            attrs = {x.labels["com.docker.compose.service"]: c.api.inspect_container(x.id) for x in made}
+            health = {name: (a["State"].get("Health") or {}).get("Status") for name, a in attrs.items()}
+            if (
+                health["api"] == health["sick"] == "healthy"
+                and attrs["redis"]["State"]["Status"] == "exited"
+                and attrs["flaky"]["State"]["Status"] == "exited"
+                and attrs["flaky"]["RestartCount"] == 1
+            ):
+                break
+            assert time.monotonic() < deadline, f"the restart project did not settle: {health}"
+            time.sleep(0.1)
+        yield project
+    finally:
+        for container in made:
+            container.remove(force=True)
+
+
+@pytest.fixture(params=RUNTIMES)
+async def restartable(request):
+    """A runtime on the restart project: a fresh fake, or a ComposeRuntime on the real one."""
+    if request.param == "fake":
+        rt = fake_restartable()
+    else:
+        shop, project = request.getfixturevalue("shop"), request.getfixturevalue("restart_project")
+        rt = ComposeRuntime(shop.host, project)
+    yield rt
+    await rt.close()
+
+
+async def _one(rt, service):
+    (info,) = [i for i in await rt.containers() if i.service == service]
+    return info
+
+
+async def test_restart_gives_running_containers_started_later(restartable):
+    rt = restartable
+    before = await _one(rt, "api")
+    assert before.state == "running" and before.health == "healthy"
+    said: list[str] = []
+
+    async def progress(line: str) -> None:
+        said.append(line)
+
+    after = await rt.restart("api", stop_timeout=1, progress=progress)  # busybox httpd as PID 1 ignores SIGTERM
+    assert said == [f"restarting {before.name} (1 of 1)"]
+    assert [i.id for i in after] == [before.id]
+    (info,) = after
+    assert info.state == "running" and info.exit_code is None and info.restarts == 0
+    assert info.started_at is not None and before.started_at is not None and info.started_at > before.started_at
+    assert info.health in ("starting", "healthy")  # the engine resets health at start: no check has run yet
+    (ready,) = await rt.wait_running("api", timeout=30)
+    assert ready.id == before.id and ready.state == "running" and ready.health == "healthy"
+    assert ready.started_at == info.started_at  # started once
+
+
+async def test_wait_running_returns_running_and_healthy(restartable):
+    rt = restartable
+    (api,) = await rt.wait_running("api", timeout=30)
+    assert api.state == "running" and api.health == "healthy" and api.service == "api"
+    start = time.perf_counter()
+    (stuck,) = await rt.wait_running("stuck", timeout=30, healthy=False)  # running is enough
+    assert stuck.state == "running" and stuck.health == "starting" and time.perf_counter() - start < 1
+
+
+async def test_restart_and_wait_of_an_unknown_service(restartable):
+    rt = restartable
+    with pytest.raises(NotFound, match="no container for service 'nosuch' in project"):
+        await rt.restart("nosuch")
+    with pytest.raises(NotFound, match="no container for service 'nosuch' in project"):
+        await rt.wait_running("nosuch", timeout=5)
+    for bad in (-1, float("nan")):
+        with pytest.raises(AdapterError, match="stop timeout must be a number of seconds >= 0"):
+            await rt.restart("api", stop_timeout=bad)
+
+
+async def test_restarted_redis_exits_again_and_wait_running_says_why(restartable):
+    rt = restartable
+    before = await _one(rt, "redis")
+    assert before.state == "exited" and before.exit_code == 1
+    (info,) = await rt.restart("redis", stop_timeout=0)
+    assert info.started_at is not None and before.started_at is not None and info.started_at > before.started_at
+    assert info.state in ("running", "exited")  # it may already have exited again
+    start = time.perf_counter()
+    with pytest.raises(AdapterError) as caught:
+        await rt.wait_running("redis", timeout=20)
+    assert not isinstance(caught.value, AdapterTimeout) and time.perf_counter() - start < 5  # fails fast
+    first, *tail = str(caught.value).splitlines()
+    assert first == f"service 'redis' did not come up: {before.name} exited with code 1; the last 4 lines of its log:"
+    # both runs (docker keeps the log across restarts), stdout and stderr; the engine copies the two
+    # streams apart, so lines written in the same instant to both may be logged in either order
+    assert sorted(tail) == sorted(f"  {line}" for line in REDIS_LINES * 2)
+    after = await _one(rt, "redis")
+    assert after.state == "exited" and after.exit_code == 1 and after.started_at == info.started_at
+
+
+async def test_a_manual_restart_resets_the_restart_count(restartable):
+    rt = restartable
+    before = await _one(rt, "flaky")
+    assert before.state == "exited" and before.exit_code == 3 and before.restarts == 1  # the policy's one retry
+    (after,) = await rt.restart("flaky")
+    assert after.state == "running" and after.restarts == 0  # RestartCount counts the policy's restarts only
+
+
+async def test_wait_running_fails_fast_when_a_container_becomes_unhealthy(restartable):
+    rt = restartable
+    (restarted,) = await rt.restart("sick", stop_timeout=0)
+    assert restarted.state == "running" and restarted.health == "starting"  # not a failure: waited for
+    start = time.perf_counter()
+    with pytest.raises(AdapterError) as caught:
+        await rt.wait_running("sick", timeout=30)
+    assert not isinstance(caught.value, AdapterTimeout) and time.perf_counter() - start < 10
+    assert str(caught.value) == (
+        f"service 'sick' did not come up: {restarted.name} is running, health unhealthy"
+        " (last check: exit 1: no /tmp/ok)"
+    )
+    (running,) = await rt.wait_running("sick", timeout=5, healthy=False)
+    assert running.health == "unhealthy"
+
+
+async def test_wait_running_times_out_clearly_while_a_check_is_starting(restartable):
+    rt = restartable
+    (restarted,) = await rt.restart("stuck", stop_timeout=0)
+    assert restarted.health == "starting"
+    start = time.perf_counter()
+    with pytest.raises(AdapterTimeout) as caught:
+        await rt.wait_running("stuck", timeout=1)
+    assert 1 <= time.perf_counter() - start < 2.5
+    assert str(caught.value) == f"service 'stuck' was not ready within 1s: {restarted.name} is running, health starting"
