@@ -94,6 +94,15 @@ async def bot(slack, stage, tmp_path_factory):
     yield process
     await process.stop()
     process.assert_clean()
+    # every step of every approval of this module is in the audit log, and the chain holds
+    from bot.audit import AuditLog
+    from bot.db import Database
+    from bot.redact import Redactor
+
+    db = Database(tmp / "opsbot.db")
+    verification = await AuditLog(db, Redactor()).verify()
+    db.close()
+    assert verification.ok and verification.rows > 20, verification
 
 
 def starts(stage, service: str, since: float) -> int:
@@ -305,3 +314,24 @@ async def test_command_line_approvals(stage, tmp_path):
     events = [r["event"] for r in reversed(json.loads(out))]
     for event in ("awaiting-approval", "refused", "approved", "started", "succeeded", "denied", "planned"):
         assert event in events, event
+
+
+async def test_console_asks_for_the_approval(stage, tmp_path):
+    from tests.e2e.test_cli import opsbot
+
+    config = tmp_path / "ops.yml"
+    stage_config(config, stage)
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("SLACK_", "OPSBOT_"))}
+    env.update(OPSBOT_DB=str(tmp_path / "console.db"), OPSBOT_HISTORY=str(tmp_path / "history"))
+    t0 = time.time()
+    script = b"restart stage worker\nnot-an-id\nU0APPROVER1\nrestart solo worker\ny\nrestart stage api\n\n"
+    code, out, _ = await opsbot("serve", "--config", str(config), stdin=script, env=env, timeout=90)
+    assert code == 0 and out.rstrip().endswith("bye")
+    assert "Approver's Slack user id" in out and "not a Slack user id: 'not-an-id'" in out
+    assert "restart worker in stage: OK" in out  # approved by U0APPROVER1
+    assert "restart worker in solo: OK" in out  # required 0: confirmed by the requester
+    assert "Confirm restart solo worker? [y/N]" in out
+    assert "is pending; approve later with: opsbot approve" in out
+    assert starts(stage, "worker", t0) == 2 and starts(stage, "api", t0) == 0
+    code, out, _ = await opsbot("audit", "verify", env=env)
+    assert code == 0
