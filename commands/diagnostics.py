@@ -19,6 +19,8 @@ from commands.inspect import by_threshold, check_rows, service_rows
 
 #: log lines worth showing when troubleshooting
 LOG_SIGNAL = re.compile(r"error|fatal|panic|exception|fail|timeout|timed out|refused|killed|oom|warn", re.I)
+#: lines that outrank warnings when only a few can be shown
+LOG_SEVERE = re.compile(r"error|fatal|panic|exception|fail|killed|oom", re.I)
 LOG_WINDOW = timedelta(hours=1)
 LOG_SCAN = 500
 LOG_SHOW = 8
@@ -91,8 +93,15 @@ async def _logs(ctx: Ctx, env: str, words: list[str]) -> Finding:
             lines = await runtime.logs(service, since=LOG_WINDOW, lines=LOG_SCAN)
         except AdapterError:
             return []
-        hits = [ln for ln in lines if LOG_SIGNAL.search(ln) or any(w in ln.lower() for w in wanted)]
-        return [f"{service}: {ln}" for ln in hits[-LOG_SHOW:]]
+        hits = [(i, ln) for i, ln in enumerate(lines) if LOG_SIGNAL.search(ln) or any(w in ln.lower() for w in wanted)]
+        # the newest severe lines first, then the newest of the rest, shown in the order they were written
+        severe = [h for h in hits if LOG_SEVERE.search(h[1])][-LOG_SHOW:]
+        rest = (
+            [h for h in hits if not LOG_SEVERE.search(h[1])][-(LOG_SHOW - len(severe)) :]
+            if len(severe) < LOG_SHOW
+            else []
+        )
+        return [f"{service}: {ln}" for _, ln in sorted(severe + rest)]
 
     per_service = await asyncio.gather(*(one(s) for s in env_config.services))
     lines = [ln for group in per_service for ln in group]

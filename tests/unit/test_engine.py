@@ -186,3 +186,15 @@ async def test_help(engine):
     assert detail["usage"].startswith("logs <env> <service>") and "[REDACTED]" in detail["description"]
     reply = await handle(engine, "help lgs")
     assert reply.exit_code == 2 and "Did you mean 'logs'" in reply.error
+
+
+async def test_troubleshoot_logs_show_errors_before_warnings(engine, backends):
+    rt = backends.runtime("prod")
+    worker = next(c for c in rt.items if c.service == "worker")
+    for i in range(30):
+        rt.log(worker.name, f"WARN slow query {i}")
+    reply = await handle(engine, "troubleshoot 504")
+    [match] = reply.to_json()["matches"]
+    logs = next(f for f in match["diagnostics"] if f["name"] == "logs")
+    assert logs["lines"][0] == "worker: ERROR timeout"  # older than every warning, still shown, first
+    assert len(logs["lines"]) == 8 and logs["lines"][-1] == "worker: WARN slow query 29"
