@@ -50,24 +50,46 @@ def _save_history() -> None:
         pass
 
 
-def _reader(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None], interactive: bool) -> None:
-    """Read lines in a daemon thread (so a pending read never keeps the process alive)."""
-    while True:
-        try:
-            line = input(PROMPT) if interactive else sys.stdin.readline()
-            if not interactive and line == "":
-                raise EOFError
-        except (EOFError, KeyboardInterrupt, OSError):
-            loop.call_soon_threadsafe(queue.put_nowait, None)
-            return
-        loop.call_soon_threadsafe(queue.put_nowait, line.rstrip("\n"))
+class Lines:
+    """Lines typed at the console, read by a daemon thread one at a time, when the console asks.
+
+    The thread prompts only when asked (``next``), so a prompt never appears before the previous
+    answer has been printed; being a daemon, a pending read never keeps the process alive.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interactive: bool) -> None:
+        self.loop = loop
+        self.interactive = interactive
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.turn = threading.Event()
+        self.prompt = PROMPT
+        threading.Thread(target=self._read, daemon=True, name="console-input").start()
+
+    def _read(self) -> None:
+        while True:
+            self.turn.wait()
+            self.turn.clear()
+            try:
+                line = input(self.prompt) if self.interactive else sys.stdin.readline()
+                if not self.interactive and line == "":
+                    raise EOFError
+            except (EOFError, KeyboardInterrupt, OSError):
+                self.loop.call_soon_threadsafe(self.queue.put_nowait, None)
+                return
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, line.rstrip("\n"))
+
+    async def next(self, prompt: str = PROMPT) -> str | None:
+        """The next line (None at the end of input), prompting with ``prompt``."""
+        self.prompt = prompt
+        self.turn.set()
+        return await self.queue.get()
 
 
 async def _ask_approval(
     app: App,
     result: ApprovalResult,
     actor: str,
-    queue: asyncio.Queue[str | None],
+    lines: Lines,
     progress: Callable[[str], Awaitable[None]],
     out: TextIO,
 ) -> bool:
@@ -83,7 +105,7 @@ async def _ask_approval(
 
     if approval["required"] == 0:
         print(f"Confirm {approval['command']}? [y/N] ", file=out, flush=True)
-        answer = await queue.get()
+        answer = await lines.next("> ")
         if answer is None:
             return False
         await decide(actor, "approve" if answer.strip().lower() in ("y", "yes") else "cancel")
@@ -95,7 +117,7 @@ async def _ask_approval(
             file=out,
             flush=True,
         )
-        answer = await queue.get()
+        answer = await lines.next("> ")
         if answer is None:
             return False
         who = answer.strip()
@@ -121,15 +143,13 @@ async def run_console(app: App, *, out: TextIO = sys.stdout) -> int:
         file=out,
         flush=True,
     )
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
-    threading.Thread(target=_reader, args=(loop, queue, interactive), daemon=True, name="console-input").start()
+    lines = Lines(asyncio.get_running_loop(), interactive)
 
     async def progress(message: str) -> None:
         print(f"... {app.redactor.text(message)}", file=out, flush=True)
 
     while True:
-        line = await queue.get()
+        line = await lines.next()
         if line is None:
             print("bye", file=out, flush=True)
             return 0
@@ -142,6 +162,6 @@ async def run_console(app: App, *, out: TextIO = sys.stdout) -> int:
         reply = await app.engine.handle(Request(actor=actor, door="console", text=text, progress=progress))
         print(app.redactor.text(render_text(reply)), file=out, flush=True)
         if isinstance(reply.result, ApprovalResult) and reply.result.approval["state"] == "pending":
-            if not await _ask_approval(app, reply.result, actor, queue, progress, out):
+            if not await _ask_approval(app, reply.result, actor, lines, progress, out):
                 print("bye", file=out, flush=True)
                 return 0

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field
 
-from adapters.errors import AdapterError
+from adapters.errors import AdapterError, NotFound
 from commands.base import Ctx, Severity, worst
 from commands.inspect import by_threshold, check_rows, service_rows
 
@@ -89,27 +89,39 @@ async def _logs(ctx: Ctx, env: str, words: list[str]) -> Finding:
     wanted = [w.lower() for w in words if len(w) >= 3]
 
     async def one(service: str) -> list[str]:
-        try:
-            lines = await runtime.logs(service, since=LOG_WINDOW, lines=LOG_SCAN)
-        except AdapterError:
-            return []
+        lines = await runtime.logs(service, since=LOG_WINDOW, lines=LOG_SCAN)
         hits = [(i, ln) for i, ln in enumerate(lines) if LOG_SIGNAL.search(ln) or any(w in ln.lower() for w in wanted)]
         # the newest severe lines first, then the newest of the rest, shown in the order they were written
         severe = [h for h in hits if LOG_SEVERE.search(h[1])][-LOG_SHOW:]
-        rest = (
-            [h for h in hits if not LOG_SEVERE.search(h[1])][-(LOG_SHOW - len(severe)) :]
-            if len(severe) < LOG_SHOW
-            else []
-        )
+        room = LOG_SHOW - len(severe)
+        rest = [h for h in hits if not LOG_SEVERE.search(h[1])][-room:] if room > 0 else []
         return [f"{service}: {ln}" for _, ln in sorted(severe + rest)]
 
-    per_service = await asyncio.gather(*(one(s) for s in env_config.services))
-    lines = [ln for group in per_service for ln in group]
-    noisy = [s for s, group in zip(env_config.services, per_service, strict=True) if group]
+    services = list(env_config.services)
+    results = await asyncio.gather(*(one(s) for s in services), return_exceptions=True)
+    failed = [r for r in results if isinstance(r, AdapterError) and not isinstance(r, NotFound)]
+    if failed and len(failed) == len(results):
+        raise failed[0]  # the engine does not answer at all: one clear line, not "no errors"
+    lines: list[str] = []
+    noisy: list[str] = []
+    unread: list[str] = []
+    for service, result in zip(services, results, strict=True):
+        if isinstance(result, NotFound):
+            continue  # no container: the containers diagnostic says so
+        if isinstance(result, AdapterError):
+            unread.append(f"{service} ({result})")
+            continue
+        if isinstance(result, BaseException):
+            raise result
+        lines += result
+        if result:
+            noisy.append(service)
     summary = (
         f"errors or matching lines in the last hour: {', '.join(noisy)}" if noisy else "no error lines in the last hour"
     )
-    return Finding(name="logs", severity="warning" if noisy else "ok", summary=summary, lines=lines)
+    if unread:
+        summary += f"; could not read: {'; '.join(unread)}"
+    return Finding(name="logs", severity="warning" if noisy or unread else "ok", summary=summary, lines=lines)
 
 
 async def _disk(ctx: Ctx, env: str, words: list[str]) -> Finding:

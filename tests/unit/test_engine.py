@@ -198,3 +198,11 @@ async def test_troubleshoot_logs_show_errors_before_warnings(engine, backends):
     logs = next(f for f in match["diagnostics"] if f["name"] == "logs")
     assert logs["lines"][0] == "worker: ERROR timeout"  # older than every warning, still shown, first
     assert len(logs["lines"]) == 8 and logs["lines"][-1] == "worker: WARN slow query 29"
+
+
+async def test_troubleshoot_never_says_no_errors_when_it_could_not_read_the_logs(engine, backends):
+    backends.runtime("prod").fail = EngineUnavailable("Docker engine at unix:///x.sock does not answer")
+    reply = await handle(engine, "troubleshoot 504")
+    findings = {f["name"]: f for f in reply.to_json()["matches"][0]["diagnostics"]}
+    assert findings["logs"]["severity"] == "critical"
+    assert findings["logs"]["summary"] == "could not run: Docker engine at unix:///x.sock does not answer"
