@@ -467,3 +467,19 @@ async def test_bolt_socket_mode_receives_envelopes_and_acks(slack: SlackStandIn)
         assert len(slack.calls_to("apps.connections.open")) == 2
     finally:
         await handler.close_async()
+
+
+async def test_group_resolver_caches_and_refuses_when_slack_cannot_answer(slack: SlackStandIn) -> None:
+    from adapters.errors import AdapterError
+    from bot.slack.groups import SlackGroupResolver
+
+    slack.groups = {"S0OPS": ["U0A", "U0B"]}
+    resolver = SlackGroupResolver(client_for(slack), ttl=60)
+    assert await resolver.members("S0OPS") == {"U0A", "U0B"}
+    assert await resolver.members("S0OPS") == {"U0A", "U0B"}
+    assert len(slack.calls_to("usergroups.users.list")) == 1  # cached
+    with pytest.raises(AdapterError, match="no_such_subteam"):
+        await resolver.members("S0NOPE")
+    slack.fail_next("usergroups.users.list", error="plan_upgrade_required")
+    with pytest.raises(AdapterError, match="plan_upgrade_required"):
+        await SlackGroupResolver(client_for(slack)).members("S0OPS")
