@@ -9,6 +9,7 @@ from bot.changes import ApprovalResult, PlanResult
 from bot.engine import Reply
 from commands.audit import AuditResult
 from commands.base import Plan, Result
+from commands.config import ConfigResult
 from commands.escalate import EscalateResult
 from commands.health import HealthResult
 from commands.help import HelpResult
@@ -178,7 +179,17 @@ def _pending(r: PendingResult) -> list[str]:
     return _table(table)
 
 
+def _config(r: ConfigResult) -> list[str]:
+    out = [f"Configuration of {r.environment}"]
+    for v in r.services:
+        out += ["", f"{v.service} ({v.container}, {v.image})"]
+        out += [f"  {k}={val}" for k, val in v.environment.items()]
+        out.append("  flags: " + (", ".join(f"{k}={val}" for k, val in v.flags.items()) or "none"))
+    return out
+
+
 RENDERERS: dict[type[Result], Callable[[Any], list[str]]] = {
+    ConfigResult: _config,
     PlanResult: _plan_result,
     ApprovalResult: _approval,
     RestartResult: _restart,

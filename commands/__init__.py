@@ -6,9 +6,9 @@ never import the engine or a door, and never know which door a request came thro
 
 from __future__ import annotations
 
-from commands import audit, escalate, health, help, logs, pending, restart, status, troubleshoot
+from commands import audit, config, escalate, health, help, logs, pending, restart, status, troubleshoot
 from commands.base import CommandSpec
 
 REGISTRY: dict[str, CommandSpec] = {
-    m.SPEC.name: m.SPEC for m in (help, status, health, logs, troubleshoot, escalate, pending, audit, restart)
+    m.SPEC.name: m.SPEC for m in (help, status, health, logs, troubleshoot, escalate, config, pending, audit, restart)
 }

@@ -17,6 +17,7 @@ from bot.engine import Reply
 from bot.render_text import render_text
 from commands.audit import AuditResult
 from commands.base import Plan, Result
+from commands.config import ConfigResult
 from commands.escalate import EscalateResult
 from commands.health import HealthResult
 from commands.help import HelpResult
@@ -282,7 +283,21 @@ def approval_buttons(approval_id: str) -> dict[str, Any]:
     }
 
 
+def _config(r: ConfigResult) -> Rendered:
+    out = Rendered(header=f"Configuration of {r.environment}")
+    if not r.services:
+        out.sections.append("No containers.")
+    for v in r.services:
+        env = "\n".join(f"{k}={val}" for k, val in v.environment.items()) or "(empty)"
+        flags = ", ".join(f"{code(k)} {esc(val)}" for k, val in v.flags.items()) or "none"
+        out.sections.append(
+            f"*{esc(v.service)}* ({esc(v.container)}, {code(v.image)})\n*Flags:* {flags}\n```{esc(env)}```"
+        )
+    return out
+
+
 RENDERERS: dict[type[Result], Callable[[Any], Rendered]] = {
+    ConfigResult: _config,
     PlanResult: _plan_result,
     ApprovalResult: _approval,
     RestartResult: _restart,

@@ -7,16 +7,21 @@ import json
 import pytest
 from slack_sdk.models.blocks import Block
 
+from bot.changes import ApprovalResult, PlanResult
 from bot.engine import Reply
 from bot.slack.blocks import MAX_BLOCKS, MAX_SECTION, esc, render_message
 from commands import REGISTRY
 from commands.audit import AuditEntry, AuditResult
+from commands.base import Plan
+from commands.config import ConfigResult, ServiceConfigView
 from commands.diagnostics import Finding
 from commands.escalate import EscalateResult
 from commands.health import HealthResult
 from commands.help import HelpResult, describe
 from commands.inspect import CheckRow, ServiceRow
 from commands.logs import LogsResult
+from commands.pending import PendingResult
+from commands.restart import RestartResult
 from commands.status import StatusResult
 from commands.troubleshoot import Contact, Match, TroubleshootResult
 
@@ -108,6 +113,46 @@ SAMPLES = {
         ]
     ),
 }
+
+
+PLAN = Plan(
+    summary="restart worker in prod (1 container)",
+    steps=["stop prod-worker-1, start it again"],
+    targets=[{"container": "prod-worker-1", "image": "shop/worker:1.0"}],
+    verify=["worker running"],
+)
+APPROVAL = {
+    "id": "a1b2c3d4",
+    "state": "pending",
+    "required": 1,
+    "expires_at": "2026-11-26T20:00:00Z",
+    "requester": "U0OPERATOR",
+    "approvers": [],
+    "command": "restart prod worker",
+    "environment": "prod",
+}
+RESTART = RestartResult(environment="prod", service="worker", ok=True, containers=[service("worker")], checks=[check()])
+SAMPLES.update({
+    "plan": PlanResult(command="restart prod worker", environment="prod", plan=PLAN),
+    "approval": ApprovalResult(approval=APPROVAL, plan=PLAN, message="waiting for 1 approver"),
+    "approval-done": ApprovalResult(approval={**APPROVAL, "state": "done", "approvers": ["U0APPROVER1"]}, plan=PLAN,
+                                    result=RESTART.model_dump(mode="json"), result_kind="restart", message="done"),
+    "restart": RESTART,
+    "pending": PendingResult(approvals=[{**APPROVAL, "plan": PLAN.model_dump()}]),
+    "config": ConfigResult(environment="prod", services=[ServiceConfigView(
+        service="worker", container="prod-worker-1", image="shop/worker:1.0",
+        environment={"FEATURE_X": "on", "DB_PASSWORD": "[REDACTED]"}, flags={"FEATURE_X": "on"})]),
+})  # fmt: skip
+
+
+def test_pending_approval_has_its_buttons_and_decided_ones_none():
+    message = render_message(reply_for(SAMPLES["approval"], command="restart"))
+    [actions] = [b for b in message.blocks if b["type"] == "actions"]
+    assert [e["text"]["text"] for e in actions["elements"]] == ["Approve", "Deny", "Cancel"]
+    assert {e["value"] for e in actions["elements"]} == {"a1b2c3d4"}
+    done = render_message(reply_for(SAMPLES["approval-done"], command="restart"))
+    assert not [b for b in done.blocks if b["type"] == "actions"]
+    assert "Restart of worker in prod: done" in json.dumps(done.blocks) and "<@U0APPROVER1>" in json.dumps(done.blocks)
 
 
 def assert_valid(message):

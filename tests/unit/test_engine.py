@@ -181,7 +181,9 @@ async def test_audit_command_and_chain(engine):
 async def test_help(engine):
     reply = await handle(engine, "help")
     names = [c["name"] for c in reply.to_json()["commands"]]
-    assert names == ["help", "status", "health", "logs", "troubleshoot", "escalate", "pending", "audit", "restart"]
+    assert names == [
+        "help", "status", "health", "logs", "troubleshoot", "escalate", "config", "pending", "audit", "restart"
+    ]  # fmt: skip
     detail = (await handle(engine, "help logs")).to_json()["detail"]
     assert detail["usage"].startswith("logs <env> <service>") and "[REDACTED]" in detail["description"]
     reply = await handle(engine, "help lgs")
@@ -206,3 +208,16 @@ async def test_troubleshoot_never_says_no_errors_when_it_could_not_read_the_logs
     findings = {f["name"]: f for f in reply.to_json()["matches"][0]["diagnostics"]}
     assert findings["logs"]["severity"] == "critical"
     assert findings["logs"]["summary"] == "could not run: Docker engine at unix:///x.sock does not answer"
+
+
+async def test_config_shows_flags_and_redacts_secrets(engine, backends):
+    rt = backends.runtime("prod")
+    worker = next(c for c in rt.items if c.service == "worker")
+    env = {**worker.env, "FEATURE_CHECKOUT": "on", "PLAIN": "visible", "API_URL": "https://u:pw123456@h/x"}
+    rt.items[rt.items.index(worker)] = worker.model_copy(update={"env": env})
+    reply = await handle(engine, "config prod worker")
+    [view] = reply.to_json()["services"]
+    assert view["flags"] == {"FEATURE_CHECKOUT": "on"}
+    assert view["environment"]["DB_PASSWORD"] == "[REDACTED]" and view["environment"]["PLAIN"] == "visible"
+    assert "pw123456" not in view["environment"]["API_URL"]
+    assert SECRET not in json.dumps(reply.to_json()) + render_text(reply)
