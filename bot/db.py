@@ -72,6 +72,25 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX approvals_state ON approvals(state, expires_at);
     """,
+    """
+    CREATE TABLE deploys (
+        id INTEGER PRIMARY KEY,
+        environment TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        version TEXT,
+        services TEXT NOT NULL,
+        before TEXT NOT NULL,
+        after TEXT NOT NULL,
+        requester TEXT NOT NULL,
+        approvers TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        detail TEXT,
+        started_at REAL NOT NULL,
+        finished_at REAL NOT NULL,
+        approval_id TEXT
+    );
+    CREATE INDEX deploys_env ON deploys(environment, id);
+    """,
 )
 
 

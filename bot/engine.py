@@ -99,6 +99,9 @@ class Engine:
         from bot.changes import Changes
 
         self.changes = Changes(self)
+        from bot.deploys import Deploys
+
+        self.deploys = Deploys(db)
 
     async def handle(self, request: Request) -> Reply:
         """Run one request through the whole path; never raises."""
@@ -179,7 +182,7 @@ class Engine:
             door=request.door,
             request_id=request.request_id,
             progress=request.progress,
-            extras={"approvals": self.changes.approvals},
+            extras={"approvals": self.changes.approvals, "deploys": self.deploys, "started_at": time.time()},
         )
 
     async def audit_event(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.changes import ApprovalResult, PlanResult
@@ -13,10 +14,13 @@ from commands.config import ConfigResult
 from commands.escalate import EscalateResult
 from commands.health import HealthResult
 from commands.help import HelpResult
+from commands.history import HistoryResult
 from commands.inspect import CheckRow, ServiceRow
 from commands.logs import LogsResult
 from commands.pending import PendingResult
 from commands.restart import RestartResult
+from commands.rollout import RolloutResult
+from commands.stages import StagesResult
 from commands.status import StatusResult
 from commands.troubleshoot import TroubleshootResult
 
@@ -188,7 +192,45 @@ def _config(r: ConfigResult) -> list[str]:
     return out
 
 
+def _rollout(r: RolloutResult) -> list[str]:
+    what = f"{r.action} {r.version or ''}".strip()
+    state = "OK" if r.ok else ("ROLLED BACK" if r.rolled_back else "FAILED")
+    out = [f"{what} in {r.environment}: {state}"]
+    out += [f"  {c.service}: {c.image_before or '(none)'} -> {c.image_after}" for c in r.changes]
+    if r.migration:
+        out.append(f"  migration exited {r.migration['exit_code']}")
+    if r.problem:
+        out.append(f"CRIT  {r.problem}")
+    if r.output:
+        out += ["", "Output:", *r.output.splitlines()[-20:]]
+    return [*out, "", *_services(r.containers), "", *_checks(r.checks)]
+
+
+def _history(r: HistoryResult) -> list[str]:
+    if not r.deploys:
+        return [f"No deploys recorded for {r.environment}."]
+    table = [["ID", "WHEN", "WHAT", "OUTCOME", "REQUESTED BY", "APPROVED BY", "IMAGES"]]
+    for d in r.deploys:
+        when = datetime.fromtimestamp(d["finished_at"], UTC).strftime("%Y-%m-%d %H:%M")
+        images = ", ".join(f"{s}:{(d['after'].get(s) or '').rsplit(':', 1)[-1]}" for s in d["services"])
+        table.append([str(d["id"]), when, f"{d['kind']} {d['version'] or ''}".strip(), d["outcome"], d["requester"],
+                      ", ".join(d["approvers"]) or "-", images])  # fmt: skip
+    return _table(table)
+
+
+def _stages(r: StagesResult) -> list[str]:
+    out = [f"{r.action} of {r.environment}: {'OK' if r.ok else 'FAILED'}"]
+    out += [f"  stage {i}: {', '.join(s.services)}: {'ok' if s.ok else 'FAILED ' + (s.problem or '')}"
+            for i, s in enumerate(r.stages, 1)]  # fmt: skip
+    if r.problem:
+        out.append(f"CRIT  {r.problem}")
+    return [*out, "", *_services(r.services), *(["", *_checks(r.checks)] if r.checks else [])]
+
+
 RENDERERS: dict[type[Result], Callable[[Any], list[str]]] = {
+    RolloutResult: _rollout,
+    HistoryResult: _history,
+    StagesResult: _stages,
     ConfigResult: _config,
     PlanResult: _plan_result,
     ApprovalResult: _approval,

@@ -6,9 +6,30 @@ never import the engine or a door, and never know which door a request came thro
 
 from __future__ import annotations
 
-from commands import audit, config, escalate, health, help, logs, pending, restart, status, troubleshoot
+from commands import (
+    audit,
+    config,
+    deploy,
+    escalate,
+    flag,
+    health,
+    help,
+    history,
+    logs,
+    pending,
+    restart,
+    rollback,
+    stages,
+    status,
+    troubleshoot,
+)
 from commands.base import CommandSpec
 
 REGISTRY: dict[str, CommandSpec] = {
-    m.SPEC.name: m.SPEC for m in (help, status, health, logs, troubleshoot, escalate, config, pending, audit, restart)
-}
+    spec.name: spec
+    for spec in (
+        help.SPEC, status.SPEC, health.SPEC, logs.SPEC, troubleshoot.SPEC, escalate.SPEC, history.SPEC,
+        pending.SPEC, audit.SPEC, config.SPEC, deploy.SPEC, rollback.SPEC, restart.SPEC, stages.STARTUP,
+        stages.SHUTDOWN, flag.SPEC,
+    )
+}  # fmt: skip

@@ -21,10 +21,13 @@ from commands.config import ConfigResult
 from commands.escalate import EscalateResult
 from commands.health import HealthResult
 from commands.help import HelpResult
+from commands.history import HistoryResult
 from commands.inspect import CheckRow, ServiceRow
 from commands.logs import LogsResult
 from commands.pending import PendingResult
 from commands.restart import RestartResult
+from commands.rollout import RolloutResult
+from commands.stages import StagesResult
 from commands.status import StatusResult
 from commands.troubleshoot import TroubleshootResult
 
@@ -296,7 +299,57 @@ def _config(r: ConfigResult) -> Rendered:
     return out
 
 
+def _rollout(r: RolloutResult) -> Rendered:
+    what = f"{r.action} {r.version or ''}".strip()
+    state = "done" if r.ok else ("rolled back automatically" if r.rolled_back else "FAILED")
+    out = Rendered(header=f"{what.capitalize()} in {r.environment}: {state}")
+    out.sections.append(
+        "\n".join(f"*{esc(c.service)}* {code(c.image_before or '(none)')} → {code(c.image_after)}" for c in r.changes)
+    )
+    if r.problem:
+        out.sections.append(f"{ICON['critical']} {esc(r.problem)}")
+    if r.output:
+        out.sections.append("```" + esc(r.output[-2500:]).replace("```", "'''") + "```")
+    out.sections += [_service(c) for c in r.containers]
+    if r.checks:
+        out.sections.append("*Health checks*\n" + "\n".join(_check(c) for c in r.checks))
+    return out
+
+
+def _history(r: HistoryResult) -> Rendered:
+    out = Rendered(header=f"History of {r.environment}")
+    if not r.deploys:
+        out.sections.append("No deploys recorded.")
+    for d in r.deploys:
+        approvers = ", ".join(mention(a) for a in d["approvers"]) or "nobody (break glass or no approval needed)"
+        after = ", ".join(code(v) for v in d["after"].values())
+        out.sections.append(
+            f"#{d['id']} *{esc(d['kind'])} {esc(d['version'] or '')}* → *{esc(d['outcome'])}* · {after}\n"
+            f"requested by {mention(d['requester'])}, approved by {approvers}"
+        )
+    return out
+
+
+def _stages(r: StagesResult) -> Rendered:
+    out = Rendered(header=f"{r.action.capitalize()} of {r.environment}: {'done' if r.ok else 'FAILED'}")
+    lines = [
+        f"{ICON['ok'] if s.ok else ICON['critical']} stage {i}: {esc(', '.join(s.services))}"
+        + (f" — {esc(s.problem)}" if s.problem else "")
+        for i, s in enumerate(r.stages, 1)
+    ]
+    out.sections.append("\n".join(lines) or "No stage ran.")
+    if r.problem:
+        out.sections.append(f"{ICON['critical']} {esc(r.problem)}")
+    out.sections += [_service(c) for c in r.services]
+    if r.checks:
+        out.sections.append("*Health checks*\n" + "\n".join(_check(c) for c in r.checks))
+    return out
+
+
 RENDERERS: dict[type[Result], Callable[[Any], Rendered]] = {
+    RolloutResult: _rollout,
+    HistoryResult: _history,
+    StagesResult: _stages,
     ConfigResult: _config,
     PlanResult: _plan_result,
     ApprovalResult: _approval,
@@ -373,7 +426,8 @@ def render_message(reply: Reply) -> Message:
     renderer = RENDERERS.get(type(reply.result))
     rendered = renderer(reply.result) if renderer else Rendered(header=reply.command or "result")
     header = rendered.header[:MAX_HEADER]
-    icon = ICON[reply.severity] if reply.result.kind in ("status", "health", "troubleshoot", "restart") else ""
+    judged = ("status", "health", "troubleshoot", "restart", "rollout", "stages")
+    icon = ICON[reply.severity] if reply.result.kind in judged else ""
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}]
     pending = isinstance(reply.result, ApprovalResult) and reply.result.approval["state"] == "pending"
     sections, cut = _pack(rendered.sections, MAX_BLOCKS - 2 - int(pending))

@@ -103,7 +103,9 @@ HOSTILE = [
     "logs prod api --lines 1;reboot",
     "status " + "x" * 3000,
     "status pr\u043ed",
-    "deploy prod 1.0",
+    "deploy prod '1.0;reboot'",
+    "deploy prod ../1.0",
+    "flag prod FEATURE_X maybe",
 ]
 
 
@@ -182,7 +184,8 @@ async def test_help(engine):
     reply = await handle(engine, "help")
     names = [c["name"] for c in reply.to_json()["commands"]]
     assert names == [
-        "help", "status", "health", "logs", "troubleshoot", "escalate", "config", "pending", "audit", "restart"
+        "help", "status", "health", "logs", "troubleshoot", "escalate", "history", "pending", "audit", "config",
+        "deploy", "rollback", "restart", "startup", "shutdown", "flag",
     ]  # fmt: skip
     detail = (await handle(engine, "help logs")).to_json()["detail"]
     assert detail["usage"].startswith("logs <env> <service>") and "[REDACTED]" in detail["description"]
