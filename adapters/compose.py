@@ -23,8 +23,8 @@ import docker
 import docker.errors
 import requests
 
+from adapters.compose_replace import ComposeReplace
 from adapters.dockerinfo import (
-    DEFAULT_GRACE,
     ONEOFF,
     PROJECT,
     SERVICE,
@@ -32,7 +32,6 @@ from adapters.dockerinfo import (
     container_name,
     container_number,
     last_check,
-    own_grace,
 )
 from adapters.dockerio import (
     MAX_EXEC_OUTPUT,
@@ -46,8 +45,9 @@ from adapters.dockerio import (
     reason,
     time_key,
 )
+from adapters.dockerspec import OLD_MARK
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound
-from adapters.lifecycle import TAIL_LINES, Look, Progress, grace_seconds, progress_line, wait_running
+from adapters.lifecycle import TAIL_LINES, Look, wait_running
 from adapters.models import ContainerInfo, DiskUsage, ExecResult
 
 __all__ = ["ComposeRuntime", "image_version", "parse_time"]
@@ -59,13 +59,14 @@ API_VERSION = "1.41"
 PARALLEL = 32
 
 
-class ComposeRuntime:
-    """The containers of one Compose project on one Docker engine."""
+class ComposeRuntime(ComposeReplace):
+    """The containers of one Compose project on one Docker engine (changes: ``ComposeChanges``, ``ComposeReplace``)."""
 
-    def __init__(self, docker_host: str, project: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, docker_host: str, project: str, *, timeout: float = 10.0, pull_timeout: float = 300.0) -> None:
         self.docker_host = docker_host
         self.project = project
         self.timeout = timeout
+        self.pull_timeout = pull_timeout
         self.description = f"Docker engine at {docker_host}"
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
@@ -140,7 +141,10 @@ class ComposeRuntime:
         summaries = await self._call(
             lambda: self._api().containers(all=True, filters={"label": labels}), what=" (listing containers)"
         )
-        wanted = [s["Id"] for s in summaries if (s.get("Labels") or {}).get(ONEOFF, "False") != "True"]
+        wanted = [  # not one-offs, nor the old containers a replace keeps until commit or revert
+            s["Id"] for s in summaries
+            if (s.get("Labels") or {}).get(ONEOFF, "False") != "True" and OLD_MARK not in "".join(s.get("Names") or [])
+        ]  # fmt: skip
         found = await self._each([partial(self._inspect, cid) for cid in wanted], " (inspect)")
         for result in found:  # a container removed between list and inspect is simply gone
             if isinstance(result, BaseException) and not isinstance(result, NotFound):
@@ -294,37 +298,6 @@ class ComposeRuntime:
             used_bytes=used,
             percent=percent,
         )
-
-    async def restart(
-        self, service: str, *, stop_timeout: float | None = None, progress: Progress | None = None
-    ) -> list[ContainerInfo]:
-        """Stop (with ``stop_timeout`` seconds of grace) and start each container of ``service`` in turn.
-
-        Two engine calls per container, ``stop?t=N`` then ``start``, so the engine's events show
-        ``kill`` (the stop signal, then SIGKILL only if the grace ran out), ``die``, ``stop`` and one
-        ``start``. The engine counts the grace in whole seconds (a fraction is rounded up); None leaves
-        it to the container's StopTimeout, else the engine's 10 s. A stop is bounded by its grace plus
-        the runtime's timeout, a start by the timeout. The containers are re-inspected at the end.
-        """
-        grace = grace_seconds(stop_timeout)
-        containers = await self._service(service, running=False)
-        for index, attrs in enumerate(containers, 1):
-            name = container_name(attrs)
-            if progress is not None:
-                await progress(progress_line(name, index, len(containers)))
-            wait = grace if grace is not None else own_grace(attrs)
-            seconds = wait if wait is not None else DEFAULT_GRACE
-            await self._call(
-                partial(self._stop, attrs["Id"], wait),
-                timeout=seconds + self.timeout,
-                what=f" (stopping {name} with {seconds}s grace)",
-            )
-            await self._call(partial(self._start, attrs["Id"]), what=f" (starting {name})")
-        found = await self._each([partial(self._inspect, a["Id"]) for a in containers], " (inspect)")
-        for result in found:
-            if isinstance(result, BaseException):
-                raise result
-        return [container_info(a) for a in found if isinstance(a, dict)]
 
     async def wait_running(self, service: str, *, timeout: float, healthy: bool = True) -> list[ContainerInfo]:
         """Inspect the service's containers every 0.25 s until all run (and are healthy); see ``Runtime``."""

@@ -9,13 +9,23 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from adapters.dockerio import MAX_EXEC_OUTPUT, MAX_LINE, image_version, parse_df
 from adapters.errors import AdapterError, AdapterTimeout, NotFound
+from adapters.fakes_changes import AfterRestart, FakeChanges, OneoffHandler
 from adapters.lifecycle import TAIL_LINES, Look, Progress, grace_seconds, progress_line, wait_running
 from adapters.models import CheckResult, ContainerInfo, DiskUsage, ExecResult, ProbeRequest
+
+__all__ = [
+    "AfterRestart",
+    "ExecHandler",
+    "FakeBackends",
+    "FakeProbe",
+    "FakeRuntime",
+    "OneoffHandler",
+    "exec_not_found",
+]
 
 #: ``handler(service, argv)`` -> the result of running ``argv`` in the service's container
 ExecHandler = Callable[[str, list[str]], ExecResult]
@@ -30,26 +40,7 @@ def exec_not_found(argv: Sequence[str]) -> ExecResult:
     )
 
 
-@dataclass(frozen=True)
-class AfterRestart:
-    """What a restarted fake container turns into, seen from the next call on (a hook for tests).
-
-    The default is what a good restart gives: running, and ``healthy`` when it has a health check.
-    ``AfterRestart(state="exited", exit_code=1, logs=("FATAL ...",))`` is a service that crashes at
-    start; ``AfterRestart(health="unhealthy")`` one whose check fails; ``AfterRestart(health="starting")``
-    one whose check never decides. ``health`` applies only to containers that have a health check.
-    """
-
-    state: str = "running"
-    health: str = "healthy"
-    exit_code: int | None = None
-    #: lines the container writes to its log when it starts again
-    logs: tuple[str, ...] = ()
-    #: the outcome of its last health check as the engine words it ("exit 1: no /tmp/ok"), if one ran
-    check: str | None = None
-
-
-class FakeRuntime:
+class FakeRuntime(FakeChanges):
     """A ``Runtime`` over containers held in memory, behaving like ``ComposeRuntime``.
 
     ``containers``: the containers; ``logs``: container name -> its log lines, oldest first;
@@ -61,7 +52,9 @@ class FakeRuntime:
     ``restart`` does what the engine does: each container runs again with a new ``started_at``,
     ``restarts`` back to 0 (Docker's RestartCount counts only the restart policy's restarts since the
     last manual start) and health ``starting``; from the next call on it is what ``after_restart``
-    (service -> ``AfterRestart``) says, by default running and healthy.
+    (service -> ``AfterRestart``) says, by default running and healthy. Images, one-offs, replace /
+    revert / commit and stop / start: ``FakeChanges`` (``images``, ``registry``, ``oneoff_results``,
+    ``after_replace``, ``unstartable``, ``kept``).
     """
 
     def __init__(
@@ -96,6 +89,7 @@ class FakeRuntime:
         self._pending: dict[str, AfterRestart] = {}
         #: container id -> the outcome of its last health check (``Look.check``)
         self.checks: dict[str, str | None] = {}
+        self._init_changes()
 
     # ------------------------------------------------------------------ set-up helpers
 

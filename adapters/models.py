@@ -45,6 +45,43 @@ class ExecResult(BaseModel):
     truncated: bool = False
 
 
+class ReplacedContainer(BaseModel):
+    """One container a ``replace`` swapped: the old one, kept (stopped, renamed), and the new one under its name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: the original name, which the new container now has
+    name: str
+    old_id: str
+    new_id: str
+    #: the old container's name while it is kept (``<name>-opsbot-old-<short id>`` on Docker)
+    kept_as: str
+    #: whether the old one was running: ``revert`` starts it again only then
+    was_running: bool = True
+
+
+class Replacement(BaseModel):
+    """What ``Runtime.replace`` did, for ``revert`` (put the old containers back) or ``commit`` (drop them)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    service: str
+    #: the image of the service's first container before (None when it had no image reference)
+    image_before: str | None = None
+    image_after: str
+    containers: list[ReplacedContainer] = Field(default_factory=list)
+
+    @property
+    def old_ids(self) -> list[str]:
+        """The ids of the old (kept) containers."""
+        return [c.old_id for c in self.containers]
+
+    @property
+    def new_ids(self) -> list[str]:
+        """The ids of the new containers."""
+        return [c.new_id for c in self.containers]
+
+
 class DiskUsage(BaseModel):
     """Disk use of a container's root filesystem, from ``df -P /`` inside it."""
 

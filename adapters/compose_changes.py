@@ -1,0 +1,254 @@
+"""The changes ``ComposeRuntime`` makes: images, one-off containers, replace / revert / commit, stop / start.
+
+A mixin of ``ComposeRuntime`` (``adapters/compose.py`` has the plumbing: the worker pool, ``_call``
+with its bound and error mapping, inspect, stop, start). What a new container is made of is
+``adapters/dockerspec.py``. A replacement keeps each old container, stopped and renamed
+``<name>-opsbot-old-<short id>`` (hidden from listings), until ``commit`` removes it or ``revert``
+puts it back under its name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import docker.auth
+import docker.errors
+import docker.utils
+
+from adapters.dockerinfo import DEFAULT_GRACE, container_info, container_name, own_grace
+from adapters.dockerio import MAX_EXEC_OUTPUT, frames
+from adapters.dockerspec import check_argv, check_image, oneoff_body
+from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound, OpsError
+from adapters.lifecycle import Progress, grace_seconds, progress_line
+from adapters.models import ContainerInfo, ExecResult
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+#: how the engine words a one-off's command that cannot be run, and the exit code the docker CLI gives it
+NOT_RUNNABLE = (("executable file not found", 127), ("no such file or directory", 127), ("permission denied", 126))
+
+
+class ComposeChanges:
+    """Changes to the containers of one Compose project (mixed into ``ComposeRuntime``)."""
+
+    if TYPE_CHECKING:
+        project: str
+        timeout: float
+        pull_timeout: float
+        description: str
+
+        def _api(self) -> Any: ...
+        async def _call(self, fn: Callable[[], T], *, timeout: float | None = None, what: str = "") -> T: ...
+        async def _each(self, calls: list[Callable[[], T]], what: str) -> list[T | BaseException]: ...
+        def _stream(self, method: str, path: str, read_timeout: float, **kw: Any) -> Any: ...
+        async def _service(self, service: str, *, running: bool) -> list[dict[str, Any]]: ...
+        def _inspect(self, container_id: str) -> dict[str, Any]: ...
+        def _stop(self, container_id: str, grace: int | None) -> None: ...
+        def _start(self, container_id: str) -> None: ...
+
+    # ------------------------------------------------------------------ images
+
+    async def _image(self, ref: str) -> dict[str, Any] | None:
+        """The engine's inspect data of an image, None when it does not have it."""
+        try:
+            found: dict[str, Any] = await self._call(lambda: self._api().inspect_image(ref), what=f" (image {ref})")
+        except NotFound:
+            return None
+        return found
+
+    async def _need_image(self, ref: str) -> dict[str, Any]:
+        found = await self._image(ref)
+        if found is None:
+            raise NotFound(f"image {ref} is not on the {self.description}: nothing was changed")
+        return found
+
+    async def image_available(self, image: str) -> bool:
+        """True when the engine has ``image``, or pulls it within ``pull_timeout`` (else False)."""
+        ref = check_image(image)
+        if await self._image(ref) is not None:
+            return True
+        if ref.startswith("sha256:"):  # an image id cannot be pulled
+            return False
+        repo, tag = docker.utils.parse_repository_tag(ref)
+        stop = threading.Event()
+        try:
+            await self._call(partial(self._pull, repo, tag or "latest", stop), timeout=self.pull_timeout,
+                             what=f" (pulling {ref})")  # fmt: skip
+        except EngineUnavailable:
+            raise
+        except AdapterError as exc:
+            log.info("image %s is not on the engine and could not be pulled: %s", ref, exc)
+            return False
+        finally:
+            stop.set()
+        return await self._image(ref) is not None
+
+    def _pull(self, repo: str, tag: str, stop: threading.Event) -> None:
+        """Pull ``repo:tag``, reading the engine's progress; raises ``AdapterError`` with its error."""
+        api = self._api()
+        registry, _ = docker.auth.resolve_repository_name(repo)
+        auth = docker.auth.get_config_header(api, registry)
+        headers = {"X-Registry-Auth": auth} if auth else {}
+        params = {"fromImage": repo, "tag": tag}
+        response = self._stream("POST", "/images/create", self.pull_timeout, params=params, headers=headers)
+        with response:
+            for line in response.iter_lines():
+                if stop.is_set():
+                    return
+                message = json.loads(line) if line.strip() else {}
+                if message.get("error"):
+                    raise AdapterError(f"pulling {repo}:{tag}: {str(message['error'])[:300]}")
+
+    # ------------------------------------------------------------------ one-off containers
+
+    async def run_oneoff(self, service: str, image: str, argv: list[str], *, timeout: float = 300.0) -> ExecResult:
+        """Run ``argv`` in a new container of ``image`` with the service's configuration; remove it after.
+
+        Like Compose's ``run``: environment, mounts, network mode, user, working dir and labels of the
+        service's first container (``oneoff=True``, so listings leave it out), no ports, no aliases.
+        Returns the exit code and the last 64 KiB of its output (stdout and stderr); a command that
+        cannot be run is exit 127 (126: not executable) with the engine's words, as the docker CLI
+        says. Longer than ``timeout``: ``AdapterTimeout`` (the container is killed and removed).
+        """
+        argv = check_argv(argv, "a one-off")
+        ref = check_image(image)
+        template = (await self._service(service, running=False))[0]
+        new, old = await asyncio.gather(self._need_image(ref), self._image(str(template.get("Image", ""))))
+        body, networks = oneoff_body(template, old or {}, ref, new, argv)
+        name = f"{self.project}-{service}-run-{secrets.token_hex(6)}"
+        cid = await self._create(body, name, networks)
+        stop = threading.Event()
+        try:
+            run = partial(self._run, cid, timeout, stop)
+            return await self._call(run, timeout=timeout, what=f" (one-off {name})")
+        except AdapterTimeout as exc:
+            raise AdapterTimeout(
+                f"{argv[0]} in a one-off container of service {service!r} did not finish within {timeout:g}s"
+                " (it was killed and removed)"
+            ) from exc
+        finally:
+            stop.set()
+            await asyncio.shield(self._discard(cid, name, volumes=True))
+
+    def _run(self, cid: str, timeout: float, stop: threading.Event) -> ExecResult:
+        """Start a created one-off, follow its output to the end, and return it with the exit code."""
+        api = self._api()
+        try:
+            api.start(cid)
+        except docker.errors.APIError as exc:
+            text = str(exc.explanation or exc)
+            code = next((c for words, c in NOT_RUNNABLE if words in text.lower() and exc.status_code < 500), None)
+            if code is None:
+                raise
+            return ExecResult(exit_code=code, output=text + "\n")
+        params = {"stdout": 1, "stderr": 1, "follow": 1}
+        kept, truncated = bytearray(), False
+        with self._stream("GET", f"/containers/{cid}/logs", timeout + self.timeout, params=params) as response:
+            for _, payload in frames(response.raw, tty=False, stop=stop):
+                kept += payload
+                if len(kept) > MAX_EXEC_OUTPUT:  # keep the end: that is where a migration says what failed
+                    del kept[: len(kept) - MAX_EXEC_OUTPUT]
+                    truncated = True
+        state = api.wait(cid, timeout=self.timeout + 2)
+        output = bytes(kept).decode("utf-8", errors="replace")
+        return ExecResult(exit_code=int(state.get("StatusCode", -1)), output=output, truncated=truncated)
+
+    async def _create(self, body: dict[str, Any], name: str, networks: dict[str, dict[str, Any]]) -> str:
+        """Create a container from ``body`` named ``name``, attached to the extra ``networks``; its id."""
+        made = await self._call(
+            lambda: self._api().create_container_from_config(body, name), what=f" (creating {name})"
+        )
+        cid = str(made["Id"])
+        try:
+            for network, ep in networks.items():
+                await self._call(partial(self._connect, cid, network, ep), what=f" (connecting {name} to {network})")
+        except BaseException:
+            await asyncio.shield(self._discard(cid, name))
+            raise
+        return cid
+
+    def _connect(self, cid: str, network: str, ep: dict[str, Any]) -> None:
+        ipam = ep.get("IPAMConfig") or {}
+        self._api().connect_container_to_network(
+            cid, network, aliases=ep.get("Aliases"), links=ep.get("Links"), driver_opt=ep.get("DriverOpts"),
+            ipv4_address=ipam.get("IPv4Address"), ipv6_address=ipam.get("IPv6Address"),
+        )  # fmt: skip
+
+    async def _discard(self, cid: str, name: str, *, volumes: bool = False) -> None:
+        """Remove a container (killing it), best effort: a failure is logged, never raised."""
+        try:
+            await self._call(
+                lambda: self._api().remove_container(cid, v=volumes, force=True), what=f" (removing {name})"
+            )
+        except NotFound:
+            pass
+        except OpsError as exc:
+            log.warning("could not remove container %s: %s", name, exc)
+
+    # ------------------------------------------------------------------ stop and start
+
+    async def _stop_one(self, cid: str, name: str, grace: int | None) -> None:
+        seconds = grace if grace is not None else DEFAULT_GRACE
+        await self._call(partial(self._stop, cid, grace), timeout=seconds + self.timeout,
+                         what=f" (stopping {name} with {seconds}s grace)")  # fmt: skip
+
+    async def stop(self, service: str, *, timeout: float | None = None) -> list[ContainerInfo]:
+        """Stop every container of ``service`` at once, each with ``timeout`` seconds of grace.
+
+        None: each container's own StopTimeout, else the engine's 10 s (whole seconds, a fraction is
+        rounded up). Stopping a stopped container is a no-op. Returns the containers, re-inspected.
+        """
+        grace = grace_seconds(timeout)
+        containers = await self._service(service, running=False)
+
+        async def one(attrs: dict[str, Any]) -> None:
+            await self._stop_one(attrs["Id"], container_name(attrs), grace if grace is not None else own_grace(attrs))
+
+        outcomes = await asyncio.gather(*(one(a) for a in containers), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return await self._infos([a["Id"] for a in containers])
+
+    async def start(self, service: str) -> list[ContainerInfo]:
+        """Start every container of ``service`` at once (a running one is left alone); re-inspected."""
+        containers = await self._service(service, running=False)
+        for result in await self._each([partial(self._start, a["Id"]) for a in containers], f" (starting {service})"):
+            if isinstance(result, BaseException):
+                raise result
+        return await self._infos([a["Id"] for a in containers])
+
+    async def restart(
+        self, service: str, *, stop_timeout: float | None = None, progress: Progress | None = None
+    ) -> list[ContainerInfo]:
+        """Stop (with ``stop_timeout`` seconds of grace) and start each container of ``service`` in turn.
+
+        Two engine calls per container, ``stop?t=N`` then ``start``, so the engine's events show
+        ``kill`` (the stop signal, then SIGKILL only if the grace ran out), ``die``, ``stop`` and one
+        ``start``. The engine counts the grace in whole seconds (a fraction is rounded up); None leaves
+        it to the container's StopTimeout, else the engine's 10 s. A stop is bounded by its grace plus
+        the runtime's timeout, a start by the timeout. The containers are re-inspected at the end.
+        """
+        grace = grace_seconds(stop_timeout)
+        containers = await self._service(service, running=False)
+        for index, attrs in enumerate(containers, 1):
+            name = container_name(attrs)
+            if progress is not None:
+                await progress(progress_line(name, index, len(containers)))
+            await self._stop_one(attrs["Id"], name, grace if grace is not None else own_grace(attrs))
+            await self._call(partial(self._start, attrs["Id"]), what=f" (starting {name})")
+        return await self._infos([a["Id"] for a in containers])
+
+    async def _infos(self, ids: list[str]) -> list[ContainerInfo]:
+        found = await self._each([partial(self._inspect, cid) for cid in ids], " (inspect)")
+        for result in found:
+            if isinstance(result, BaseException):
+                raise result
+        return [container_info(a) for a in found if isinstance(a, dict)]
