@@ -16,7 +16,7 @@ from typing import Any
 
 from adapters.compose_changes import ComposeChanges
 from adapters.dockerinfo import container_name, own_grace
-from adapters.dockerspec import check_env, check_image, container_body, kept_name
+from adapters.dockerspec import check_env, check_image, container_body, gone, kept_name
 from adapters.errors import AdapterError, NotFound, OpsError
 from adapters.lifecycle import Progress
 from adapters.models import ReplacedContainer, Replacement
@@ -27,6 +27,12 @@ class ComposeReplace(ComposeChanges):
 
     def _remove(self, cid: str) -> None:
         self._api().remove_container(cid, force=True)
+
+    def _remove_kept(self, one: ReplacedContainer) -> None:
+        """Remove an old container if it is still kept (not when a revert gave it its name back)."""
+        api = self._api()
+        if container_name(api.inspect_container(one.old_id)) == one.kept_as:
+            api.remove_container(one.old_id, force=True)
 
     async def replace(
         self, service: str, image: str, *, env: dict[str, str | None] | None = None, progress: Progress | None = None
@@ -72,21 +78,28 @@ class ComposeReplace(ComposeChanges):
         cid, name = str(attrs["Id"]), container_name(attrs)
         running = bool((attrs.get("State") or {}).get("Running"))
         kept = kept_name(name, cid)
-        renamed, new_id = False, None
+        new_id = None
         try:
             await self._stop_one(cid, name, own_grace(attrs))
             await self._call(lambda: self._api().rename(cid, kept), what=f" (renaming {name} to {kept})")
-            renamed = True
             new_id = await self._create(body, name, networks)
             await self._call(partial(self._start, new_id), what=f" (starting the new {name})")
         except BaseException:
             one = ReplacedContainer(name=name, old_id=cid, new_id=new_id or "", kept_as=kept, was_running=running)
-            await asyncio.shield(self._restore(one, renamed=renamed))
+            await asyncio.shield(self._restore(one))
             raise
         return ReplacedContainer(name=name, old_id=cid, new_id=new_id, kept_as=kept, was_running=running)
 
-    async def _restore(self, one: ReplacedContainer, *, renamed: bool = True, graceful: bool = False) -> None:
-        """Remove the new container, give the old its name back, start it if it was running."""
+    async def _restore(self, one: ReplacedContainer, *, graceful: bool = False) -> None:
+        """Remove the new container, give the old its name back, start it if it was running.
+
+        Nothing is touched when the old container is gone (the replacement was committed): the new one
+        is all the service has.
+        """
+        try:
+            current = await self._call(partial(self._inspect, one.old_id), what=f" (inspect {one.kept_as})")
+        except NotFound as exc:
+            raise NotFound(gone(one.kept_as)) from exc
         if one.new_id:
             if graceful:
                 try:
@@ -95,14 +108,11 @@ class ComposeReplace(ComposeChanges):
                 except NotFound:
                     pass
             try:
-                await self._call(lambda: self._api().remove_container(one.new_id, force=True),
-                                 what=f" (removing the new {one.name})")  # fmt: skip
+                await self._call(partial(self._remove, one.new_id), what=f" (removing the new {one.name})")
             except NotFound:
                 pass
-        if renamed:
-            current = await self._call(partial(self._inspect, one.old_id), what=f" (inspect {one.kept_as})")
-            if container_name(current) != one.name:
-                await self._call(lambda: self._api().rename(one.old_id, one.name), what=f" (renaming back {one.name})")
+        if container_name(current) != one.name:
+            await self._call(lambda: self._api().rename(one.old_id, one.name), what=f" (renaming back {one.name})")
         if one.was_running:
             await self._call(partial(self._start, one.old_id), what=f" (starting the old {one.name})")
 
@@ -126,8 +136,11 @@ class ComposeReplace(ComposeChanges):
             raise AdapterError(f"putting back service {replacement.service!r} failed: {failed}")
 
     async def commit(self, replacement: Replacement) -> None:
-        """The new containers are verified: remove the kept old ones (their named volumes stay)."""
-        calls: list[Callable[[], None]] = [partial(self._remove, one.old_id) for one in replacement.containers]
+        """The new containers are verified: remove the kept old ones (their named volumes stay).
+
+        An old container already gone, or put back by ``revert``, is left alone.
+        """
+        calls: list[Callable[[], None]] = [partial(self._remove_kept, one) for one in replacement.containers]
         for result in await self._each(calls, f" (removing the old containers of {replacement.service})"):
             if isinstance(result, BaseException) and not isinstance(result, NotFound):
                 raise result

@@ -68,6 +68,11 @@ def kept_name(name: str, container_id: str) -> str:
     return f"{name}{OLD_MARK}{container_id[:12]}"
 
 
+def gone(kept_as: str) -> str:
+    """Why a container cannot be put back: its kept old one was removed (by ``commit``)."""
+    return f"its old container {kept_as} is gone (was the replacement committed?); the new one was left as it is"
+
+
 def _pairs(items: list[str] | None) -> dict[str, str]:
     return dict(item.partition("=")[::2] for item in items or [])
 

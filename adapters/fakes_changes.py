@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from adapters.dockerio import MAX_EXEC_OUTPUT, image_version
-from adapters.dockerspec import check_argv, check_env, check_image, kept_name
+from adapters.dockerspec import check_argv, check_env, check_image, gone, kept_name
 from adapters.errors import AdapterError, NotFound, OpsError
 from adapters.lifecycle import Progress, grace_seconds
 from adapters.models import ContainerInfo, ExecResult, ReplacedContainer, Replacement
@@ -204,11 +204,14 @@ class FakeChanges:
         first = targets[0].image if targets else None
         return Replacement(service=service, image_before=first, image_after=ref, containers=done)
 
-    def _undo(self, done: list[ReplacedContainer]) -> None:
-        """Put the kept old containers back in place of the new ones, newest first."""
+    def _undo(self, done: list[ReplacedContainer]) -> str:
+        """Put the kept old containers back in place of the new ones, newest first; '' or what failed."""
+        failed = []
         for one in reversed(done):
             kept, running = self.kept.pop(one.old_id, (None, False))
-            if kept is None:
+            if kept is None:  # put back already (nothing to do), or committed (the new one stays)
+                if not any(c.id == one.old_id for c in self.items):
+                    failed.append(f"{one.name}: {gone(one.kept_as)}")
                 continue
             old = kept.model_copy(update={"name": one.name})
             if running:
@@ -219,11 +222,14 @@ class FakeChanges:
                 self._put(new, old)
             else:
                 self.items.append(old)
+        return "; ".join(failed)
 
     async def revert(self, replacement: Replacement) -> None:
         """The new containers removed, the old ones back under their names (started if they were running)."""
         await self._enter(f"revert {replacement.service}")
-        self._undo(list(replacement.containers))
+        failed = self._undo(list(replacement.containers))
+        if failed:
+            raise AdapterError(f"putting back service {replacement.service!r} failed: {failed}")
 
     async def commit(self, replacement: Replacement) -> None:
         """The kept old containers removed."""

@@ -190,7 +190,8 @@ class Changes:
         state = DONE if ran.severity() != "critical" else FAILED
         a = await self.approvals.finish(a.id, state, ran.severity())
         await self._audit_decision(request, a, "succeeded" if state == DONE else "failed", ran.severity())
-        return approval_result(a, "done" if state == DONE else "failed: the verification did not pass", ran)
+        problem = getattr(ran, "problem", None) or "the verification did not pass"
+        return approval_result(a, "done" if state == DONE else f"failed: {problem}", ran)
 
     async def _heartbeat(self, approval_id: str) -> None:
         while True:

@@ -245,6 +245,27 @@ async def test_revert_puts_the_old_version_back(subject):
     assert [i.health for i in await rt.wait_running("api", timeout=30)] == ["healthy"] * 2
 
 
+async def test_commit_after_revert_and_revert_after_commit_change_nothing(subject):
+    rt = subject.rt
+    before = await _service(rt, "api")
+    record = await rt.replace("api", V11)
+    await rt.revert(record)
+    await rt.revert(record)  # twice: already put back
+    await rt.commit(record)  # the old containers are the service again: kept, not removed
+    assert [(i.id, i.image) for i in await rt.wait_running("api", timeout=30)] == [(i.id, V10) for i in before]
+    record = await rt.replace("api", V11)
+    await rt.commit(record)
+    with pytest.raises(AdapterError) as caught:
+        await rt.revert(record)
+    one, two = record.containers
+    assert str(caught.value) == (
+        f"putting back service 'api' failed: {two.name}: its old container {two.kept_as} is gone (was the "
+        f"replacement committed?); the new one was left as it is; {one.name}: its old container {one.kept_as} is "
+        "gone (was the replacement committed?); the new one was left as it is"
+    )
+    assert [(i.id, i.image) for i in await rt.wait_running("api", timeout=30)] == [(n[:12], V11) for n in record.new_ids]
+
+
 async def test_a_stopped_container_is_replaced_by_a_running_one_and_reverted_to_stopped(subject):
     rt = subject.rt
     (before,) = await _service(rt, "cron")
@@ -574,9 +595,9 @@ async def test_oneoff_runs_with_the_service_configuration_and_is_removed(docker_
     await asyncio.to_thread(wait_for_ups, client, cid)
     rt = ComposeRuntime(shop.host, project)
     since = _now()
-    ran = await rt.run_oneoff("api", V11, ["sh", "-c", "pwd; id -u; cat seed; echo $MODE; echo $HOSTNAME >&2"])
-    lines = ran.output.splitlines()
-    assert ran.exit_code == 0 and lines[:4] == ["/data", "0", "seed", "green"]
+    ran = await rt.run_oneoff("api", V11, ["sh", "-c", "pwd; id -u; cat seed; echo $MODE; echo to stderr >&2"])
+    assert ran.exit_code == 0 and ran.output.startswith("/data\n0\nseed\n")  # its working dir, user, volume
+    assert sorted(ran.output.splitlines()[3:]) == ["green", "to stderr"]  # its environment; both streams
     creates = [e for e in await asyncio.to_thread(_events, client, [], since, _later()) if e["Action"] == "create"]
     (created,) = [e for e in creates if e["Actor"]["Attributes"].get("com.docker.compose.oneoff") == "True"]
     attrs = created["Actor"]["Attributes"]
