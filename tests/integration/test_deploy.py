@@ -11,7 +11,7 @@ import yaml
 from bot.app import App
 from bot.engine import Request
 from bot.settings import Settings
-from tests.helpers.docker_engine import busybox_tar, build_image, run_service
+from tests.helpers.docker_engine import build_image, busybox_tar, run_service
 from tests.helpers.http_servers import free_port
 
 pytestmark = pytest.mark.docker
