@@ -137,7 +137,7 @@ async def wait_running(
         failed = [s for s, v in zip(seen, verdicts, strict=True) if v == "failed"]
         if failed:
             raise AdapterError(f"service {service!r} did not come up: {await _explain(failed, tail)}")
-        if all(v == "ready" for v in verdicts):
+        if all(v == "ready" for v in verdicts) and not _too_young(seen):
             return [s.info for s in seen]
         left = deadline - loop.time()
         if left <= 0:
@@ -145,6 +145,22 @@ async def wait_running(
         await asyncio.sleep(min(poll, left))
     waiting = [s for s in seen if verdict(s, healthy=healthy) != "ready"]
     raise AdapterTimeout(f"service {service!r} was not ready within {timeout:g}s: {await _explain(waiting, tail)}")
+
+
+#: a container with no health check counts as up only once it has stayed running this long: one that
+#: crashes right after it starts must not pass for a running service
+MIN_UP = 0.5
+
+
+def _too_young(looks: list[Look]) -> bool:
+    """True while a container without a health check started less than ``MIN_UP`` seconds ago."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    return any(
+        s.info.health is None and s.info.started_at is not None and (now - s.info.started_at).total_seconds() < MIN_UP
+        for s in looks
+    )
 
 
 async def _explain(looks: list[Look], tail: Callable[[ContainerInfo], Awaitable[list[str]]]) -> str:
