@@ -1,0 +1,244 @@
+"""What ``SwarmRuntime`` runs on its own engine's node: commands in a task's container, images, one-offs.
+
+A manager's engine reaches only the containers of its own node; on a one-node swarm that is every task.
+``exec`` and ``disk`` use the first running task (lowest slot) whose container is here; a one-off
+container (a migration) is made here with the service's configuration, as ``docker run`` would be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import threading
+import time
+from functools import partial
+from typing import Any
+
+import docker.auth
+import docker.errors
+import docker.utils
+
+from adapters.compose_changes import NOT_RUNNABLE
+from adapters.dockerio import MAX_EXEC_OUTPUT, frames, parse_df
+from adapters.dockerspec import check_argv, check_image
+from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound, OpsError
+from adapters.models import DiskUsage, ExecResult
+from adapters.swarmbase import SwarmBase
+from adapters.swarminfo import STACK, container_id, container_spec, slot_key
+
+log = logging.getLogger(__name__)
+#: the label that marks opsbot's one-off containers
+ONEOFF = "io.opsbot.oneoff"
+
+
+class SwarmRun(SwarmBase):
+    """Exec, disk, images and one-off containers on this engine's node (mixed into ``SwarmRuntime``)."""
+
+    async def _local_task(self, service: str) -> dict[str, Any]:
+        """The container of the service's first running task on this node (inspect data)."""
+        found = await self._service(service)
+        tasks = [
+            t for t in await self._tasks([found["ID"]])
+            if t.get("DesiredState") == "running" and (t.get("Status") or {}).get("State") == "running"
+        ]  # fmt: skip
+        if not tasks:
+            raise NotFound(f"no running task for service {service!r} in stack {self.stack!r}")
+        tasks.sort(key=lambda t: (slot_key(t).zfill(8), str(t.get("CreatedAt") or "")))
+        local = await self._containers([cid for t in tasks if (cid := container_id(t))])
+        for task in tasks:
+            if (cid := container_id(task)) in local:
+                return local[cid]
+        raise AdapterError(
+            f"service {service!r} runs no task on the node of the {self.description}"
+            f" ({len(tasks)} running on other nodes): commands run in a container of this node"
+        )
+
+    # ------------------------------------------------------------------ exec and disk
+
+    async def exec(self, service: str, argv: list[str], *, timeout: float = 30.0) -> ExecResult:
+        """Run ``argv`` (a list, never a shell string) in the service's first running task here.
+
+        Output (stdout and stderr) is kept up to 64 KiB (``truncated`` when cut). Longer than ``timeout``:
+        ``AdapterTimeout`` (the engine cannot stop an exec: the process may go on in the container).
+        """
+        if isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):
+            raise AdapterError("exec takes a non-empty list of arguments (argv), never a shell string")
+        container = await self._local_task(service)
+        return await self._exec(container, service, list(argv), timeout)
+
+    async def _exec(self, container: dict[str, Any], service: str, argv: list[str], timeout: float) -> ExecResult:
+        stop = threading.Event()
+
+        def run() -> ExecResult:
+            api = self._api()
+            exec_id = api.exec_create(container["Id"], argv, stdout=True, stderr=True)["Id"]
+            response = self._stream("POST", f"/exec/{exec_id}/start", timeout, json={"Detach": False, "Tty": False})
+            kept, size, truncated = [], 0, False
+            with response:
+                for _, payload in frames(response.raw, tty=False, stop=stop):
+                    room = MAX_EXEC_OUTPUT - size
+                    truncated = truncated or len(payload) > room
+                    if room > 0:
+                        kept.append(payload[:room])
+                        size += min(len(payload), room)
+            state = api.exec_inspect(exec_id)
+            for _ in range(20):  # the engine may need a moment to record the exit code
+                if not state.get("Running"):
+                    break
+                time.sleep(0.05)
+                state = api.exec_inspect(exec_id)
+            code = state.get("ExitCode")
+            output = b"".join(kept).decode("utf-8", errors="replace")
+            return ExecResult(exit_code=-1 if code is None else int(code), output=output, truncated=truncated)
+
+        try:
+            return await self._call(run, timeout=timeout)
+        except AdapterTimeout as exc:
+            raise AdapterTimeout(
+                f"{argv[0]} in service {service!r} did not finish within {timeout:g}s"
+                " (it may still be running in the container)"
+            ) from exc
+        finally:
+            stop.set()
+
+    async def disk(self, service: str) -> DiskUsage:
+        """``df -P /`` in the service's first running task here, parsed."""
+        container = await self._local_task(service)
+        result = await self._exec(container, service, ["df", "-P", "/"], self.timeout)
+        parsed = parse_df(result.output) if result.exit_code == 0 else None
+        if parsed is None:
+            text = result.output.strip()[:200] or "no output"
+            raise AdapterError(f"cannot read the disk use of service {service!r} (df -P /: {text})")
+        mount, size, used, percent = parsed
+        name = str(container.get("Name") or "").lstrip("/")
+        return DiskUsage(
+            container=name, service=service, mount=mount, size_bytes=size, used_bytes=used, percent=percent
+        )
+
+    # ------------------------------------------------------------------ images
+
+    async def _image(self, ref: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = await self._call(lambda: self._api().inspect_image(ref), what=f" (image {ref})")
+        except NotFound:
+            return None
+        return found
+
+    async def image_available(self, image: str) -> bool:
+        """True when this engine has ``image``, or pulls it within ``pull_timeout`` (else False).
+
+        On a swarm of several nodes each node pulls for its own tasks: this says only that the
+        manager's engine has the image (or that a registry gives it).
+        """
+        ref = check_image(image)
+        if await self._image(ref) is not None:
+            return True
+        if ref.startswith("sha256:"):  # an image id cannot be pulled
+            return False
+        repo, tag = docker.utils.parse_repository_tag(ref)
+        stop = threading.Event()
+        try:
+            await self._call(partial(self._pull, repo, tag or "latest", stop), timeout=self.pull_timeout,
+                             what=f" (pulling {ref})")  # fmt: skip
+        except EngineUnavailable:
+            raise
+        except AdapterError as exc:
+            log.info("image %s is not on the engine and could not be pulled: %s", ref, exc)
+            return False
+        finally:
+            stop.set()
+        return await self._image(ref) is not None
+
+    def _pull(self, repo: str, tag: str, stop: threading.Event) -> None:
+        api = self._api()
+        registry, _ = docker.auth.resolve_repository_name(repo)
+        auth = docker.auth.get_config_header(api, registry)
+        headers = {"X-Registry-Auth": auth} if auth else {}
+        params = {"fromImage": repo, "tag": tag}
+        with self._stream("POST", "/images/create", self.pull_timeout, params=params, headers=headers) as response:
+            for line in response.iter_lines():
+                if stop.is_set():
+                    return
+                message = json.loads(line) if line.strip() else {}
+                if message.get("error"):
+                    raise AdapterError(f"pulling {repo}:{tag}: {str(message['error'])[:300]}")
+
+    # ------------------------------------------------------------------ one-off containers
+
+    async def run_oneoff(self, service: str, image: str, argv: list[str], *, timeout: float = 300.0) -> ExecResult:
+        """Run ``argv`` in a new container of ``image`` on this node, with the service's configuration.
+
+        Like ``docker run`` of the service's spec: its environment, mounts, user, working dir, entrypoint
+        (``ContainerSpec.Command``; ``argv`` takes the place of its arguments), container labels (plus
+        the stack's and ``io.opsbot.oneoff``), on the host network when the service is, else on its first
+        attachable network. Returns the exit code and the last 64 KiB of output; a command that cannot
+        be run is exit 127 (126: not executable). Longer than ``timeout``: ``AdapterTimeout`` (the
+        container is killed). The container is removed in every case. ``NotFound`` when the engine does
+        not have ``image`` (nothing is pulled here).
+        """
+        argv = check_argv(argv, "a one-off")
+        ref = check_image(image)
+        found = await self._service(service)
+        if await self._image(ref) is None:
+            raise NotFound(f"image {ref} is not on the {self.description}: nothing was changed")
+        spec = container_spec(found["Spec"])
+        networks = await self._networks(found)
+        host = next((n for n in networks if n.get("Driver") == "host"), None)
+        attachable = next((n for n in networks if n.get("Attachable")), None)
+        mode = "host" if host else (attachable or {}).get("Id")
+        body: dict[str, Any] = {
+            "Image": ref, "Cmd": argv, "Env": list(spec.get("Env") or []), "User": spec.get("User") or "",
+            "WorkingDir": spec.get("Dir") or "", "Tty": False, "AttachStdout": True, "AttachStderr": True,
+            "Labels": {**(spec.get("Labels") or {}), STACK: self.stack, ONEOFF: "True"},
+            "HostConfig": {"Mounts": list(spec.get("Mounts") or []), **({"NetworkMode": mode} if mode else {})},
+        }  # fmt: skip
+        if spec.get("Command"):
+            body["Entrypoint"] = list(spec["Command"])
+        name = f"{found['Spec']['Name']}-run-{secrets.token_hex(6)}"
+        made = await self._call(lambda: self._api().create_container_from_config(body, name), what=f" ({name})")
+        cid = str(made["Id"])
+        stop = threading.Event()
+        try:
+            return await self._call(partial(self._run, cid, timeout, stop), timeout=timeout, what=f" (one-off {name})")
+        except AdapterTimeout as exc:
+            raise AdapterTimeout(
+                f"{argv[0]} in a one-off container of service {service!r} did not finish within {timeout:g}s"
+                " (it was killed and removed)"
+            ) from exc
+        finally:
+            stop.set()
+            await asyncio.shield(self._discard(cid, name))
+
+    def _run(self, cid: str, timeout: float, stop: threading.Event) -> ExecResult:
+        """Start a created one-off, follow its output to the end, and return it with the exit code."""
+        api = self._api()
+        try:
+            api.start(cid)
+        except docker.errors.APIError as exc:
+            text = str(exc.explanation or exc)
+            code = next((c for words, c in NOT_RUNNABLE if words in text.lower() and exc.status_code < 500), None)
+            if code is None:
+                raise
+            return ExecResult(exit_code=code, output=text + "\n")
+        params = {"stdout": 1, "stderr": 1, "follow": 1}
+        kept, truncated = bytearray(), False
+        with self._stream("GET", f"/containers/{cid}/logs", timeout + self.timeout, params=params) as response:
+            for _, payload in frames(response.raw, tty=False, stop=stop):
+                kept += payload
+                if len(kept) > MAX_EXEC_OUTPUT:  # keep the end: that is where a migration says what failed
+                    del kept[: len(kept) - MAX_EXEC_OUTPUT]
+                    truncated = True
+        state = api.wait(cid, timeout=self.timeout + 2)
+        output = bytes(kept).decode("utf-8", errors="replace")
+        return ExecResult(exit_code=int(state.get("StatusCode", -1)), output=output, truncated=truncated)
+
+    async def _discard(self, cid: str, name: str) -> None:
+        """Remove a container (killing it) with its anonymous volumes, best effort: a failure is logged."""
+        try:
+            await self._call(lambda: self._api().remove_container(cid, v=True, force=True), what=f" (removing {name})")
+        except NotFound:
+            pass
+        except OpsError as exc:
+            log.warning("could not remove container %s: %s", name, exc)

@@ -1,0 +1,352 @@
+"""SwarmRuntime on a real one-node swarm: tasks, logs, exec, forced updates, image updates that Swarm
+rolls back by itself, its own rollback, scaling, and engines that do not answer.
+
+The stack (tests/helpers/swarm.py): ``<stack>_api`` (busybox httpd on the host network with a Docker
+health check; stop-first updates) and ``<stack>_worker`` (2 tasks, no network; start-first updates).
+Updates are watched 2 s per task (``monitor``), health checks run every 0.5 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound
+from adapters.models import Replacement
+from adapters.runtime import Runtime
+from adapters.swarm import NewestLines, SwarmRuntime
+from adapters.swarminfo import KEPT_REPLICAS, restarts, short_name, strip_digest, task_info, with_env
+from tests.helpers.docker_engine import build_image
+from tests.helpers.http_servers import free_port
+from tests.helpers.swarm import build_broken_image, create_service, start_stack, swarm_engine  # noqa: F401
+
+DIGEST = "@sha256:" + "a" * 64
+
+# ---------------------------------------------------------------------- parsers (no engine)
+
+
+def test_names_images_and_env():
+    assert strip_digest("shop/api:1.1" + DIGEST) == "shop/api:1.1"
+    assert strip_digest("reg:5000/shop/api:1.1" + DIGEST) == "reg:5000/shop/api:1.1"
+    assert strip_digest("shop/api" + DIGEST) == "shop/api" + DIGEST  # the digest is all that names it
+    assert strip_digest("shop/api:1.1") == "shop/api:1.1"
+    assert short_name("shop_api", "shop") == "api" and short_name("other", "shop") == "other"
+    assert short_name("shop_", "shop") == "shop_"
+    env = ["A=1", "B=2", "C=x=y"]
+    assert with_env(env, {"B": None, "C": "3", "D": "4"}) == ["A=1", "C=3", "D=4"]
+    assert with_env(None, {"A": "1", "B": None}) == ["A=1"]
+
+
+def _task(tid, slot, state, *, created, spec=None, desired="running", container=None, exit_code=0):
+    status = {"State": state, "Timestamp": "2026-11-26T10:00:00Z", "ContainerStatus": {"ExitCode": exit_code}}
+    if container:
+        status["ContainerStatus"]["ContainerID"] = container
+    spec = spec or {"ContainerSpec": {"Image": "shop/api:1.0" + DIGEST, "Env": ["PORT=1"]}}
+    return {"ID": tid, "Slot": slot, "Status": status, "DesiredState": desired, "CreatedAt": created, "Spec": spec}
+
+
+def test_tasks_as_containers():
+    running = _task("t3", 1, "running", created="2026-11-26T10:00:03Z", container="c" * 64)
+    info = task_info(running, service_name="shop_api", service="api", container=None, healthcheck=True)
+    assert (info.name, info.id, info.number) == ("shop_api.1.t3", "c" * 12, 1)
+    assert (info.state, info.health) == ("running", "healthy")
+    assert (info.image, info.version, info.env, info.exit_code) == ("shop/api:1.0", "1.0", {"PORT": "1"}, None)
+    starting = task_info(_task("t4", 2, "starting", created="x"), service_name="s", service="a", container=None,
+                         healthcheck=False)  # fmt: skip
+    assert (starting.state, starting.health, starting.id) == ("running", "starting", "t4")
+    local = {"State": {"Health": {"Status": "unhealthy"}, "StartedAt": "2026-11-26T10:00:05Z"}}
+    mine = task_info(running, service_name="s", service="a", container=local, healthcheck=True)
+    assert mine.health == "unhealthy" and mine.started_at == datetime(2026, 11, 26, 10, 0, 5, tzinfo=UTC)
+    failed = task_info(_task("t1", 1, "failed", created="x", exit_code=137), service_name="s", service="a",
+                       container=None, healthcheck=True)  # fmt: skip
+    assert (failed.state, failed.exit_code, failed.health) == ("exited", 137, None)
+    assert task_info(_task("t0", 1, "pending", created="x"), service_name="s", service="a", container=None,
+                     healthcheck=False).state == "created"  # fmt: skip
+    # restarts: the slot's earlier failed tasks with the same spec (another spec, another slot: not counted)
+    history = [
+        _task("t1", 1, "failed", created="2026-11-26T10:00:01Z", desired="shutdown"),
+        _task("t2", 1, "rejected", created="2026-11-26T10:00:02Z", desired="shutdown"),
+        _task("t0", 1, "failed", created="2026-11-26T10:00:00Z", desired="shutdown",
+              spec={"ContainerSpec": {"Image": "shop/api:0.9"}}),
+        _task("u1", 2, "failed", created="2026-11-26T10:00:01Z", desired="shutdown"),
+        running,
+    ]  # fmt: skip
+    assert restarts(running, history) == 2
+
+
+def test_newest_lines_keep_the_newest_by_time_bounded():
+    reader = NewestLines(3, None, {"t1": "api.1: ", "t2": "api.2: "})
+    detail = "com.docker.swarm.node.id=n,com.docker.swarm.service.id=s,com.docker.swarm.task.id="
+    stamps = [f"2026-11-26T10:00:0{i}Z" for i in range(6)]
+    lines = [(stamps[4], "t2", "e"), (stamps[0], "t1", "a"), (stamps[5], "t1", "f"), (stamps[2], "t2", "c")]
+    payload = "".join(f"{s} {detail}{t} {text}\n" for s, t, text in lines).encode()
+    reader.feed(1, payload[:50])
+    reader.feed(1, payload[50:] + f"{stamps[3]} {detail}t1 d".encode())  # the last line has no newline
+    assert reader.lines() == ["api.1: d", "api.2: e", "api.1: f"]
+    grep = NewestLines(5, "B", {})
+    grep.feed(2, f"{stamps[1]} {detail}t1 a b c\n{stamps[2]} {detail}t1 xyz\n{stamps[3]} plain b\n".encode())
+    assert grep.lines() == ["a b c", "plain b"]
+    assert len(reader.heap) <= 3
+
+
+# ---------------------------------------------------------------------- the real swarm
+
+
+@pytest.fixture(scope="module")
+def stack(swarm_engine):  # noqa: F811
+    """The test stack for this module, removed at its end."""
+    started = time.monotonic()
+    made = start_stack(swarm_engine, free_port())
+    made.started_in = time.monotonic() - started
+    try:
+        yield made
+    finally:
+        made.remove()
+
+
+@pytest.fixture
+async def rt(stack):
+    runtime = SwarmRuntime(stack.host, stack.name, timeout=10, update_timeout=90, monitor=2)
+    yield runtime
+    await runtime.close()
+
+
+async def _services(rt):
+    by: dict[str, list] = {}
+    for info in await rt.containers():
+        by.setdefault(info.service, []).append(info)
+    return by
+
+
+@pytest.mark.docker
+async def test_tasks_replicas_and_counts(rt, stack):
+    assert isinstance(rt, Runtime) and rt.description == f"Docker engine at {stack.host}"
+    assert stack.started_in < 20
+    by = await _services(rt)
+    assert sorted(by) == ["api", "worker"]
+    [api] = by["api"]
+    assert (api.state, api.health, api.number) == ("running", "healthy", 1)
+    assert (api.image, api.version) == ("shop/api:1.0", "1.0")
+    assert api.name.startswith(f"{stack.name}_api.1.") and api.started_at < datetime.now(UTC)
+    assert api.env["PORT"] == str(stack.port) and api.exit_code is None and api.restarts == 0
+    assert [w.number for w in by["worker"]] == [1, 2] and {w.health for w in by["worker"]} == {None}
+    assert by["worker"][0].env["DB_PASSWORD"] == stack.secret
+    assert await rt.replicas() == {"api": (1, 1), "worker": (2, 2)}
+    assert await rt.replica_counts() == {"api": 1, "worker": 2}
+    with_stats = await rt.containers(stats=True)
+    assert all(i.memory_bytes and i.cpu_percent is not None for i in with_stats)
+    assert await rt.wait_running("api", timeout=5) == [api]
+
+
+@pytest.mark.docker
+async def test_logs_of_the_service(rt, stack):
+    first = min(i.started_at for i in await rt.containers())
+    await asyncio.sleep(max(0.0, 2.5 - (datetime.now(UTC) - first).total_seconds()))
+    lines = await rt.logs("worker", lines=4)
+    assert len(lines) == 4 and all(line.startswith(("worker.1: ", "worker.2: ")) for line in lines)
+    errors = await rt.logs("worker", grep="error")
+    assert sorted(errors) == ["worker.1: ERROR timeout talking to db", "worker.2: ERROR timeout talking to db"]
+    ticks = await rt.logs("worker", grep="TICK", lines=3)
+    assert len(ticks) == 3 and all(" tick " in f" {t} " for t in ticks)
+    assert await rt.logs("worker", lines=0) == []
+    recent = await rt.logs("worker", since=timedelta(seconds=1.5))
+    assert recent and len(recent) < len(await rt.logs("worker", lines=10_000))
+    assert await rt.logs("api") == []  # httpd writes nothing
+    with pytest.raises(NotFound, match=f"service 'nosuch' is not in stack '{stack.name}'"):
+        await rt.logs("nosuch")
+
+
+@pytest.mark.docker
+async def test_exec_and_disk_in_a_task(rt, stack):
+    result = await rt.exec("api", ["cat", "/www/health/db"])
+    assert (result.exit_code, result.output.strip()) == (0, '{"status": "ok"}')
+    assert (await rt.exec(f"{stack.name}_api", ["sh", "-c", "echo $PLAIN; exit 3"])).model_dump() == {
+        "exit_code": 3, "output": "visible\n", "truncated": False}  # fmt: skip
+    missing = await rt.exec("worker", ["no-such-binary"])
+    assert missing.exit_code == 126 and "executable file not found" in missing.output
+    with pytest.raises(AdapterError, match="argv"):
+        await rt.exec("api", "cat /etc/passwd")
+    with pytest.raises(AdapterTimeout, match=r"sleep in service .api. did not finish within 0\.5s"):
+        await rt.exec("api", ["sleep", "3"], timeout=0.5)
+    disk = await rt.disk("api")
+    assert disk.service == "api" and disk.container.startswith(f"{stack.name}_api.1.") and disk.size_bytes > 0
+
+
+@pytest.mark.docker
+async def test_image_available_and_oneoff(rt, stack):
+    assert await rt.image_available("shop/api:1.0")
+    assert not await rt.image_available(f"127.0.0.1:{free_port()}/shop/api:9.9")  # a registry nobody serves
+    ran = await rt.run_oneoff("api", "shop/api:1.0", ["sh", "-c", "echo $PLAIN $PORT; echo oops >&2; exit 3"])
+    assert ran.exit_code == 3 and ran.output.splitlines() == [f"visible {stack.port}", "oops"]
+    nobin = await rt.run_oneoff("worker", "shop/worker:1.0", ["nosuch"])
+    assert nobin.exit_code == 127 and "executable file not found" in nobin.output
+    left = stack.engine.client.containers.list(all=True, filters={"label": "io.opsbot.oneoff=True"})
+    assert left == []
+    with pytest.raises(NotFound, match=r"image shop/api:0\.0 is not on the"):
+        await rt.run_oneoff("api", "shop/api:0.0", ["true"])
+
+
+@pytest.mark.docker
+async def test_restart_replaces_every_task(rt, stack):
+    before = {w.name for w in (await _services(rt))["worker"]}
+    said: list[str] = []
+
+    async def progress(line):
+        said.append(line)
+
+    started = time.monotonic()
+    after = await rt.restart("worker", stop_timeout=1, progress=progress)
+    took = time.monotonic() - started
+    assert said == [f"restarting {stack.name}_worker (a forced update): 2 tasks, one at a time, start-first"]
+    assert len(after) == 2 and not {a.name for a in after} & before and {a.state for a in after} == {"running"}
+    old = [t for t in stack.services["worker"].tasks() if f"{stack.name}_worker.{t['Slot']}.{t['ID']}" in before]
+    assert {t["DesiredState"] for t in old} == {"shutdown"}  # the old tasks are shut down
+    assert took < 20
+
+
+@pytest.mark.docker
+async def test_update_image_then_its_own_rollback(rt, stack):
+    build_image(stack.engine.client, "shop/api", "1.1")
+    started = time.monotonic()
+    await rt.update_image("api", "shop/api:1.1")
+    [api] = await rt.wait_running("api", timeout=20)
+    assert (api.image, api.version, api.health) == ("shop/api:1.1", "1.1", "healthy")
+    assert (await rt.exec("api", ["wget", "-q", "-O-", f"http://127.0.0.1:{stack.port}/health"])).exit_code == 0
+    assert await rt.rollback("api") == "shop/api:1.0"
+    [api] = await rt.wait_running("api", timeout=20)
+    assert api.image == "shop/api:1.0"
+    assert time.monotonic() - started < 40
+
+
+@pytest.mark.docker
+async def test_a_release_that_fails_its_health_check_is_rolled_back_by_swarm(rt, stack):
+    broken = build_broken_image(stack.engine.client, "shop/api", "1.2-broken")
+    said: list[str] = []
+
+    async def progress(line):
+        said.append(line)
+
+    with pytest.raises(AdapterError) as info:
+        await rt.update_image("api", broken, progress=progress)
+    text = str(info.value)
+    assert text.startswith(f"the update of service 'api' to {broken} failed and Swarm rolled it back by itself: task ")
+    assert "unhealthy container" in text and "last health check: exit 1" in text
+    assert text.endswith("service 'api' runs shop/api:1.0 again") and "\n" not in text
+    assert said[0].endswith("1 task, one at a time, stop-first") and "rolled back" in said[-1]
+    [api] = await rt.wait_running("api", timeout=20)
+    assert api.image == "shop/api:1.0" and api.health == "healthy"
+    with pytest.raises(AdapterError, match="service 'api' has no previous version to roll back to"):
+        await rt.rollback("api")  # Swarm keeps no previous spec after a rollback
+
+
+@pytest.mark.docker
+async def test_replace_with_env_then_revert(rt):
+    record = await rt.replace("worker", "shop/worker:1.0", env={"FEATURE_CHECKOUT": "off", "PLAIN": None})
+    assert record == Replacement(service="worker", image_before="shop/worker:1.0", image_after="shop/worker:1.0")
+    workers = await rt.wait_running("worker", timeout=20)
+    assert len(workers) == 2 and all(w.env.get("FEATURE_CHECKOUT") == "off" and "PLAIN" not in w.env for w in workers)
+    await rt.revert(record)
+    await rt.commit(record)
+    workers = await rt.wait_running("worker", timeout=20)
+    assert len(workers) == 2 and all(w.env["FEATURE_CHECKOUT"] == "on" and w.env["PLAIN"] == "visible" for w in workers)
+
+
+@pytest.mark.docker
+async def test_scale_to_zero_and_back_and_stop_start(rt, stack):
+    counts = await rt.replica_counts()
+    await rt.scale("worker", 0)
+    assert "worker" not in await _services(rt) and (await rt.replicas())["worker"] == (0, 0)
+    assert not [c for c in stack.engine.client.containers.list() if ".worker." in c.name or "_worker." in c.name]
+    with pytest.raises(NotFound, match=r"'worker' of stack .* is scaled to 0"):
+        await rt.wait_running("worker", timeout=1)
+    await rt.scale("worker", counts["worker"])
+    assert len(await rt.wait_running("worker", timeout=20)) == 2
+    assert await rt.stop("worker", timeout=1) == []
+    labels = stack.engine.client.api.inspect_service(f"{stack.name}_worker")["Spec"]["Labels"]
+    assert labels[KEPT_REPLICAS] == "2" and (await rt.replica_counts())["worker"] == 0
+    assert await rt.stop("worker") == []  # already stopped: left as it is, the count still remembered
+    await rt.start("worker")
+    assert len(await rt.wait_running("worker", timeout=20)) == 2
+    assert KEPT_REPLICAS not in stack.engine.client.api.inspect_service(f"{stack.name}_worker")["Spec"]["Labels"]
+    for bad in (-1, 1.5, True):
+        with pytest.raises(AdapterError, match="replicas must be a whole number"):
+            await rt.scale("worker", bad)
+
+
+@pytest.mark.docker
+async def test_a_crashing_service_fails_the_wait_with_its_log(rt, stack):
+    crasher = create_service(stack.engine.client, stack.name, "crasher", "shop/worker:1.0",
+                             ["sh", "-c", "echo starting; echo cannot connect >&2; exit 3"])  # fmt: skip
+    stack.services["crasher"] = crasher
+    try:
+        started = time.monotonic()
+        with pytest.raises(AdapterError) as info:
+            await rt.wait_running("crasher", timeout=30)
+        assert time.monotonic() - started < 10
+        text = str(info.value)
+        assert text.startswith("service 'crasher' did not come up: its tasks failed ")
+        assert "task: non-zero exit (3)" in text
+        # stdout and stderr are logged by separate copiers: their order within a millisecond is not kept
+        tail = text.partition("; the last 2 lines of its log:\n")[2]
+        assert sorted(tail.splitlines()) == ["  cannot connect", "  starting"]
+    finally:
+        crasher.remove()
+        del stack.services["crasher"]
+
+
+# ---------------------------------------------------------------------- engines that do not answer
+
+
+async def test_an_engine_that_is_not_there_is_one_clear_line(tmp_path):
+    path = tmp_path / "d.sock"
+    rt = SwarmRuntime(f"unix://{path}", "shop", timeout=3)
+    calls = (rt.containers(), rt.replicas(), rt.replica_counts(), rt.logs("api"), rt.exec("api", ["true"]),
+             rt.disk("api"), rt.restart("api"), rt.wait_running("api", timeout=5), rt.update_image("api", "a:1"),
+             rt.rollback("api"), rt.scale("api", 0), rt.stop("api"), rt.start("api"))  # fmt: skip
+    for call in calls:
+        started = time.perf_counter()
+        with pytest.raises(EngineUnavailable) as info:
+            await call
+        assert time.perf_counter() - started < 1
+        assert str(info.value) == f"Docker engine at unix://{path} does not answer (no such socket)"
+    await rt.close()
+
+
+async def test_an_engine_that_never_answers_times_out(tmp_path):
+    path = str(tmp_path / "silent.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    rt = SwarmRuntime(f"unix://{path}", "shop", timeout=0.5)
+    try:
+        for call in (rt.containers(), rt.update_image("api", "a:1"), rt.wait_running("api", timeout=5)):
+            started = time.perf_counter()
+            with pytest.raises(AdapterTimeout) as info:
+                await call
+            assert time.perf_counter() - started < 1.0
+            assert str(info.value) == f"Docker engine at unix://{path} did not answer within 0.5s (listing services)"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+        await rt.close()
