@@ -46,6 +46,7 @@ from adapters.dockerio import (
     time_key,
 )
 from adapters.dockerspec import OLD_MARK
+from adapters.dockerstream import ComposeStreams
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound
 from adapters.lifecycle import TAIL_LINES, Look, wait_running
 from adapters.models import ContainerInfo, DiskUsage, ExecResult
@@ -59,8 +60,9 @@ API_VERSION = "1.41"
 PARALLEL = 32
 
 
-class ComposeRuntime(ComposeReplace):
-    """The containers of one Compose project on one Docker engine (changes: ``ComposeChanges``, ``ComposeReplace``)."""
+class ComposeRuntime(ComposeStreams, ComposeReplace):
+    """The containers of one Compose project on one Docker engine (changes: ``ComposeChanges``, ``ComposeReplace``;
+    streamed exec: ``ComposeStreams``)."""
 
     def __init__(self, docker_host: str, project: str, *, timeout: float = 10.0, pull_timeout: float = 300.0) -> None:
         self.docker_host = docker_host

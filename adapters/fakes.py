@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from adapters.dockerio import MAX_EXEC_OUTPUT, MAX_LINE, image_version, parse_df
 from adapters.errors import AdapterError, AdapterTimeout, NotFound
 from adapters.fakes_changes import AfterRestart, FakeChanges, OneoffHandler
+from adapters.fakes_store import FakeStreams, InMemoryStore
 from adapters.lifecycle import TAIL_LINES, Look, Progress, grace_seconds, progress_line, wait_running
 from adapters.models import CheckResult, ContainerInfo, DiskUsage, ExecResult, ProbeRequest
 
@@ -23,6 +24,7 @@ __all__ = [
     "FakeBackends",
     "FakeProbe",
     "FakeRuntime",
+    "InMemoryStore",
     "OneoffHandler",
     "exec_not_found",
 ]
@@ -40,7 +42,7 @@ def exec_not_found(argv: Sequence[str]) -> ExecResult:
     )
 
 
-class FakeRuntime(FakeChanges):
+class FakeRuntime(FakeStreams, FakeChanges):
     """A ``Runtime`` over containers held in memory, behaving like ``ComposeRuntime``.
 
     ``containers``: the containers; ``logs``: container name -> its log lines, oldest first;
@@ -54,7 +56,8 @@ class FakeRuntime(FakeChanges):
     last manual start) and health ``starting``; from the next call on it is what ``after_restart``
     (service -> ``AfterRestart``) says, by default running and healthy. Images, one-offs, replace /
     revert / commit and stop / start: ``FakeChanges`` (``images``, ``registry``, ``oneoff_results``,
-    ``after_replace``, ``unstartable``, ``kept``).
+    ``after_replace``, ``unstartable``, ``kept``). Streamed exec (backups): ``FakeStreams``
+    (``stream_handler``).
     """
 
     def __init__(
@@ -326,11 +329,12 @@ class FakeProbe:
 
 
 class FakeBackends:
-    """Backends for unit tests: one FakeRuntime per environment, one FakeProbe."""
+    """Backends for unit tests: one FakeRuntime and one InMemoryStore per environment, one FakeProbe."""
 
     def __init__(self, runtimes: dict[str, FakeRuntime] | None = None, probe: FakeProbe | None = None) -> None:
         self.runtimes = runtimes or {}
         self._probe = probe or FakeProbe()
+        self.stores: dict[str, InMemoryStore] = {}
 
     @property
     def probe(self) -> FakeProbe:
@@ -340,6 +344,10 @@ class FakeBackends:
     def runtime(self, env: str) -> FakeRuntime:
         """The environment's fake runtime (created empty on first use)."""
         return self.runtimes.setdefault(env, FakeRuntime())
+
+    def store(self, env: str) -> InMemoryStore:
+        """The environment's in-memory backup store (created empty on first use)."""
+        return self.stores.setdefault(env, InMemoryStore())
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -6,6 +6,7 @@ from adapters.errors import UserError
 from adapters.http import HttpProbe
 from adapters.probe import Probe
 from adapters.runtime import Runtime
+from adapters.store import BackupStore
 from bot.config import OpsConfig
 
 
@@ -36,8 +37,31 @@ class RealBackends:
             self._runtimes[env] = ComposeRuntime(rt.docker_host, rt.project)
         return self._runtimes[env]
 
+    def store(self, env: str) -> BackupStore:
+        """The backup store of ``env`` (its ``backup.store``: ``s3://`` or ``file://``), kept for the process."""
+        stores: dict[str, BackupStore] = self.__dict__.setdefault("_stores", {})
+        if env not in stores:
+            _, env_config = self.config.env(env)
+            if env_config.backup is None:
+                from adapters.errors import UserError
+
+                raise UserError(f"environments.{env}.backup is not set in ops.yml: {env} has no backups")
+            url = env_config.backup.store
+            if url.startswith("s3://"):
+                from adapters.s3store import S3Store  # imports boto3: only when needed
+
+                stores[env] = S3Store(url)
+            else:
+                from adapters.filestore import FileStore
+
+                stores[env] = FileStore(url)
+        return stores[env]
+
     async def close(self) -> None:
         """Close every adapter."""
+        stores: dict[str, BackupStore] = self.__dict__.pop("_stores", {})
+        for store in stores.values():
+            await store.close()
         runtimes, self._runtimes = list(self._runtimes.values()), {}
         for runtime in runtimes:
             await runtime.close()

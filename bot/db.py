@@ -91,6 +91,26 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX deploys_env ON deploys(environment, id);
     """,
+    """
+    CREATE TABLE backups (
+        id INTEGER PRIMARY KEY,
+        backup_id TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        location TEXT NOT NULL,
+        size INTEGER,
+        sha256 TEXT,
+        command TEXT NOT NULL,
+        requester TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        detail TEXT,
+        started_at REAL NOT NULL,
+        duration REAL NOT NULL,
+        request_id TEXT
+    );
+    CREATE INDEX backups_env ON backups(environment, backup_id)
+    """,
 )
 
 

@@ -12,6 +12,7 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from adapters.errors import OpsError, UserError
@@ -102,6 +103,9 @@ class Engine:
         from bot.deploys import Deploys
 
         self.deploys = Deploys(db)
+        from bot.backups import Backups
+
+        self.backups = Backups(db)
 
     async def handle(self, request: Request) -> Reply:
         """Run one request through the whole path; never raises."""
@@ -182,8 +186,14 @@ class Engine:
             door=request.door,
             request_id=request.request_id,
             progress=request.progress,
-            extras={"approvals": self.changes.approvals, "deploys": self.deploys, "started_at": time.time()},
-        )
+            extras={"approvals": self.changes.approvals, "deploys": self.deploys, "backups": self.backups,
+                    "started_at": time.time(), "audit_step": partial(self._step, request)},
+        )  # fmt: skip
+
+    async def _step(self, request: Request, command: str, event: str, outcome: str, env: str | None,
+                    details: dict[str, Any] | None = None) -> None:  # fmt: skip
+        """One step of a running procedure (``ctx.extras["audit_step"]``), in the audit log."""
+        await self.audit_event(request, event, command, self.redactor.text(outcome), env, details)
 
     async def audit_event(
         self,

@@ -246,6 +246,18 @@ RENDERERS: dict[type[Result], Callable[[Any], list[str]]] = {
 }
 
 
+def _backup_renderers() -> dict[type[Result], Callable[[Any], list[str]]]:
+    from bot.render_backup import backup_text, backups_text, restore_text, verify_text
+    from commands.backup import BackupResult
+    from commands.backups import BackupsResult
+    from commands.restore import RestoreResult
+    from commands.verify_backup import VerifyResult
+
+    return {BackupResult: backup_text, BackupsResult: backups_text, VerifyResult: verify_text,
+            RestoreResult: restore_text}  # fmt: skip
+
+
+RENDERERS.update(_backup_renderers())
 RESULT_TYPES: dict[str, type[Result]] = {t.kind: t for t in RENDERERS}
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from commands import (
     audit,
+    backup,
+    backups,
     config,
     deploy,
     escalate,
@@ -18,10 +20,12 @@ from commands import (
     logs,
     pending,
     restart,
+    restore,
     rollback,
     stages,
     status,
     troubleshoot,
+    verify_backup,
 )
 from commands.base import CommandSpec
 
@@ -30,6 +34,6 @@ REGISTRY: dict[str, CommandSpec] = {
     for spec in (
         help.SPEC, status.SPEC, health.SPEC, logs.SPEC, troubleshoot.SPEC, escalate.SPEC, history.SPEC,
         pending.SPEC, audit.SPEC, config.SPEC, deploy.SPEC, rollback.SPEC, restart.SPEC, stages.STARTUP,
-        stages.SHUTDOWN, flag.SPEC,
+        stages.SHUTDOWN, flag.SPEC, backup.SPEC, backups.SPEC, verify_backup.SPEC, restore.SPEC,
     )
 }  # fmt: skip

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
 
 from adapters.probe import Probe
 from adapters.runtime import Runtime
+from adapters.store import BackupStore
 
 if TYPE_CHECKING:
     from bot.config import OpsConfig
@@ -166,7 +167,7 @@ class ChangeArgs(Args):
 
 
 class Backends(Protocol):
-    """Where commands reach the outside world: one runtime per environment, one HTTP probe."""
+    """Where commands reach the outside world: a runtime and a backup store per environment, one HTTP probe."""
 
     @property
     def probe(self) -> Probe:
@@ -175,6 +176,10 @@ class Backends(Protocol):
 
     def runtime(self, env: str) -> Runtime:
         """The runtime of environment ``env``."""
+        ...
+
+    def store(self, env: str) -> BackupStore:
+        """The backup store of environment ``env`` (``UserError`` when it has no ``backup`` section)."""
         ...
 
 
@@ -240,6 +245,9 @@ class CommandSpec:
     results: tuple[type[Result], ...] = ()
     #: for a change: what it will do, before approval
     plan: PlanFn | None = None
+    #: for a change: False when it runs at once for an operator, without waiting for approvers
+    #: (``backup``: it only adds a backup); ``--dry-run`` still only shows the plan
+    approval: bool = True
 
 
 def env_field(description: str = "the environment (default: default_environment)") -> Any:

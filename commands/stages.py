@@ -71,12 +71,12 @@ async def _plan(ctx: Ctx, args: StagesArgs, action: str) -> Plan:
     )
 
 
-async def _run(ctx: Ctx, args: StagesArgs, action: str) -> StagesResult:
-    assert args.env is not None
-    _, env_config = ctx.config.env(args.env)
-    runtime = ctx.backends.runtime(args.env)
-    stages = _stages(ctx, args.env, action)
-    result = StagesResult(action=action, environment=args.env, ok=True)
+async def run_stages(ctx: Ctx, env: str, action: str, stages: list[list[str]]) -> tuple[list[StageOutcome], str | None]:
+    """Stop (``shutdown``: stop timeouts respected) or start (``startup``: each stage running and healthy
+    before the next) ``stages`` in order; stops at the first stage that fails: the outcomes, and why."""
+    _, env_config = ctx.config.env(env)
+    runtime = ctx.backends.runtime(env)
+    outcomes: list[StageOutcome] = []
     for i, services in enumerate(stages, 1):
         await ctx.progress(f"Stage {i} of {len(stages)}: {action} {', '.join(services)}")
         try:
@@ -85,12 +85,19 @@ async def _run(ctx: Ctx, args: StagesArgs, action: str) -> StagesResult:
             else:
                 await asyncio.gather(*(runtime.start(s) for s in services))
                 await asyncio.gather(*(runtime.wait_running(s, timeout=WAIT_RUNNING) for s in services))
-            result.stages.append(StageOutcome(services=services, ok=True))
+            outcomes.append(StageOutcome(services=services, ok=True))
         except AdapterError as exc:
-            result.ok = False
-            result.problem = f"stage {i} ({', '.join(services)}) failed: {exc}; the stages after it were not run"
-            result.stages.append(StageOutcome(services=services, ok=False, problem=str(exc)))
-            break
+            outcomes.append(StageOutcome(services=services, ok=False, problem=str(exc)))
+            return outcomes, f"stage {i} ({', '.join(services)}) failed: {exc}; the stages after it were not run"
+    return outcomes, None
+
+
+async def _run(ctx: Ctx, args: StagesArgs, action: str) -> StagesResult:
+    assert args.env is not None
+    stages = _stages(ctx, args.env, action)
+    result = StagesResult(action=action, environment=args.env, ok=True)
+    result.stages, result.problem = await run_stages(ctx, args.env, action, stages)
+    result.ok = result.problem is None
     if result.ok and action == "startup":
         result.checks = await check_rows(ctx, args.env)
         failing = [c.name for c in result.checks if not c.ok]

@@ -452,3 +452,17 @@ def progress_message(text: str) -> Message:
     """A progress line ("Checking prod..."), edited in place as work goes on."""
     line = f":hourglass_flowing_sand: {esc(text)}"[:MAX_SECTION]
     return Message(text=line[:MAX_FALLBACK_TEXT], blocks=[_section(line)])
+
+
+def _backup_renderers() -> dict[type[Result], Callable[[Any], Rendered]]:
+    from bot.slack.blocks_backup import backup_blocks, backups_blocks, restore_blocks, verify_blocks
+    from commands.backup import BackupResult
+    from commands.backups import BackupsResult
+    from commands.restore import RestoreResult
+    from commands.verify_backup import VerifyResult
+
+    return {BackupResult: backup_blocks, BackupsResult: backups_blocks, VerifyResult: verify_blocks,
+            RestoreResult: restore_blocks}  # fmt: skip
+
+
+RENDERERS.update(_backup_renderers())

@@ -185,7 +185,8 @@ async def test_help(engine):
     names = [c["name"] for c in reply.to_json()["commands"]]
     assert names == [
         "help", "status", "health", "logs", "troubleshoot", "escalate", "history", "pending", "audit", "config",
-        "deploy", "rollback", "restart", "startup", "shutdown", "flag",
+        "deploy", "rollback", "restart", "startup", "shutdown", "flag", "backup", "backups", "verify-backup",
+        "restore",
     ]  # fmt: skip
     detail = (await handle(engine, "help logs")).to_json()["detail"]
     assert detail["usage"].startswith("logs <env> <service>") and "[REDACTED]" in detail["description"]

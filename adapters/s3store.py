@@ -1,0 +1,234 @@
+"""``S3Store``: backups in an S3 bucket (``s3://bucket/prefix/``), through boto3, streamed by multipart upload.
+
+boto3 is synchronous: each call runs in a worker thread of the store's own pool, bounded by the
+client's connect/read timeouts. ``AWS_ENDPOINT_URL``, the keys and the region are read by boto3 as
+usual. An upload sends parts of ``PART_SIZE`` bytes as they fill; any failure aborts the multipart
+upload (retried for a while, as the endpoint may be coming back), so no object is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound
+from adapters.store import PutResult, StoredObject, id_of, newest_first, time_of
+
+log = logging.getLogger("opsbot.s3")
+T = TypeVar("T")
+#: bytes per uploaded part (S3: at least 5 MiB except the last)
+PART_SIZE = 8 * 2**20
+#: how long an abort keeps being retried when the endpoint does not answer
+ABORT_FOR = 20.0
+#: bytes per read of a download
+READ_SIZE = 1 * 2**20
+#: at most this many objects are inspected (metadata) by ``list``
+LIST_LIMIT = 500
+
+
+class S3Store:
+    """A bucket and a prefix, from ``s3://bucket/prefix/``."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+        if not url.startswith("s3://"):
+            raise AdapterError(f"not an S3 store: {url!r}")
+        self.url = url if url.endswith("/") else url + "/"
+        self.bucket, _, self.prefix = self.url[len("s3://") :].partition("/")
+        self.timeout = timeout
+        self._client: Any = None
+        self._pool = ThreadPoolExecutor(8, thread_name_prefix="opsbot-s3")
+
+    def _s3(self) -> Any:
+        if self._client is None:
+            config = botocore.config.Config(
+                connect_timeout=min(self.timeout, 10.0), read_timeout=self.timeout,
+                retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=8,
+            )  # fmt: skip
+            self._client = boto3.session.Session().client("s3", config=config)
+        return self._client
+
+    def location(self, key: str) -> str:
+        """``s3://bucket/key``."""
+        return f"s3://{self.bucket}/{key}"
+
+    async def _call(self, fn: Callable[[], T], what: str) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+        except botocore.exceptions.ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            text = f"S3 {self.url}: {what}: {code} {error.get('Message', '')}".strip()
+            raise (NotFound if code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket") else AdapterError)(
+                text
+            ) from exc
+        except (botocore.exceptions.ConnectTimeoutError, botocore.exceptions.ReadTimeoutError) as exc:
+            raise AdapterTimeout(f"S3 endpoint of {self.url} did not answer within {self.timeout:g}s ({what})") from exc
+        except botocore.exceptions.NoCredentialsError as exc:
+            raise AdapterError(f"S3 {self.url}: no credentials (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)") from exc
+        except (botocore.exceptions.BotoCoreError, OSError) as exc:
+            raise EngineUnavailable(f"S3 endpoint of {self.url} does not answer ({what}: {exc})") from exc
+
+    async def put(
+        self, key: str, chunks: AsyncIterator[bytes], metadata: dict[str, str], final: Callable[[], dict[str, str]]
+    ) -> PutResult:
+        """Multipart upload of ``chunks`` (parts of 8 MiB); aborted on any failure; metadata set at the end."""
+        s3 = self._s3()
+        meta = dict(metadata)
+        created = await self._call(
+            lambda: s3.create_multipart_upload(Bucket=self.bucket, Key=key, Metadata=meta), "starting the upload"
+        )
+        upload_id: str = created["UploadId"]
+        parts: list[dict[str, Any]] = []
+        sha, size, buffer = hashlib.sha256(), 0, bytearray()
+
+        async def send(data: bytes) -> None:
+            number = len(parts) + 1
+
+            def upload() -> dict[str, Any]:
+                sha.update(data)
+                answer = s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data)
+                return {"PartNumber": number, "ETag": answer["ETag"]}
+
+            parts.append(await self._call(upload, f"uploading part {number}"))
+
+        try:
+            async for chunk in chunks:
+                buffer += chunk
+                size += len(chunk)
+                while len(buffer) >= PART_SIZE:
+                    part = bytes(buffer[:PART_SIZE])
+                    del buffer[:PART_SIZE]
+                    await send(part)
+            if buffer or not parts:
+                await send(bytes(buffer))
+            buffer = bytearray()
+            await self._call(
+                lambda: s3.complete_multipart_upload(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                ),
+                "completing the upload",
+            )
+        except BaseException as exc:
+            await asyncio.shield(self._abort(key, upload_id))
+            if isinstance(exc, AdapterError):
+                raise type(exc)(f"{exc}; the upload was aborted, no object was left") from exc
+            raise
+        digest = sha.hexdigest()
+        meta |= {**final(), "size": str(size), "sha256": digest}
+        try:
+            await self._set_metadata(key, meta)
+        except BaseException:
+            await asyncio.shield(self._delete_quietly(key))
+            raise
+        return PutResult(key=key, size=size, sha256=digest, location=self.location(key))
+
+    async def _set_metadata(self, key: str, meta: dict[str, str]) -> None:
+        """Replace the object's metadata by copying it onto itself (managed copy: any size)."""
+        import boto3.s3.transfer
+
+        s3 = self._s3()
+        config = boto3.s3.transfer.TransferConfig(multipart_threshold=4 * 2**30, max_concurrency=4)
+        await self._call(
+            lambda: s3.copy(
+                {"Bucket": self.bucket, "Key": key}, self.bucket, key,
+                ExtraArgs={"Metadata": meta, "MetadataDirective": "REPLACE"}, Config=config,
+            ),
+            "recording the size and sha256 with the object",
+        )  # fmt: skip
+
+    async def _abort(self, key: str, upload_id: str) -> None:
+        """Abort the multipart upload; retried while the endpoint does not answer (at most ``ABORT_FOR``)."""
+        s3 = self._s3()
+        deadline = time.monotonic() + ABORT_FOR
+        while True:
+            try:
+                await self._call(
+                    lambda: s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id), "aborting"
+                )
+                return
+            except NotFound:
+                return
+            except AdapterError as exc:
+                if time.monotonic() >= deadline:
+                    log.error("could not abort the multipart upload %s of %s: %s", upload_id, key, exc)
+                    return
+                await asyncio.sleep(1.0)
+
+    async def _delete_quietly(self, key: str) -> None:
+        try:
+            await self.delete(key)
+        except AdapterError as exc:
+            log.error("could not remove %s after a failed upload: %s", key, exc)
+
+    async def list(self, prefix: str) -> list[StoredObject]:
+        """Objects under ``prefix``, newest first; metadata read for each (at most 500)."""
+        s3 = self._s3()
+
+        def listing() -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = []
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                found += page.get("Contents", [])
+            return found
+
+        found = await self._call(listing, "listing")
+        found.sort(key=lambda o: o["LastModified"], reverse=True)
+        heads = await asyncio.gather(*(self._meta(o["Key"]) for o in found[:LIST_LIMIT]), return_exceptions=True)
+        out = []
+        for summary, meta in zip(found, heads, strict=False):
+            if isinstance(meta, NotFound):  # deleted meanwhile
+                continue
+            if isinstance(meta, BaseException):
+                raise meta
+            out.append(self._object(summary["Key"], summary["Size"], summary["LastModified"], meta))
+        return newest_first(out)
+
+    async def _meta(self, key: str) -> dict[str, str]:
+        s3 = self._s3()
+        answer = await self._call(lambda: s3.head_object(Bucket=self.bucket, Key=key), f"reading {key}")
+        return dict(answer.get("Metadata") or {})
+
+    def _object(self, key: str, size: int, modified: datetime, meta: dict[str, str]) -> StoredObject:
+        backup_id = id_of(key)
+        return StoredObject(
+            key=key, id=backup_id, created_at=time_of(backup_id, modified or datetime.now(UTC)), size=int(size),
+            sha256=meta.get("sha256"), location=self.location(key), metadata=meta,
+        )  # fmt: skip
+
+    async def head(self, key: str) -> StoredObject:
+        """One object with its metadata; ``NotFound`` when absent."""
+        s3 = self._s3()
+        answer = await self._call(lambda: s3.head_object(Bucket=self.bucket, Key=key), f"reading {key}")
+        return self._object(key, answer["ContentLength"], answer["LastModified"], dict(answer.get("Metadata") or {}))
+
+    async def get(self, key: str) -> AsyncIterator[bytes]:
+        """The object's bytes in chunks of 1 MiB."""
+        s3 = self._s3()
+        answer = await self._call(lambda: s3.get_object(Bucket=self.bucket, Key=key), f"reading {key}")
+        body = answer["Body"]
+        try:
+            while True:
+                chunk: bytes = await self._call(lambda: body.read(READ_SIZE), f"reading {key}")
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            body.close()
+
+    async def delete(self, key: str) -> None:
+        """Remove the object."""
+        s3 = self._s3()
+        await self._call(lambda: s3.delete_object(Bucket=self.bucket, Key=key), f"deleting {key}")
+
+    async def close(self) -> None:
+        """Stop the threads."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
