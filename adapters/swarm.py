@@ -37,6 +37,7 @@ from adapters.swarminfo import (
     replicas_of,
     restarts,
     slot_key,
+    spec_image,
     task_error,
     task_id_of,
     task_info,
@@ -115,6 +116,11 @@ class SwarmRuntime(SwarmChanges, SwarmRun):
             name: (desired_tasks(s), int((s.get("ServiceStatus") or {}).get("RunningTasks") or 0))
             for name, s in sorted((await self._services()).items())
         }
+
+    async def previous_images(self) -> dict[str, str]:
+        """Each service's image before its last update (Swarm's ``PreviousSpec``), where it keeps one."""
+        found = await self._services()
+        return {name: image for name, s in sorted(found.items()) if (image := spec_image(s.get("PreviousSpec") or {}))}
 
     async def replica_counts(self) -> dict[str, int]:
         """The replicas each replicated service asks for (global services, one task per node, left out).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from adapters.errors import UserError
 from adapters.http import HttpProbe
 from adapters.probe import Probe
 from adapters.runtime import Runtime
@@ -26,15 +25,19 @@ class RealBackends:
         return self._probe
 
     def runtime(self, env: str) -> Runtime:
-        """The runtime of ``env``, as its ``runtime`` section says."""
+        """The runtime of ``env``, as its ``runtime`` section says (Compose project or Swarm stack)."""
         if env not in self._runtimes:
             _, env_config = self.config.env(env)
             rt = env_config.runtime
-            if rt.kind != "compose":
-                raise UserError(f"environments.{env}.runtime.kind {rt.kind!r} is not supported yet (use compose)")
-            from adapters.compose import ComposeRuntime  # imports the docker SDK: only when needed
+            # the adapters import the docker SDK: only when needed
+            if rt.kind == "swarm":
+                from adapters.swarm import SwarmRuntime
 
-            self._runtimes[env] = ComposeRuntime(rt.docker_host, rt.project)
+                self._runtimes[env] = SwarmRuntime(rt.docker_host, rt.project)
+            else:
+                from adapters.compose import ComposeRuntime
+
+                self._runtimes[env] = ComposeRuntime(rt.docker_host, rt.project)
         return self._runtimes[env]
 
     def store(self, env: str) -> BackupStore:

@@ -33,6 +33,8 @@ class ServiceRow(BaseModel):
     cpu_percent: float | None = None
     memory_percent: float | None = None
     started_at: str | None = None
+    #: Swarm: the service's tasks running / desired ("1/2"), as the orchestrator counts them
+    replicas: str | None = None
     #: why the severity is not ``ok``
     reasons: list[str] = Field(default_factory=list)
 
@@ -126,7 +128,26 @@ async def service_rows(ctx: Ctx, env: str, *, stats: bool = True) -> list[Servic
             row.reasons.append("not in ops.yml")
         rows.append(row)
     missing = [missing_row(name) for name in env_config.services if name not in seen]
-    return sorted(rows + missing, key=lambda r: order.get(r.name, len(order)))
+    rows = sorted(rows + missing, key=lambda r: order.get(r.name, len(order)))
+    counts = getattr(ctx.backends.runtime(env), "replicas", None)  # Swarm: desired and running tasks
+    if counts is not None:
+        with_replicas(rows, await counts())
+    return rows
+
+
+def with_replicas(rows: list[ServiceRow], counts: dict[str, tuple[int, int]]) -> None:
+    """Mark each row with its service's running/desired tasks; fewer running than desired is a problem."""
+    for row in rows:
+        if row.name not in counts:
+            continue
+        desired, running = counts[row.name]
+        row.replicas = f"{running}/{desired}"
+        if desired == 0:
+            row.reasons = ["scaled to 0 (no replica wanted)"]
+        elif running < desired:
+            row.reasons.append(f"{running} of {desired} replicas running")
+            if row.severity == "ok":
+                row.severity = "warning"
 
 
 def probe_requests(env_config: EnvironmentConfig) -> list[ProbeRequest]:

@@ -103,7 +103,12 @@ async def rollout(
     steps = len(changes) + 1 + int(migrate and env_config.migrate is not None)
     step = 0
     for image in sorted({c.image_after for c in changes}):
-        if not await runtime.image_available(image):
+        try:
+            available = await runtime.image_available(image)
+        except AdapterError as exc:
+            result.problem = f"checking image {image} failed: {exc}; nothing was changed"
+            return result
+        if not available:
             result.problem = f"image {image} is not on the engine and no registry has it: nothing was changed"
             return result
     if migrate and env_config.migrate is not None:
@@ -112,7 +117,11 @@ async def rollout(
         new_image = next((c.image_after for c in changes if c.service == mig.service), None)
         if new_image is not None:
             await ctx.progress(f"Step {step} of {steps}: migration `{' '.join(mig.command)}` on {new_image}")
-            ran = await runtime.run_oneoff(mig.service, new_image, list(mig.command), timeout=MIGRATE_TIMEOUT)
+            try:
+                ran = await runtime.run_oneoff(mig.service, new_image, list(mig.command), timeout=MIGRATE_TIMEOUT)
+            except AdapterError as exc:
+                result.problem = f"the migration could not be run to its end: {exc}; no service was changed"
+                return result
             result.migration = {
                 "command": list(mig.command),
                 "exit_code": ran.exit_code,
@@ -126,9 +135,16 @@ async def rollout(
     problem: str | None = None
     for change in changes:
         step += 1
-        await ctx.progress(f"Step {step} of {steps}: replacing {change.service} with {change.image_after}")
+        label = f"Step {step} of {steps}: replacing {change.service} with {change.image_after}"
+        await ctx.progress(label)
+
+        async def detail(text: str, label: str = label) -> None:
+            await ctx.progress(f"{label}: {text}")
+
         try:
-            replaced.append(await runtime.replace(change.service, change.image_after, env=change.env or None))
+            replaced.append(
+                await runtime.replace(change.service, change.image_after, env=change.env or None, progress=detail)
+            )
         except AdapterError as exc:
             problem = f"replacing {change.service} failed: {exc}"
             break
@@ -142,9 +158,20 @@ async def rollout(
             return result
     result.problem = problem
     result.output = next((c.error for c in result.checks if not c.ok), None)
-    await ctx.progress(f"Verification failed ({problem}); putting the previous containers back...")
+    await ctx.progress(f"Failed ({problem}); putting the previous containers back...")
+    stuck: list[str] = []
     for r in reversed(replaced):
-        await runtime.revert(r)
+        try:
+            await runtime.revert(r)
+        except AdapterError as exc:
+            stuck.append(f"{r.service} ({exc})")
+    if stuck:  # the truth: what could not be put back, and what to do
+        names = ", ".join(s.partition(" ")[0] for s in stuck)
+        result.problem = (
+            f"{problem}. Putting the previous version back FAILED for {'; '.join(stuck)}: {names} may still run the"
+            f" new version. Check `status {env}` and roll back when the engine answers."
+        )
+        return result
     result.rolled_back = True
     again, result.containers, result.checks = await verify(ctx, env, services)
     if again is None:

@@ -13,6 +13,7 @@ from bot.engine import Request
 from bot.settings import Settings
 from tests.helpers.docker_engine import build_image, busybox_tar, run_service
 from tests.helpers.http_servers import free_port
+from tests.helpers.socket_proxy import UnixProxy
 
 pytestmark = pytest.mark.docker
 
@@ -50,12 +51,19 @@ def project(docker_engine):
 
 @pytest.fixture
 async def app(project, tmp_path):
+    app = build_app(project, tmp_path, project["host"])
+    yield app
+    await app.close()
+
+
+def build_app(project, tmp_path, docker_host: str) -> App:
+    """The bot on the test project, the engine reached at ``docker_host``."""
     config = {
         "project": "dep",
         "access": {"operators": ["U0OPERATOR"], "approvers": ["U0APPROVER1"], "admins": ["U0ADMIN"]},
         "environments": {"prod": {
             "url": f"http://127.0.0.1:{project['port']}",
-            "runtime": {"kind": "compose", "project": project["name"], "docker_host": project["host"]},
+            "runtime": {"kind": "compose", "project": project["name"], "docker_host": docker_host},
             "approval": {"required": 1},
             "services": {"api": {"image": "dep/api", "deploy": True, "stop_timeout": "1s"},
                          "worker": {"image": "dep/worker", "deploy": True, "stop_timeout": "5s"},
@@ -73,15 +81,17 @@ async def app(project, tmp_path):
     import commands.rollout as rollout
 
     rollout.WAIT_CHECKS = 4.0  # a broken release is given 4 s, not a minute
-    yield app
-    await app.close()
+    return app
 
 
-async def change(app, text):
+async def change(app, text, progress=None):
     reply = await app.engine.handle(Request(actor="U0OPERATOR", door="cli", text=text))
     assert reply.error is None, reply.error
     approval_id = reply.to_json()["approval"]["id"]
-    return await app.engine.decide(Request(actor="U0APPROVER1", door="cli", text="approve"), approval_id, "approve")
+    approve = Request(actor="U0APPROVER1", door="cli", text="approve")
+    if progress is not None:
+        approve.progress = progress
+    return await app.engine.decide(approve, approval_id, "approve")
 
 
 def running_images(project) -> dict[str, str]:
@@ -158,3 +168,48 @@ async def test_flag_and_stages_in_order(app, project):
     starts = [s for what, s in order if what == "start"]
     assert sorted(stops[:2]) == ["api", "worker"] and stops[2:] == ["cache"]
     assert starts[0] == "cache" and sorted(starts[1:]) == ["api", "worker"]
+
+
+async def test_the_engine_going_away_mid_deploy_is_reported_truthfully(project, tmp_path):
+    before = running_images(project)
+    proxy = UnixProxy(project["host"].removeprefix("unix://"), str(tmp_path / "relay.sock"))
+    app = build_app(project, tmp_path, proxy.url)
+    said: list[str] = []
+
+    async def progress(text):
+        said.append(text)
+        if "replacing worker" in text and not proxy.stopped.is_set():
+            proxy.cut()  # api is replaced; the engine stops answering before worker
+
+    try:
+        reply = await change(app, f"deploy prod {'1.2' if before['api'].endswith('1.1') else '1.1'}", progress)
+        result = reply.to_json()["result"]
+        assert not result["ok"] and not result["rolled_back"] and reply.exit_code == 1
+        problem = result["problem"]
+        where = f"Docker engine at {proxy.url} does not answer"
+        assert problem.startswith(f"replacing worker failed: {where}"), problem
+        assert "Putting the previous version back FAILED for api (putting back service 'api' failed" in problem
+        assert where in problem.partition("FAILED")[2]
+        assert problem.endswith("api may still run the new version. Check `status prod` and roll back when the engine"
+                                " answers.")  # fmt: skip
+        # what it said is what is: api runs the new release (its old container kept aside), worker the old one
+        now = running_images(project)
+        assert now["api"] != before["api"] and now["worker"] == before["worker"]
+        [last] = (await app.engine.deploys.list("prod"))[:1]
+        assert (last["outcome"], last["detail"]) == ("failed", problem)
+        rows = await app.engine.audit.entries(limit=5)
+        assert [r["details"] for r in rows if r["event"] == "failed"], rows
+    finally:
+        await app.close()
+        # put the project back as it was for the other tests
+        from adapters.compose import ComposeRuntime
+
+        rt = ComposeRuntime(project["host"], project["name"])
+        for service, image in before.items():
+            if running_images(project)[service] != image:
+                await rt.commit(await rt.replace(service, image))
+        client = project["client"]
+        for c in client.containers.list(all=True, filters={"label": f"com.docker.compose.project={project['name']}"}):
+            if "opsbot-old" in c.name:
+                c.remove(force=True)
+        await rt.close()
