@@ -36,6 +36,11 @@ READ_SIZE = 1 * 2**20
 LIST_LIMIT = 500
 
 
+def _headers(meta: dict[str, str]) -> dict[str, str]:
+    """Metadata as S3 keeps it: printable US-ASCII (others become ``?``), each value at most 512 characters."""
+    return {k: "".join(c if " " <= c <= "~" else "?" for c in v)[:512] for k, v in meta.items()}
+
+
 class S3Store:
     """A bucket and a prefix, from ``s3://bucket/prefix/``."""
 
@@ -83,7 +88,7 @@ class S3Store:
     ) -> PutResult:
         """Multipart upload of ``chunks`` (parts of 8 MiB); aborted on any failure; metadata set at the end."""
         s3 = self._s3()
-        meta = dict(metadata)
+        meta = _headers(metadata)
         created = await self._call(
             lambda: s3.create_multipart_upload(Bucket=self.bucket, Key=key, Metadata=meta), "starting the upload"
         )
@@ -124,7 +129,7 @@ class S3Store:
                 raise type(exc)(f"{exc}; the upload was aborted, no object was left") from exc
             raise
         digest = sha.hexdigest()
-        meta |= {**final(), "size": str(size), "sha256": digest}
+        meta |= _headers({**final(), "size": str(size), "sha256": digest})
         try:
             await self._set_metadata(key, meta)
         except BaseException:

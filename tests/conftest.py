@@ -10,6 +10,7 @@ import pytest
 
 from tests.helpers.docker_engine import Engine, EngineMissing, Shop, start_engine, start_shop
 from tests.helpers.http_servers import free_port
+from tests.helpers.postgres import MotoS3, Postgres, PostgresMissing, start_postgres
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -60,3 +61,43 @@ def shop(docker_engine: Engine) -> Iterator[Shop]:
                 container.remove(force=True)
             except Exception:
                 pass
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL cluster for the session (tests/helpers/postgres.py), stopped at the end.
+
+    Skipped when Debian's postgresql is missing or we are not root (a failure under ``CI=true``).
+    """
+    try:
+        cluster = start_postgres()
+    except PostgresMissing as exc:
+        missing(str(exc))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[MotoS3]:
+    """moto's S3 server on loopback for the session; AWS_ENDPOINT_URL and dummy keys point boto3 at it."""
+    try:
+        import moto.server  # noqa: F401
+    except ImportError as exc:
+        missing(f"moto[server] is not installed ({exc})")
+    server = MotoS3()
+    server.start()
+    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                            "AWS_DEFAULT_REGION")}  # fmt: skip
+    os.environ.update({"AWS_ENDPOINT_URL": server.url, "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"})  # fmt: skip
+    try:
+        yield server
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
