@@ -243,13 +243,15 @@ class SlackDoor:
         rid = new_request_id()
         request_id_var.set(rid)
         last = 0.0
+        started = time.perf_counter()
 
         async def progress(text: str) -> None:
             nonlocal last
             now = time.perf_counter()
             if now - last >= PROGRESS_INTERVAL and channel and message_ts:
                 last = now
-                await self.update(channel, message_ts, progress_message(f"{text} (approval {approval_id})"))
+                shown = f"{text} ({now - started:.0f} s, approval {approval_id})"
+                await self.update(channel, message_ts, progress_message(shown))
 
         request = Request(actor=user, door="slack", text=f"{verb} {approval_id}", channel=channel, request_id=rid,
                           progress=progress)  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import signal
 import sqlite3
@@ -161,6 +162,9 @@ async def test_restart_waits_for_another_approver_and_runs_once(bot, slack, stag
     done = await final_update(slack, ts, "Done", since)
     text = json.dumps(done.args["blocks"])
     assert "<@U0APPROVER1>" in text and "Restart of worker in stage: done" in text
+    # while it ran, the message said what it was doing, for how long, under which approval
+    shown = [c.args.get("text", "") for c in slack.calls_to("chat.update") if c.time >= since and c.args["ts"] == ts]
+    assert any(re.search(rf"\(\d+ s, approval {approval_id}\)", t) for t in shown), shown
     assert not any(b["type"] == "actions" for b in done.args["blocks"])  # no buttons once decided
     assert starts(stage, "worker", t0) == 1
     events = [e for (e,) in db_rows(bot, "SELECT event FROM audit WHERE details LIKE ? ORDER BY id",
