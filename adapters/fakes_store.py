@@ -8,6 +8,7 @@ stdout, stderr)``, called when stdout is first read (no stdin) or when stdin is 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -105,10 +106,14 @@ class InMemoryStore:
 class FakeProcess:
     """A ``ProcessStream`` whose work is ``handler(argv, stdin)``."""
 
-    def __init__(self, handler: ProcessHandler, argv: list[str], where: str) -> None:
+    def __init__(self, handler: ProcessHandler, argv: list[str], where: str, *, stdin: bool = False) -> None:
         self.handler, self.argv = handler, argv
         self.description = f"{argv[0]} {where}"
         self._stdin = bytearray()
+        #: with stdin, output comes once stdin is closed (the handler needs all of it)
+        self._closed = asyncio.Event()
+        if not stdin:
+            self._closed.set()
         self._result: tuple[int, bytes, bytes] | None = None
         self._offset = 0
 
@@ -118,7 +123,8 @@ class FakeProcess:
         return self._result
 
     async def read(self) -> bytes:
-        """Stdout in chunks of 64 KiB."""
+        """Stdout in chunks of 64 KiB (with stdin: once stdin is closed)."""
+        await self._closed.wait()
         out = self._run()[1]
         chunk = out[self._offset : self._offset + 65536]
         self._offset += len(chunk)
@@ -131,6 +137,7 @@ class FakeProcess:
     async def close_stdin(self) -> None:
         """The handler runs now."""
         self._run()
+        self._closed.set()
 
     async def wait(self) -> int:
         """The handler's exit code."""
@@ -162,4 +169,4 @@ class FakeStreams:
         await self._enter(f"exec_stream {service} {argv}")
         self._of(service, running=True)
         handler = self.stream_handler or (lambda a, _: (126, b"", f"exec: {a[0]!r}: not found".encode()))
-        yield FakeProcess(handler, list(argv), f"in service {service}")
+        yield FakeProcess(handler, list(argv), f"in service {service}", stdin=stdin)

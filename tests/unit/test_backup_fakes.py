@@ -1,0 +1,229 @@
+"""backup, backups, verify-backup and restore on fakes: an in-memory store and a database played by a function."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import os
+import zlib
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.errors import AdapterError
+from adapters.fakes import FakeBackends, FakeProbe, FakeRuntime, InMemoryStore
+from adapters.filestore import FileStore
+from adapters.pipeline import Gunzip
+from bot.db import Database
+from bot.engine import Engine, Request
+from bot.redact import Redactor
+from bot.render_text import render_text
+from bot.slack.blocks import render_message
+from tests.unit.conftest import BASE, make_config
+
+ACCESS = {"viewers": ["U0VIEWER", "U0OPERATOR", "U0APPROVER1"], "operators": ["U0OPERATOR"],
+          "approvers": ["U0APPROVER1"], "admins": ["U0ADMIN"]}  # fmt: skip
+DUMP = ["pg_dump", "-U", "app", "app"]
+RESTORE = ["psql", "-v", "ON_ERROR_STOP=1", "-U", "app", "app"]
+
+
+class FakeDatabase:
+    """pg_dump prints ``content``; psql replaces it with stdin (or fails when ``restore_fails``)."""
+
+    def __init__(self) -> None:
+        self.content = b"CREATE TABLE orders (id int);\n" * 2000
+        self.restore_fails = False
+        self.dump_fails = False
+        self.log: list[str] = []
+
+    def __call__(self, argv: list[str], stdin: bytes) -> tuple[int, bytes, bytes]:
+        self.log.append(argv[0])
+        if argv[0] == "pg_dump":
+            if self.dump_fails:
+                return 1, b"", b'pg_dump: error: password=hunter2 FATAL: role "app" does not exist\n'
+            return 0, self.content, b""
+        if self.restore_fails:
+            return 3, b"", b"ERROR: relation already exists\n"
+        self.content = stdin
+        return 0, b"", b""
+
+
+@pytest.fixture
+def world():
+    rt = FakeRuntime()
+    for service in ("api", "worker", "postgres", "redis"):
+        rt.add(service)
+    fake_db = FakeDatabase()
+    rt.stream_handler = fake_db
+    return rt, fake_db
+
+
+@pytest.fixture
+async def engine(tmp_path, world):
+    rt, _ = world
+    envs = copy.deepcopy(BASE["environments"])
+    envs["prod"]["approval"] = {"required": 1}
+    envs["prod"]["startup"] = [["postgres"], ["redis"], ["api", "worker"]]
+    envs["prod"]["shutdown"] = [["api", "worker"], ["redis"], ["postgres"]]
+    envs["prod"]["backup"] = {"store": "s3://fake-bucket/backups/", "retention_days": 30,
+                              "database": {"service": "postgres", "dump": DUMP, "restore": RESTORE}}  # fmt: skip
+    probe = FakeProbe()
+    for path in ("/health", "/health/db"):
+        probe.answer(f"http://127.0.0.1:18080{path}")
+    db = Database(tmp_path / "b.db")
+    engine = Engine(make_config(access=ACCESS, environments=envs), FakeBackends({"prod": rt}, probe), db, Redactor())
+    yield engine
+    db.close()
+
+
+async def handle(engine, text, actor="U0OPERATOR"):
+    return await engine.handle(Request(actor=actor, door="cli", text=text))
+
+
+def store(engine) -> InMemoryStore:
+    return engine.backends.store("prod")
+
+
+async def test_backup_runs_at_once_for_an_operator_and_is_refused_to_a_viewer(engine, world):
+    refused = await handle(engine, "backup prod", actor="U0VIEWER")
+    assert refused.exit_code == 2 and "operators" in refused.error
+    dry = await handle(engine, "backup prod --dry-run")
+    assert dry.result.kind == "plan" and not store(engine).objects
+    reply = await handle(engine, "backup prod")
+    assert reply.exit_code == 0 and reply.result.kind == "backup"  # no approval waited for
+    b = reply.to_json()["backup"]
+    key = f"backups/prod/db/{b['id']}.sql.gz"
+    assert gzip.decompress(store(engine).objects[key]) == world[1].content
+    assert store(engine).meta[key]["requester"] == "U0OPERATOR" and store(engine).meta[key]["kind"] == "backup"
+    assert "stored" in render_text(reply) and render_message(reply).blocks
+
+
+async def test_failing_dump_stores_nothing_and_redacts_stderr(engine, world):
+    world[1].dump_fails = True
+    reply = await handle(engine, "backup prod")
+    assert reply.exit_code == 1 and "pg_dump in service postgres exited with 1" in reply.error
+    assert "does not exist" in reply.error and "hunter2" not in reply.error
+    assert not store(engine).objects
+
+
+async def test_store_failing_midway_leaves_nothing(engine, world):
+    world[1].content = os.urandom(2 * 2**20)  # gzip cannot shrink it
+    store(engine).fail_after = 100_000
+    reply = await handle(engine, "backup prod")
+    assert reply.exit_code == 1 and "aborted" in reply.error and not store(engine).objects
+
+
+async def test_retention_never_deletes_the_newest(engine):
+    s = store(engine)
+    old = datetime.now(UTC) - timedelta(days=90)
+    s.add("backups/prod/db/20200101T000000Z-aaaaaa.sql.gz", gzip.compress(b"a"), at=old)
+    s.add("backups/prod/db/20200102T000000Z-bbbbbb.sql.gz", gzip.compress(b"b"), at=old)
+    from commands.dbstream import retention
+
+    ctx = engine.make_ctx(Request(actor="U0OPERATOR", door="cli"))
+    assert await retention(ctx, "prod", "backup prod") == ["20200101T000000Z-aaaaaa"]  # all old: the newest stays
+    assert list(s.objects) == ["backups/prod/db/20200102T000000Z-bbbbbb.sql.gz"]
+
+
+async def test_backups_and_verify(engine):
+    b = (await handle(engine, "backup prod")).to_json()["backup"]
+    listed = await handle(engine, "backups prod", actor="U0VIEWER")
+    assert [x["id"] for x in listed.to_json()["backups"]] == [b["id"]]
+    assert "newest first" in render_text(listed) and render_message(listed).blocks
+    ok = await handle(engine, "verify-backup prod", actor="U0VIEWER")
+    assert ok.exit_code == 0 and render_message(ok).blocks
+    key = f"backups/prod/db/{b['id']}.sql.gz"
+    data = store(engine).objects[key]
+    store(engine).objects[key] = data[:-1] + bytes([data[-1] ^ 1])
+    bad = await handle(engine, f"verify-backup prod {b['id']}")
+    assert bad.exit_code == 1 and "MISMATCH" in render_text(bad)
+    old = await handle(engine, "verify-backup prod 20200101T000000Z-abcdef")
+    assert old.exit_code == 1 and "no backup 20200101T000000Z-abcdef" in old.error
+    assert (await handle(engine, "verify-backup prod ../etc/passwd")).exit_code == 2  # strict id pattern
+
+
+async def test_restore_order_and_safety_backup(engine, world):
+    rt, fake_db = world
+    b = (await handle(engine, "backup prod")).to_json()["backup"]
+    fake_db.content = b"-- broken since\n"
+    pending = await handle(engine, f"restore prod {b['id']}")
+    assert pending.to_json()["approval"]["state"] == "pending" and "Approve" in render_text(pending)
+    rt.calls.clear()
+    done = await engine.decide(Request(actor="U0APPROVER1", door="cli"), pending.to_json()["approval"]["id"], "approve")
+    result = done.to_json()["result"]
+    assert result["ok"] and fake_db.content == b"CREATE TABLE orders (id int);\n" * 2000
+    stops = [c for c in rt.calls if c.startswith(("stop", "start ", "exec_stream"))]
+    assert stops[0].startswith("exec_stream postgres ['pg_dump'")  # the safety backup first
+    # the shutdown stages before the database's, then the restore, then startup order
+    assert stops[1:4] == ["stop api", "stop worker", "stop redis"] and "psql" in stops[4]
+    assert stops[5:] == ["start redis", "start api", "start worker"]
+    assert gzip.decompress(store(engine).objects[f"backups/prod/db/{result['safety_backup']['id']}.sql.gz"]) == (
+        b"-- broken since\n"
+    )  # fmt: skip
+    assert "restore" in render_text(done) and render_message(done).blocks
+
+
+async def test_failed_restore_says_where_and_names_the_safety_backup(engine, world):
+    rt, fake_db = world
+    b = (await handle(engine, "backup prod")).to_json()["backup"]
+    fake_db.restore_fails = True
+    pending = await handle(engine, f"restore prod {b['id']}")
+    done = await engine.decide(Request(actor="U0APPROVER1", door="cli"), pending.to_json()["approval"]["id"], "approve")
+    result = done.to_json()["result"]
+    assert done.exit_code == 1 and not result["ok"]
+    safety = result["safety_backup"]["id"]
+    assert "step 4 (restore) failed" in result["problem"] and "exited with 3" in result["problem"]
+    assert "PARTLY" in result["problem"] and f"restore prod {safety}" in result["problem"]
+    assert "api, worker, redis stay stopped" in result["problem"]
+    assert {c.state for c in rt.items if c.service in ("api", "worker", "redis")} == {"exited"}
+    assert not any(c.startswith("start") for c in rt.calls)
+
+
+async def test_restore_refuses_a_damaged_backup_before_changing_anything(engine, world):
+    rt, _ = world
+    b = (await handle(engine, "backup prod")).to_json()["backup"]
+    key = f"backups/prod/db/{b['id']}.sql.gz"
+    s = store(engine)
+    pending = await handle(engine, f"restore prod {b['id']}")
+    data = s.objects[key]
+    s.objects[key] = data[:50] + bytes([data[50] ^ 1]) + data[51:]  # same size, one bit off
+    rt.calls.clear()
+    done = await engine.decide(Request(actor="U0APPROVER1", door="cli"), pending.to_json()["approval"]["id"], "approve")
+    problem = done.to_json()["result"]["problem"]
+    assert "step 1 (check the backup) failed" in problem and "does not match" in problem
+    assert "Nothing was changed" in problem
+    assert not [c for c in rt.calls if c.startswith(("stop", "exec_stream"))]
+
+    pending = await handle(engine, f"restore prod {b['id']}")
+    s.objects[key] = data[:-20]  # another size than the approved plan said: not run at all
+    done = await engine.decide(Request(actor="U0APPROVER1", door="cli"), pending.to_json()["approval"]["id"], "approve")
+    assert done.to_json()["approval"]["state"] == "stale" and "plan changed" in done.to_json()["message"]
+
+
+def test_gunzip_is_bounded_and_multi_member():
+    bomb = gzip.compress(b"\0" * (64 * 2**20))
+    g = Gunzip()
+    pieces = g.feed(bomb)
+    assert max(len(p) for p in pieces) <= 2**20 and sum(map(len, pieces)) == 64 * 2**20 and g.complete()
+    two = gzip.compress(b"a") + gzip.compress(b"b")
+    g = Gunzip()
+    assert b"".join(g.feed(two)) == b"ab" and g.complete()
+    g = Gunzip()
+    g.feed(gzip.compress(b"abc" * 1000)[:-10])
+    assert not g.complete()
+    with pytest.raises(zlib.error):
+        Gunzip().feed(b"not gzip at all")
+
+
+async def test_file_store_leaves_no_temporary_file_on_failure(tmp_path):
+    fs = FileStore(f"file://{tmp_path}/")
+
+    async def chunks():
+        yield b"x" * 1000
+        raise AdapterError("the dump broke")
+
+    with pytest.raises(AdapterError):
+        await fs.put("prod/db/20240101T000000Z-abcdef.sql.gz", chunks(), {}, dict)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    with pytest.raises(AdapterError):
+        fs._path("../../etc/passwd")
