@@ -215,6 +215,12 @@ class Ctx:
     dry_run: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
 
+    async def step(self, command: str, env: str, event: str, outcome: str, **details: Any) -> None:
+        """Record one step of a running change in the audit log (when the engine gives the hook)."""
+        hook = self.extras.get("audit_step")
+        if hook is not None:
+            await hook(command, event, outcome, env, details or None)
+
 
 # ---------------------------------------------------------------- spec
 

@@ -121,12 +121,15 @@ async def rollout(
                 ran = await runtime.run_oneoff(mig.service, new_image, list(mig.command), timeout=MIGRATE_TIMEOUT)
             except AdapterError as exc:
                 result.problem = f"the migration could not be run to its end: {exc}; no service was changed"
+                await ctx.step(action, env, "step", result.problem)
                 return result
             result.migration = {
                 "command": list(mig.command),
                 "exit_code": ran.exit_code,
                 "output": ran.output[-MAX_OUTPUT:],
             }
+            ran_text = f"migration `{' '.join(mig.command)}` on {new_image}: exit {ran.exit_code}"
+            await ctx.step(action, env, "step", ran_text)
             if ran.exit_code != 0:
                 result.problem = f"the migration exited with {ran.exit_code}: no service was changed"
                 result.output = ran.output[-MAX_OUTPUT:]
@@ -147,10 +150,14 @@ async def rollout(
             )
         except AdapterError as exc:
             problem = f"replacing {change.service} failed: {exc}"
+            await ctx.step(action, env, "step", problem, service=change.service)
             break
+        await ctx.step(action, env, "step", f"replaced {change.service}: {change.image_before} -> {change.image_after}",
+                       service=change.service)  # fmt: skip
     if problem is None:
         await ctx.progress(f"Step {steps} of {steps}: verifying {', '.join(services)}")
         problem, result.containers, result.checks = await verify(ctx, env, services)
+        await ctx.step(action, env, "step", f"verification of {', '.join(services)}: {problem or 'passed'}")
         if problem is None:
             for r in replaced:
                 await runtime.commit(r)
@@ -163,8 +170,10 @@ async def rollout(
     for r in reversed(replaced):
         try:
             await runtime.revert(r)
+            await ctx.step(action, env, "step", f"put back {r.service}: {r.image_before}", service=r.service)
         except AdapterError as exc:
             stuck.append(f"{r.service} ({exc})")
+            await ctx.step(action, env, "step", f"putting back {r.service} failed: {exc}", service=r.service)
     if stuck:  # the truth: what could not be put back, and what to do
         names = ", ".join(s.partition(" ")[0] for s in stuck)
         result.problem = (
@@ -174,6 +183,7 @@ async def rollout(
         return result
     result.rolled_back = True
     again, result.containers, result.checks = await verify(ctx, env, services)
+    await ctx.step(action, env, "step", f"verification of the previous version: {again or 'passed'}")
     if again is None:
         result.problem = f"{problem}. Rolled back automatically: the previous version runs and verifies again."
     else:

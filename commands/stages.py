@@ -86,8 +86,10 @@ async def run_stages(ctx: Ctx, env: str, action: str, stages: list[list[str]]) -
                 await asyncio.gather(*(runtime.start(s) for s in services))
                 await asyncio.gather(*(runtime.wait_running(s, timeout=WAIT_RUNNING) for s in services))
             outcomes.append(StageOutcome(services=services, ok=True))
+            await ctx.step(action, env, "step", f"stage {i} of {len(stages)} ({', '.join(services)}): done")
         except AdapterError as exc:
             outcomes.append(StageOutcome(services=services, ok=False, problem=str(exc)))
+            await ctx.step(action, env, "step", f"stage {i} of {len(stages)} ({', '.join(services)}) failed: {exc}")
             return outcomes, f"stage {i} ({', '.join(services)}) failed: {exc}; the stages after it were not run"
     return outcomes, None
 

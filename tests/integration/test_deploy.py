@@ -116,6 +116,13 @@ async def test_deploy_verified_broken_release_rolled_back_and_rollback(app, proj
     assert running_images(project)["api"] == "dep/api:1.1"
     names = [c.name for c in project["client"].containers.list(all=True)]
     assert not [n for n in names if "opsbot-old" in n]  # nothing left behind
+    steps = [r["outcome"] for r in reversed(await app.engine.audit.entries(limit=12)) if r["event"] == "step"]
+    assert steps[-7:-3] == ["migration `sh -c echo migrating; test -z \"$FAIL_MIGRATION\"` on dep/api:6.6: exit 0",
+                            "replaced api: dep/api:1.1 -> dep/api:6.6",
+                            "replaced worker: dep/worker:1.1 -> dep/worker:6.6", steps[-4]]  # fmt: skip
+    assert steps[-4].startswith("verification of api, worker: health check DB failed")
+    assert steps[-3:] == ["put back worker: dep/worker:1.1", "put back api: dep/api:1.1",
+                          "verification of the previous version: passed"]  # fmt: skip
 
     reply = await change(app, "deploy prod 1.2")
     assert reply.to_json()["result"]["ok"]
