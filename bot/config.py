@@ -23,22 +23,15 @@ from pydantic import BaseModel, ValidationError
 
 from adapters.errors import ConfigError
 from bot.config_models import (
-    BUILTIN_DIAGNOSTICS,
-    CROSS_CHECKED,
-    NAME_PATTERN,
-    ROLES,
     AccessConfig,
     ApprovalConfig,
-    Argv,
     BackupConfig,
     DatabaseConfig,
     DiagnosticConfig,
-    Duration,
     EnvironmentConfig,
     EscalationLevel,
     HealthCheckConfig,
     MigrateConfig,
-    Name,
     OpsConfig,
     PercentThreshold,
     RuntimeConfig,
@@ -48,6 +41,15 @@ from bot.config_models import (
     Threshold,
     Thresholds,
     TroubleshootingEntry,
+)
+from bot.config_types import (
+    BUILTIN_DIAGNOSTICS,
+    CROSS_CHECKED,
+    NAME_PATTERN,
+    ROLES,
+    Argv,
+    Duration,
+    Name,
     check_name,
     parse_duration,
 )
