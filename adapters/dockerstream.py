@@ -70,15 +70,15 @@ class DockerExecStream:
                 self._put(AdapterError(f"the stream of {self.description} broke: {exc}"))
 
     async def read(self) -> bytes:
-        """Next stdout chunk; ``b""`` at the end."""
+        """Next stdout chunk; ``b""`` at the end (for every reader, also one already waiting)."""
         if self._ended:
             return b""
         item = await self._queue.get()
-        if isinstance(item, BaseException):
+        if item is None or isinstance(item, BaseException):
             self._ended = True
-            raise item
-        if item is None:
-            self._ended = True
+            self._queue.put_nowait(item)  # the end stays in the queue: a concurrent reader sees it too
+            if item is not None:
+                raise item
             return b""
         return item
 

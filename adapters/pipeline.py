@@ -190,6 +190,9 @@ async def store_to_process(store: BackupStore, key: str, proc: ProcessStream, me
         if not gunzip.complete():
             raise DumpFailed(f"the backup's gzip stream is incomplete (cut after {meter.stored} bytes)")
         await proc.close_stdin()
+        reader.cancel()  # wait() reads stdout to its end itself
+        with contextlib.suppress(BaseException):
+            await reader
         code = await proc.wait()
         if code != 0:
             raise DumpFailed(failure(proc, f"{proc.description} exited with {code}"))

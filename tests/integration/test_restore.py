@@ -3,6 +3,7 @@ restores run inside a container through the Docker exec stream (both ways)."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import io
@@ -146,7 +147,8 @@ async def test_dump_and_restore_inside_a_container(app, project, tmp_path):
     assert gzip.decompress(stored) == project["dump"] and hashlib.sha256(stored).hexdigest() == b["sha256"]
 
     pending = await handle(app, f"restore box {b['id']}")
-    done = await app.engine.decide(Request(actor=APPROVER, door="cli"), pending.to_json()["approval"]["id"], "approve")
+    approve = app.engine.decide(Request(actor=APPROVER, door="cli"), pending.to_json()["approval"]["id"], "approve")
+    done = await asyncio.wait_for(approve, 120)
     assert done.to_json()["result"]["ok"], done.to_json()
     out = project["containers"]["db"].exec_run(["sha256sum", "/data/restored.sql"]).output.decode()
     assert out.split()[0] == hashlib.sha256(project["dump"]).hexdigest()  # every byte through stdin
@@ -175,5 +177,15 @@ async def test_exec_stream_both_ways(project):
         async with runtime.exec_stream("db", ["ls", "/nowhere"]) as proc:
             assert await proc.read() == b""
             assert await proc.wait() != 0 and "/nowhere" in proc.stderr()
+
+        async def drain(proc) -> bytes:
+            out = b""
+            while chunk := await proc.read():
+                out += chunk
+            return out
+
+        async with runtime.exec_stream("db", ["echo", "hello"]) as proc:  # two readers both see the end
+            outs = await asyncio.wait_for(asyncio.gather(drain(proc), drain(proc), proc.wait()), 20)
+            assert sorted(outs[:2]) == [b"", b"hello\n"] and outs[2] == 0
     finally:
         await runtime.close()

@@ -98,6 +98,19 @@ async def test_backup_runs_at_once_for_an_operator_and_is_refused_to_a_viewer(en
     assert "stored" in render_text(reply) and render_message(reply).blocks
 
 
+async def test_progress_says_bytes_and_rate(engine):
+    seen = []
+
+    async def progress(text):
+        seen.append(text)
+
+    reply = await engine.handle(Request(actor="U0OPERATOR", door="console", text="backup prod", progress=progress))
+    assert reply.exit_code == 0
+    assert any(line.startswith("Backing up prod: `pg_dump -U app app` in service postgres") for line in seen)
+    last = [line for line in seen if " read, " in line][-1]
+    assert "58.6 KiB read" in last and "stored" in last and "/s)" in last
+
+
 async def test_failing_dump_stores_nothing_and_redacts_stderr(engine, world):
     world[1].dump_fails = True
     reply = await handle(engine, "backup prod")
