@@ -24,7 +24,9 @@ To use the fixtures from another module: ``from tests.helpers.swarm import swarm
 from __future__ import annotations
 
 import contextlib
+import random
 import secrets
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +38,19 @@ import pytest
 from docker.types import EndpointSpec, Healthcheck, RestartPolicy, ServiceMode
 
 from tests.helpers.docker_engine import API_SCRIPT, WORKER_SCRIPT, Engine, build_image, busybox_tar
+from tests.helpers.http_servers import free_port
+
+
+def free_udp_port() -> int:
+    """A UDP port nobody uses now, for the swarm's VXLAN data path (Docker takes 1024-49151 only)."""
+    while True:
+        port = random.randrange(20000, 30000)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
 
 STACK_LABEL = "com.docker.stack.namespace"
 #: api's start: with ``OPSBOT_BROKEN`` set (by the image: see ``build_broken_image``) its /health is a 404,
@@ -52,7 +67,10 @@ def init_swarm(client: docker.DockerClient) -> None:
     """Make the engine a one-node swarm manager on 127.0.0.1 (nothing to do when it already is one)."""
     if client.info().get("Swarm", {}).get("LocalNodeState") == "active":
         return
-    client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+    # ports of its own: test sessions running side by side (pytest-xdist workers) each have a swarm
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    client.swarm.init(advertise_addr=address, listen_addr=address, data_path_port=free_udp_port())
 
 
 def leave_swarm(client: docker.DockerClient) -> None:
