@@ -22,8 +22,10 @@ run: install
 engines:
 	bash scripts/install-engines
 
+# two workers, a test file each at a time: each worker starts its own engines (dockerd, swarm,
+# PostgreSQL, S3), so the suite takes about half as long on two cores
 test: install engines
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

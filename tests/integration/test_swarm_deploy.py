@@ -187,6 +187,11 @@ async def test_restart_status_and_stages(app, stack):
     new = {t["ID"] for t in stack.services["worker"].tasks(filters={"desired-state": "running"})}
     assert len(new) == 2 and not new & old  # a forced update: every task replaced
 
+    # the forced update stops the old tasks after the new ones run: let them go before watching events
+    deadline = time.monotonic() + 20
+    while len(stack.client.containers.list(filters={"label": f"{STACK_LABEL}={stack.name}"})) > 4:
+        assert time.monotonic() < deadline, "the old worker tasks did not stop"
+        time.sleep(0.2)
     time.sleep(1.05 - time.time() % 1)  # events are filtered by whole seconds: start on a fresh one
     since = int(time.time())
     reply = await change(app, "shutdown prod")
