@@ -13,15 +13,9 @@ import asyncio
 import heapq
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
-
-import docker
-import docker.errors
-import requests
+from typing import Any
 
 from adapters.compose_replace import ComposeReplace
 from adapters.dockerinfo import (
@@ -42,100 +36,25 @@ from adapters.dockerio import (
     memory_usage,
     parse_df,
     parse_time,
-    reason,
     time_key,
 )
 from adapters.dockerspec import OLD_MARK
 from adapters.dockerstream import ComposeStreams
-from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound
+from adapters.errors import AdapterError, AdapterTimeout, NotFound
 from adapters.lifecycle import TAIL_LINES, Look, wait_running
 from adapters.models import ContainerInfo, DiskUsage, ExecResult
 
 __all__ = ["ComposeRuntime", "image_version", "parse_time"]
 
-T = TypeVar("T")
-#: engines >= 20.10 speak 1.41; fixing it saves the version round trip when the client is made
-API_VERSION = "1.41"
-#: at most this many requests to the engine at once: worker threads, and connections kept open
-PARALLEL = 32
 
-
-class ComposeRuntime(ComposeStreams, ComposeReplace):
+class ComposeRuntime(ComposeReplace, ComposeStreams):
     """The containers of one Compose project on one Docker engine (changes: ``ComposeChanges``, ``ComposeReplace``;
     streamed exec: ``ComposeStreams``)."""
 
     def __init__(self, docker_host: str, project: str, *, timeout: float = 10.0, pull_timeout: float = 300.0) -> None:
-        self.docker_host = docker_host
+        super().__init__(docker_host, timeout=timeout)
         self.project = project
-        self.timeout = timeout
         self.pull_timeout = pull_timeout
-        self.description = f"Docker engine at {docker_host}"
-        self._client: docker.DockerClient | None = None
-        self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-
-    # ------------------------------------------------------------------ plumbing
-
-    def _api(self) -> Any:
-        """The SDK's low-level client, made on first use (in a worker thread: it may connect)."""
-        with self._lock:
-            if self._client is None:
-                # the socket timeout is a backstop a little longer than our own bound, so that our
-                # bound (AdapterTimeout) is what a caller sees and the thread still ends soon after
-                self._client = docker.DockerClient(
-                    base_url=self.docker_host,
-                    timeout=int(self.timeout) + 2,
-                    version=API_VERSION,
-                    max_pool_size=PARALLEL,
-                )
-            return self._client.api
-
-    async def _call(self, fn: Callable[[], T], *, timeout: float | None = None, what: str = "") -> T:
-        """Run a blocking SDK call in a thread, bounded, with its errors made ours."""
-        limit = self.timeout if timeout is None else timeout
-        try:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(PARALLEL, thread_name_prefix="opsbot-docker")
-            return await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(self._pool, fn), limit)
-        except TimeoutError as exc:
-            raise AdapterTimeout(f"{self.description} did not answer within {limit:g}s{what}") from exc
-        except AdapterError:
-            raise
-        except docker.errors.NotFound as exc:
-            raise NotFound(f"{self.description}: {_explain(exc)}{what}") from exc
-        except docker.errors.APIError as exc:
-            raise AdapterError(f"{self.description} refused{what}: {_explain(exc)}") from exc
-        except requests.exceptions.Timeout as exc:  # a socket timeout: the engine went silent
-            raise AdapterTimeout(f"{self.description} did not answer within {self.timeout:g}s{what}") from exc
-        except (requests.exceptions.RequestException, docker.errors.DockerException, OSError) as exc:
-            raise EngineUnavailable(f"{self.description} does not answer ({reason(exc)})") from exc
-
-    async def _each(self, calls: list[Callable[[], T]], what: str) -> list[T | BaseException]:
-        """Run ``calls`` concurrently, at most ``PARALLEL`` at a time; errors are returned, not raised."""
-        gate = asyncio.Semaphore(PARALLEL)
-
-        async def one(fn: Callable[[], T]) -> T:
-            async with gate:
-                return await self._call(fn, what=what)
-
-        return await asyncio.gather(*(one(fn) for fn in calls), return_exceptions=True)
-
-    def _url(self, path: str) -> str:
-        api = self._api()
-        return f"{api.base_url}/v{api.api_version}{path}"
-
-    def _stream(self, method: str, path: str, read_timeout: float, **kw: Any) -> Any:
-        """Open a streamed answer of the engine (raises our errors for 4xx/5xx)."""
-        response = self._api().request(method, self._url(path), stream=True, timeout=(self.timeout, read_timeout), **kw)
-        if response.status_code >= 400:
-            try:
-                message = response.json().get("message") or response.reason
-            except ValueError:
-                message = response.text[:200] or response.reason
-            response.close()
-            error = NotFound if response.status_code == 404 else AdapterError
-            raise error(f"{self.description}: {message}")
-        return response
 
     async def _inspect_all(self, service: str | None = None) -> list[dict[str, Any]]:
         """Inspect data of the project's containers (one list request, then inspects in parallel)."""
@@ -321,18 +240,3 @@ class ComposeRuntime(ComposeStreams, ComposeReplace):
             return [text for _, text in await self._call(read, what=f" (log of {info.name})")]
         finally:
             stop.set()
-
-    async def close(self) -> None:
-        """Close the connections to the engine and stop the worker threads (the runtime can be used again)."""
-        with self._lock:
-            client, self._client = self._client, None
-        pool, self._pool = self._pool, None
-        if client is not None:
-            await asyncio.to_thread(client.close)
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _explain(exc: docker.errors.APIError) -> str:
-    text = exc.explanation if isinstance(exc.explanation, str) else str(exc)
-    return text.strip().splitlines()[0][:300] if text.strip() else "no explanation"

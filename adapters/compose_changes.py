@@ -1,8 +1,8 @@
 """The changes ``ComposeRuntime`` makes: images, one-off containers, replace / revert / commit, stop / start.
 
-A mixin of ``ComposeRuntime`` (``adapters/compose.py`` has the plumbing: the worker pool, ``_call``
-with its bound and error mapping, inspect, stop, start). What a new container is made of is
-``adapters/dockerspec.py``. A replacement keeps each old container, stopped and renamed
+A part of ``ComposeRuntime`` (the engine connection, ``_call`` with its bound and error mapping, is
+``adapters/dockerclient.py``; inspect, stop and start are in ``adapters/compose.py``). What a new
+container is made of is ``adapters/dockerspec.py``. A replacement keeps each old container, stopped and renamed
 ``<name>-opsbot-old-<short id>`` (hidden from listings), until ``commit`` removes it or ``revert``
 puts it back under its name.
 """
@@ -14,7 +14,6 @@ import json
 import logging
 import secrets
 import threading
-from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,6 +21,7 @@ import docker.auth
 import docker.errors
 import docker.utils
 
+from adapters.dockerclient import DockerClientBase
 from adapters.dockerinfo import DEFAULT_GRACE, container_info, container_name, own_grace
 from adapters.dockerio import MAX_EXEC_OUTPUT, frames
 from adapters.dockerspec import check_argv, check_image, oneoff_body
@@ -35,19 +35,13 @@ log = logging.getLogger(__name__)
 NOT_RUNNABLE = (("executable file not found", 127), ("no such file or directory", 127), ("permission denied", 126))
 
 
-class ComposeChanges:
-    """Changes to the containers of one Compose project (mixed into ``ComposeRuntime``)."""
+class ComposeChanges(DockerClientBase):
+    """Changes to the containers of one Compose project (a part of ``ComposeRuntime``)."""
 
     if TYPE_CHECKING:
         project: str
-        timeout: float
         pull_timeout: float
-        description: str
 
-        def _api(self) -> Any: ...
-        async def _call(self, fn: Callable[[], T], *, timeout: float | None = None, what: str = "") -> T: ...
-        async def _each(self, calls: list[Callable[[], T]], what: str) -> list[T | BaseException]: ...
-        def _stream(self, method: str, path: str, read_timeout: float, **kw: Any) -> Any: ...
         async def _service(self, service: str, *, running: bool) -> list[dict[str, Any]]: ...
         def _inspect(self, container_id: str) -> dict[str, Any]: ...
         def _stop(self, container_id: str, grace: int | None) -> None: ...
