@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -28,7 +27,6 @@ from adapters.dockerinfo import (
     last_check,
 )
 from adapters.dockerio import (
-    MAX_EXEC_OUTPUT,
     LineReader,
     cpu_percent,
     frames,
@@ -40,7 +38,7 @@ from adapters.dockerio import (
 )
 from adapters.dockerspec import OLD_MARK
 from adapters.dockerstream import ComposeStreams
-from adapters.errors import AdapterError, AdapterTimeout, NotFound
+from adapters.errors import AdapterError, NotFound
 from adapters.lifecycle import TAIL_LINES, Look, wait_running
 from adapters.models import ContainerInfo, DiskUsage, ExecResult
 
@@ -166,41 +164,6 @@ class ComposeRuntime(ComposeReplace, ComposeStreams):
             raise AdapterError("exec takes a non-empty list of arguments (argv), never a shell string")
         container = (await self._service(service, running=True))[0]
         return await self._exec(container, service, list(argv), timeout)
-
-    async def _exec(self, container: dict[str, Any], service: str, argv: list[str], timeout: float) -> ExecResult:
-        stop = threading.Event()
-
-        def run() -> ExecResult:
-            api = self._api()
-            exec_id = api.exec_create(container["Id"], argv, stdout=True, stderr=True)["Id"]
-            response = self._stream("POST", f"/exec/{exec_id}/start", timeout, json={"Detach": False, "Tty": False})
-            kept, size, truncated = [], 0, False
-            with response:
-                for _, payload in frames(response.raw, tty=False, stop=stop):
-                    room = MAX_EXEC_OUTPUT - size
-                    truncated = truncated or len(payload) > room
-                    if room > 0:
-                        kept.append(payload[:room])
-                        size += min(len(payload), room)
-            state = api.exec_inspect(exec_id)
-            for _ in range(20):  # the engine may need a moment to record the exit code
-                if not state.get("Running"):
-                    break
-                time.sleep(0.05)
-                state = api.exec_inspect(exec_id)
-            code = state.get("ExitCode")
-            output = b"".join(kept).decode("utf-8", errors="replace")
-            return ExecResult(exit_code=-1 if code is None else int(code), output=output, truncated=truncated)
-
-        try:
-            return await self._call(run, timeout=timeout)
-        except AdapterTimeout as exc:
-            raise AdapterTimeout(
-                f"{argv[0]} in service {service!r} did not finish within {timeout:g}s"
-                " (it may still be running in the container)"
-            ) from exc
-        finally:
-            stop.set()
 
     async def disk(self, service: str) -> DiskUsage:
         """``df -P /`` in the service's first running container, parsed."""

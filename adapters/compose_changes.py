@@ -10,32 +10,24 @@ puts it back under its name.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import threading
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import docker.auth
-import docker.errors
-import docker.utils
-
-from adapters.dockerclient import DockerClientBase
 from adapters.dockerinfo import DEFAULT_GRACE, container_info, container_name, own_grace
-from adapters.dockerio import MAX_EXEC_OUTPUT, frames
+from adapters.dockerops import DockerOps
 from adapters.dockerspec import check_argv, check_image, oneoff_body
-from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound, OpsError
+from adapters.errors import AdapterTimeout, NotFound
 from adapters.lifecycle import Progress, grace_seconds, progress_line
 from adapters.models import ContainerInfo, ExecResult
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-#: how the engine words a one-off's command that cannot be run, and the exit code the docker CLI gives it
-NOT_RUNNABLE = (("executable file not found", 127), ("no such file or directory", 127), ("permission denied", 126))
 
 
-class ComposeChanges(DockerClientBase):
+class ComposeChanges(DockerOps):
     """Changes to the containers of one Compose project (a part of ``ComposeRuntime``)."""
 
     if TYPE_CHECKING:
@@ -49,56 +41,11 @@ class ComposeChanges(DockerClientBase):
 
     # ------------------------------------------------------------------ images
 
-    async def _image(self, ref: str) -> dict[str, Any] | None:
-        """The engine's inspect data of an image, None when it does not have it."""
-        try:
-            found: dict[str, Any] = await self._call(lambda: self._api().inspect_image(ref), what=f" (image {ref})")
-        except NotFound:
-            return None
-        return found
-
     async def _need_image(self, ref: str) -> dict[str, Any]:
         found = await self._image(ref)
         if found is None:
             raise NotFound(f"image {ref} is not on the {self.description}: nothing was changed")
         return found
-
-    async def image_available(self, image: str) -> bool:
-        """True when the engine has ``image``, or pulls it within ``pull_timeout`` (else False)."""
-        ref = check_image(image)
-        if await self._image(ref) is not None:
-            return True
-        if ref.startswith("sha256:"):  # an image id cannot be pulled
-            return False
-        repo, tag = docker.utils.parse_repository_tag(ref)
-        stop = threading.Event()
-        try:
-            await self._call(partial(self._pull, repo, tag or "latest", stop), timeout=self.pull_timeout,
-                             what=f" (pulling {ref})")  # fmt: skip
-        except EngineUnavailable:
-            raise
-        except AdapterError as exc:
-            log.info("image %s is not on the engine and could not be pulled: %s", ref, exc)
-            return False
-        finally:
-            stop.set()
-        return await self._image(ref) is not None
-
-    def _pull(self, repo: str, tag: str, stop: threading.Event) -> None:
-        """Pull ``repo:tag``, reading the engine's progress; raises ``AdapterError`` with its error."""
-        api = self._api()
-        registry, _ = docker.auth.resolve_repository_name(repo)
-        auth = docker.auth.get_config_header(api, registry)
-        headers = {"X-Registry-Auth": auth} if auth else {}
-        params = {"fromImage": repo, "tag": tag}
-        response = self._stream("POST", "/images/create", self.pull_timeout, params=params, headers=headers)
-        with response:
-            for line in response.iter_lines():
-                if stop.is_set():
-                    return
-                message = json.loads(line) if line.strip() else {}
-                if message.get("error"):
-                    raise AdapterError(f"pulling {repo}:{tag}: {str(message['error'])[:300]}")
 
     # ------------------------------------------------------------------ one-off containers
 
@@ -131,29 +78,6 @@ class ComposeChanges(DockerClientBase):
             stop.set()
             await asyncio.shield(self._discard(cid, name, volumes=True))
 
-    def _run(self, cid: str, timeout: float, stop: threading.Event) -> ExecResult:
-        """Start a created one-off, follow its output to the end, and return it with the exit code."""
-        api = self._api()
-        try:
-            api.start(cid)
-        except docker.errors.APIError as exc:
-            text = str(exc.explanation or exc)
-            code = next((c for words, c in NOT_RUNNABLE if words in text.lower() and exc.status_code < 500), None)
-            if code is None:
-                raise
-            return ExecResult(exit_code=code, output=text + "\n")
-        params = {"stdout": 1, "stderr": 1, "follow": 1}
-        kept, truncated = bytearray(), False
-        with self._stream("GET", f"/containers/{cid}/logs", timeout + self.timeout, params=params) as response:
-            for _, payload in frames(response.raw, tty=False, stop=stop):
-                kept += payload
-                if len(kept) > MAX_EXEC_OUTPUT:  # keep the end: that is where a migration says what failed
-                    del kept[: len(kept) - MAX_EXEC_OUTPUT]
-                    truncated = True
-        state = api.wait(cid, timeout=self.timeout + 2)
-        output = bytes(kept).decode("utf-8", errors="replace")
-        return ExecResult(exit_code=int(state.get("StatusCode", -1)), output=output, truncated=truncated)
-
     async def _create(self, body: dict[str, Any], name: str, networks: dict[str, dict[str, Any]]) -> str:
         """Create a container from ``body`` named ``name``, attached to the extra ``networks``; its id."""
         made = await self._call(
@@ -174,17 +98,6 @@ class ComposeChanges(DockerClientBase):
             cid, network, aliases=ep.get("Aliases"), links=ep.get("Links"), driver_opt=ep.get("DriverOpts"),
             ipv4_address=ipam.get("IPv4Address"), ipv6_address=ipam.get("IPv6Address"),
         )  # fmt: skip
-
-    async def _discard(self, cid: str, name: str, *, volumes: bool = False) -> None:
-        """Remove a container (killing it), best effort: a failure is logged, never raised."""
-        try:
-            await self._call(
-                lambda: self._api().remove_container(cid, v=volumes, force=True), what=f" (removing {name})"
-            )
-        except NotFound:
-            pass
-        except OpsError as exc:
-            log.warning("could not remove container %s: %s", name, exc)
 
     # ------------------------------------------------------------------ stop and start
 

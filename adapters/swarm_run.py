@@ -8,22 +8,15 @@ container (a migration) is made here with the service's configuration, as ``dock
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import threading
-import time
 from functools import partial
 from typing import Any
 
-import docker.auth
-import docker.errors
-import docker.utils
-
-from adapters.compose_changes import NOT_RUNNABLE
-from adapters.dockerio import MAX_EXEC_OUTPUT, frames, parse_df
+from adapters.dockerio import parse_df
 from adapters.dockerspec import check_argv, check_image
-from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound, OpsError
+from adapters.errors import AdapterError, AdapterTimeout, NotFound
 from adapters.models import DiskUsage, ExecResult
 from adapters.swarmbase import SwarmBase
 from adapters.swarminfo import STACK, container_id, container_spec, slot_key
@@ -68,41 +61,6 @@ class SwarmRun(SwarmBase):
         container = await self._local_task(service)
         return await self._exec(container, service, list(argv), timeout)
 
-    async def _exec(self, container: dict[str, Any], service: str, argv: list[str], timeout: float) -> ExecResult:
-        stop = threading.Event()
-
-        def run() -> ExecResult:
-            api = self._api()
-            exec_id = api.exec_create(container["Id"], argv, stdout=True, stderr=True)["Id"]
-            response = self._stream("POST", f"/exec/{exec_id}/start", timeout, json={"Detach": False, "Tty": False})
-            kept, size, truncated = [], 0, False
-            with response:
-                for _, payload in frames(response.raw, tty=False, stop=stop):
-                    room = MAX_EXEC_OUTPUT - size
-                    truncated = truncated or len(payload) > room
-                    if room > 0:
-                        kept.append(payload[:room])
-                        size += min(len(payload), room)
-            state = api.exec_inspect(exec_id)
-            for _ in range(20):  # the engine may need a moment to record the exit code
-                if not state.get("Running"):
-                    break
-                time.sleep(0.05)
-                state = api.exec_inspect(exec_id)
-            code = state.get("ExitCode")
-            output = b"".join(kept).decode("utf-8", errors="replace")
-            return ExecResult(exit_code=-1 if code is None else int(code), output=output, truncated=truncated)
-
-        try:
-            return await self._call(run, timeout=timeout)
-        except AdapterTimeout as exc:
-            raise AdapterTimeout(
-                f"{argv[0]} in service {service!r} did not finish within {timeout:g}s"
-                " (it may still be running in the container)"
-            ) from exc
-        finally:
-            stop.set()
-
     async def disk(self, service: str) -> DiskUsage:
         """``df -P /`` in the service's first running task here, parsed."""
         container = await self._local_task(service)
@@ -118,52 +76,6 @@ class SwarmRun(SwarmBase):
         )
 
     # ------------------------------------------------------------------ images
-
-    async def _image(self, ref: str) -> dict[str, Any] | None:
-        try:
-            found: dict[str, Any] = await self._call(lambda: self._api().inspect_image(ref), what=f" (image {ref})")
-        except NotFound:
-            return None
-        return found
-
-    async def image_available(self, image: str) -> bool:
-        """True when this engine has ``image``, or pulls it within ``pull_timeout`` (else False).
-
-        On a swarm of several nodes each node pulls for its own tasks: this says only that the
-        manager's engine has the image (or that a registry gives it).
-        """
-        ref = check_image(image)
-        if await self._image(ref) is not None:
-            return True
-        if ref.startswith("sha256:"):  # an image id cannot be pulled
-            return False
-        repo, tag = docker.utils.parse_repository_tag(ref)
-        stop = threading.Event()
-        try:
-            await self._call(partial(self._pull, repo, tag or "latest", stop), timeout=self.pull_timeout,
-                             what=f" (pulling {ref})")  # fmt: skip
-        except EngineUnavailable:
-            raise
-        except AdapterError as exc:
-            log.info("image %s is not on the engine and could not be pulled: %s", ref, exc)
-            return False
-        finally:
-            stop.set()
-        return await self._image(ref) is not None
-
-    def _pull(self, repo: str, tag: str, stop: threading.Event) -> None:
-        api = self._api()
-        registry, _ = docker.auth.resolve_repository_name(repo)
-        auth = docker.auth.get_config_header(api, registry)
-        headers = {"X-Registry-Auth": auth} if auth else {}
-        params = {"fromImage": repo, "tag": tag}
-        with self._stream("POST", "/images/create", self.pull_timeout, params=params, headers=headers) as response:
-            for line in response.iter_lines():
-                if stop.is_set():
-                    return
-                message = json.loads(line) if line.strip() else {}
-                if message.get("error"):
-                    raise AdapterError(f"pulling {repo}:{tag}: {str(message['error'])[:300]}")
 
     # ------------------------------------------------------------------ one-off containers
 
@@ -209,36 +121,4 @@ class SwarmRun(SwarmBase):
             ) from exc
         finally:
             stop.set()
-            await asyncio.shield(self._discard(cid, name))
-
-    def _run(self, cid: str, timeout: float, stop: threading.Event) -> ExecResult:
-        """Start a created one-off, follow its output to the end, and return it with the exit code."""
-        api = self._api()
-        try:
-            api.start(cid)
-        except docker.errors.APIError as exc:
-            text = str(exc.explanation or exc)
-            code = next((c for words, c in NOT_RUNNABLE if words in text.lower() and exc.status_code < 500), None)
-            if code is None:
-                raise
-            return ExecResult(exit_code=code, output=text + "\n")
-        params = {"stdout": 1, "stderr": 1, "follow": 1}
-        kept, truncated = bytearray(), False
-        with self._stream("GET", f"/containers/{cid}/logs", timeout + self.timeout, params=params) as response:
-            for _, payload in frames(response.raw, tty=False, stop=stop):
-                kept += payload
-                if len(kept) > MAX_EXEC_OUTPUT:  # keep the end: that is where a migration says what failed
-                    del kept[: len(kept) - MAX_EXEC_OUTPUT]
-                    truncated = True
-        state = api.wait(cid, timeout=self.timeout + 2)
-        output = bytes(kept).decode("utf-8", errors="replace")
-        return ExecResult(exit_code=int(state.get("StatusCode", -1)), output=output, truncated=truncated)
-
-    async def _discard(self, cid: str, name: str) -> None:
-        """Remove a container (killing it) with its anonymous volumes, best effort: a failure is logged."""
-        try:
-            await self._call(lambda: self._api().remove_container(cid, v=True, force=True), what=f" (removing {name})")
-        except NotFound:
-            pass
-        except OpsError as exc:
-            log.warning("could not remove container %s: %s", name, exc)
+            await asyncio.shield(self._discard(cid, name, volumes=True))

@@ -9,13 +9,14 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from adapters.dockerclient import DockerClientBase
+from adapters.dockerops import DockerOps
 from adapters.errors import AdapterError, NotFound
 from adapters.swarminfo import STACK, short_name
 
 
-class SwarmBase(DockerClientBase):
-    """Lookups shared by the parts of ``SwarmRuntime`` (the engine connection is ``DockerClientBase``'s)."""
+class SwarmBase(DockerOps):
+    """Lookups shared by the parts of ``SwarmRuntime``; the engine connection, images, exec and one-offs
+    are ``DockerOps``'."""
 
     PARALLEL = 16
     THREADS = "opsbot-swarm"
