@@ -9,6 +9,7 @@ exactly how ``docker compose up`` leaves a deployment.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import os
 import shutil
@@ -86,6 +87,15 @@ def _processes_under(root: Path) -> list[int]:
     return found
 
 
+def die_with_parent() -> None:
+    """In the child before exec: be sent SIGTERM when the test process dies, even by SIGKILL (Linux).
+
+    A test session that is killed leaves no engine (and no containers) running behind it.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def start_engine(timeout: float = 60.0) -> Engine:
     """Start a private dockerd and wait until it answers."""
     dockerd = shutil.which("dockerd")
@@ -100,7 +110,7 @@ def start_engine(timeout: float = 60.0) -> Engine:
             "--pidfile", str(root / "dockerd.pid"), "-H", f"unix://{sock}",
             "--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs",
         ],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
     )  # fmt: skip
     host = f"unix://{sock}"
     deadline = time.monotonic() + timeout
