@@ -11,15 +11,14 @@ a websocket that greets with ``hello``, carries envelopes and records acknowledg
         ...
         call = await slack.wait_for("chat.postMessage")
 
-The module-level helpers build what Slack sends to the bot (slash command and button click bodies,
-Socket Mode envelopes), sign it (``X-Slack-Signature``) and post it.
+What Slack sends to the bot (slash command and button click bodies, Socket Mode envelopes, signed)
+is built in ``tests/helpers/slack_payloads.py``, Block Kit's limits are ``tests/helpers/slack_limits.py``;
+both are re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import itertools
 import json
 import socket
@@ -29,19 +28,28 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
 
-TEAM_ID = "T0TEAM"
-TEAM_DOMAIN = "opsteam"
-TEAM_NAME = "Ops Team"
-APP_ID = "A0OPSBOT"
-BOT_ID = "B0OPSBOT"
-BOT_USER_ID = "U0OPSBOT"
-#: the deprecated verification token Slack still puts in payloads (never to be trusted)
-VERIFICATION_TOKEN = "verification-token-deprecated"
+from tests.helpers.slack_limits import block_errors
+from tests.helpers.slack_payloads import (  # noqa: F401 - re-exported: tests import them from here
+    APP_ID,
+    BOT_ID,
+    BOT_USER_ID,
+    TEAM_DOMAIN,
+    TEAM_ID,
+    TEAM_NAME,
+    VERIFICATION_TOKEN,
+    block_actions_body,
+    block_actions_payload,
+    envelope,
+    post_signed,
+    sign,
+    slash_command_body,
+    slash_command_payload,
+)
+
 BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "files:write", "users:read", "usergroups:read")
 #: methods that take the app-level token (``xapp-``) instead of the bot token
 APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
@@ -101,83 +109,6 @@ class _Reply(Exception):
     def __init__(self, error: str, **extra: Any) -> None:
         super().__init__(error)
         self.body: dict[str, Any] = {"ok": False, "error": error, **extra}
-
-
-def _text_errors(obj: Any, pointer: str, limit: int) -> list[str]:
-    """Errors of a text object (``{"type": "plain_text"|"mrkdwn", "text": ...}``), as Slack words them."""
-    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-        return [f"must provide an object with a text string [json-pointer:{pointer}]"]
-    text = obj["text"]
-    if not text:
-        return [f"must be more than 0 characters [json-pointer:{pointer}/text]"]
-    if len(text) > limit:
-        return [f"must be less than {limit + 1} characters [json-pointer:{pointer}/text]"]
-    return []
-
-
-def _element_errors(element: Any, pointer: str) -> list[str]:
-    """Errors of an interactive element; buttons are checked in full."""
-    if not isinstance(element, dict):
-        return [f"must be an object [json-pointer:{pointer}]"]
-    errors: list[str] = []
-    action_id = element.get("action_id")
-    if isinstance(action_id, str) and len(action_id) > 255:
-        errors.append(f"must be less than 256 characters [json-pointer:{pointer}/action_id]")
-    if element.get("type") == "button":
-        errors += _text_errors(element.get("text"), f"{pointer}/text", 75)
-        value = element.get("value")
-        if isinstance(value, str) and len(value) > 2000:
-            errors.append(f"must be less than 2001 characters [json-pointer:{pointer}/value]")
-        url = element.get("url")
-        if isinstance(url, str) and len(url) > 3000:
-            errors.append(f"must be less than 3001 characters [json-pointer:{pointer}/url]")
-    return errors
-
-
-def block_errors(blocks: Any, *, max_blocks: int = 50) -> list[str]:
-    """Why Slack would answer ``invalid_blocks`` for ``blocks`` (empty when it would accept them).
-
-    Checked: at most ``max_blocks`` blocks; block_id 255; section text 3,000 and non-empty, at most 10
-    fields of 2,000; header text 150; actions at most 25 elements; context at most 10 elements;
-    button text 75, value 2,000, url 3,000; action_id 255.
-    """
-    if not isinstance(blocks, list):
-        return ["must be an array [json-pointer:/blocks]"]
-    errors: list[str] = []
-    if len(blocks) > max_blocks:
-        errors.append(f"no more than {max_blocks} items allowed [json-pointer:/blocks]")
-    for i, block in enumerate(blocks):
-        ptr = f"/blocks/{i}"
-        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-            errors.append(f"missing required field: type [json-pointer:{ptr}]")
-            continue
-        block_id = block.get("block_id")
-        if isinstance(block_id, str) and len(block_id) > 255:
-            errors.append(f"must be less than 256 characters [json-pointer:{ptr}/block_id]")
-        kind = block["type"]
-        if kind == "section":
-            fields = block.get("fields") or []
-            if "text" in block or not fields:
-                errors += _text_errors(block.get("text"), f"{ptr}/text", 3000)
-            if len(fields) > 10:
-                errors.append(f"no more than 10 items allowed [json-pointer:{ptr}/fields]")
-            for j, item in enumerate(fields):
-                errors += _text_errors(item, f"{ptr}/fields/{j}", 2000)
-            if "accessory" in block:
-                errors += _element_errors(block["accessory"], f"{ptr}/accessory")
-        elif kind == "header":
-            errors += _text_errors(block.get("text"), f"{ptr}/text", 150)
-        elif kind in ("actions", "context"):
-            elements = block.get("elements")
-            limit = 25 if kind == "actions" else 10
-            if not isinstance(elements, list) or not elements:
-                errors.append(f"must provide at least 1 element [json-pointer:{ptr}/elements]")
-            elif len(elements) > limit:
-                errors.append(f"no more than {limit} items allowed [json-pointer:{ptr}/elements]")
-            elif kind == "actions":
-                for j, element in enumerate(elements):
-                    errors += _element_errors(element, f"{ptr}/elements/{j}")
-    return errors
 
 
 class SlackStandIn:
@@ -336,17 +267,17 @@ class SlackStandIn:
             )
         return found
 
-    async def socket_send(self, envelope: dict[str, Any], timeout: float = 5.0) -> str:
+    async def socket_send(self, message: dict[str, Any], timeout: float = 5.0) -> str:
         """Push a Socket Mode envelope to the newest connection (waiting for one); returns its envelope_id."""
-        envelope = {"envelope_id": str(uuid.uuid4()), **envelope}
+        framed = {"envelope_id": str(uuid.uuid4()), **message}
         ws = await self._wait_until(lambda: self._sockets[-1] if self._sockets else None, timeout)
         if ws is None:
             raise AssertionError(
                 f"no Socket Mode connection within {timeout}s (apps.connections.open calls: "
                 f"{len(self.calls_to('apps.connections.open'))})"
             )
-        await ws.send_str(json.dumps(envelope))
-        return str(envelope["envelope_id"])
+        await ws.send_str(json.dumps(framed))
+        return str(framed["envelope_id"])
 
     async def socket_connected(self, count: int = 1, timeout: float = 5.0) -> None:
         """Wait until ``count`` Socket Mode connections have been made in all and one is open."""
@@ -724,199 +655,3 @@ class SlackStandIn:
             self._sockets.remove(ws)
             await self._notify()
         return ws
-
-
-# ---------------------------------------------------------------------- what Slack sends
-
-
-def sign(secret: str, body: bytes | str, timestamp: int | None = None) -> dict[str, str]:
-    """The two headers Slack signs a request with: ``v0=`` HMAC-SHA256 of ``v0:{timestamp}:{body}``."""
-    ts = int(time.time()) if timestamp is None else timestamp
-    raw = body.encode("utf-8") if isinstance(body, str) else body
-    digest = hmac.new(secret.encode("utf-8"), b"v0:%d:" % ts + raw, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": f"v0={digest}"}
-
-
-def _trigger_id() -> str:
-    return f"{int(time.time() * 1000)}.{uuid.uuid4().int % 10**10}.{uuid.uuid4().hex}"
-
-
-def slash_command_payload(
-    text: str,
-    *,
-    user_id: str = "U0OPERATOR",
-    channel_id: str = "C0OPS",
-    command: str = "/ops",
-    team_id: str = TEAM_ID,
-    trigger_id: str | None = None,
-    response_url: str | None = None,
-    user_name: str | None = None,
-    channel_name: str = "ops",
-) -> dict[str, str]:
-    """The fields of a slash command, in Slack's order, all strings (the Socket Mode ``payload``)."""
-    return {
-        "token": VERIFICATION_TOKEN,
-        "team_id": team_id,
-        "team_domain": TEAM_DOMAIN,
-        "channel_id": channel_id,
-        "channel_name": channel_name,
-        "user_id": user_id,
-        "user_name": user_name or user_id.lower(),
-        "command": command,
-        "text": text,
-        "api_app_id": APP_ID,
-        "is_enterprise_install": "false",
-        "response_url": response_url or f"https://hooks.slack.com/commands/{team_id}/1234567890/{uuid.uuid4().hex}",
-        "trigger_id": trigger_id or _trigger_id(),
-    }
-
-
-def slash_command_body(
-    text: str,
-    *,
-    user_id: str = "U0OPERATOR",
-    channel_id: str = "C0OPS",
-    command: str = "/ops",
-    team_id: str = TEAM_ID,
-    trigger_id: str | None = None,
-    response_url: str | None = None,
-    user_name: str | None = None,
-    channel_name: str = "ops",
-) -> str:
-    """A slash command as Slack POSTs it: ``application/x-www-form-urlencoded``, text exactly as typed."""
-    return urlencode(
-        slash_command_payload(
-            text,
-            user_id=user_id,
-            channel_id=channel_id,
-            command=command,
-            team_id=team_id,
-            trigger_id=trigger_id,
-            response_url=response_url,
-            user_name=user_name,
-            channel_name=channel_name,
-        )
-    )
-
-
-def block_actions_payload(
-    action_id: str,
-    value: str,
-    *,
-    user_id: str = "U0APPROVER1",
-    channel_id: str = "C0OPS",
-    message_ts: str = "1700000000.000100",
-    action_ts: str | None = None,
-    block_id: str = "approval",
-    text: str = "Approve",
-    team_id: str = TEAM_ID,
-    message_blocks: list[dict[str, Any]] | None = None,
-    response_url: str | None = None,
-    user_name: str | None = None,
-) -> dict[str, Any]:
-    """A button click (``block_actions``) on a message the bot posted, as a dict."""
-    button = {
-        "type": "button",
-        "action_id": action_id,
-        "block_id": block_id,
-        "value": value,
-        "text": {"type": "plain_text", "text": text, "emoji": True},
-        "action_ts": action_ts or f"{time.time():.6f}",
-    }
-    blocks = message_blocks
-    if blocks is None:
-        element = {k: button[k] for k in ("type", "action_id", "value", "text")}
-        blocks = [{"type": "actions", "block_id": block_id, "elements": [element]}]
-    name = user_name or user_id.lower()
-    return {
-        "type": "block_actions",
-        "user": {"id": user_id, "username": name, "name": name, "team_id": team_id},
-        "api_app_id": APP_ID,
-        "token": VERIFICATION_TOKEN,
-        "trigger_id": _trigger_id(),
-        "team": {"id": team_id, "domain": TEAM_DOMAIN},
-        "enterprise": None,
-        "is_enterprise_install": False,
-        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id, "is_ephemeral": False},
-        "channel": {"id": channel_id, "name": "ops" if channel_id == "C0OPS" else channel_id.lower()},
-        "message": {
-            "type": "message",
-            "ts": message_ts,
-            "text": "This content can't be displayed.",
-            "blocks": blocks,
-            "bot_id": BOT_ID,
-            "user": BOT_USER_ID,
-            "team": team_id,
-        },
-        "state": {"values": {}},
-        "response_url": response_url or f"https://hooks.slack.com/actions/{team_id}/1234567890/{uuid.uuid4().hex}",
-        "actions": [button],
-    }
-
-
-def block_actions_body(
-    action_id: str,
-    value: str,
-    *,
-    user_id: str = "U0APPROVER1",
-    channel_id: str = "C0OPS",
-    message_ts: str = "1700000000.000100",
-    action_ts: str | None = None,
-    block_id: str = "approval",
-    text: str = "Approve",
-    team_id: str = TEAM_ID,
-    message_blocks: list[dict[str, Any]] | None = None,
-    response_url: str | None = None,
-    user_name: str | None = None,
-) -> str:
-    """A button click as Slack POSTs it: the form body ``payload=<json>``."""
-    payload = block_actions_payload(
-        action_id,
-        value,
-        user_id=user_id,
-        channel_id=channel_id,
-        message_ts=message_ts,
-        action_ts=action_ts,
-        block_id=block_id,
-        text=text,
-        team_id=team_id,
-        message_blocks=message_blocks,
-        response_url=response_url,
-        user_name=user_name,
-    )
-    return urlencode({"payload": json.dumps(payload, separators=(",", ":"))})
-
-
-def envelope(
-    kind: str, payload: dict[str, Any], *, envelope_id: str | None = None, accepts_response_payload: bool | None = None
-) -> dict[str, Any]:
-    """A Socket Mode envelope: ``kind`` is ``slash_commands``, ``interactive`` or ``events_api``."""
-    accepts = kind != "events_api" if accepts_response_payload is None else accepts_response_payload
-    result: dict[str, Any] = {
-        "envelope_id": envelope_id or str(uuid.uuid4()),
-        "payload": payload,
-        "type": kind,
-        "accepts_response_payload": accepts,
-    }
-    if kind == "events_api":
-        result.update(retry_attempt=0, retry_reason="")
-    return result
-
-
-async def post_signed(
-    url: str,
-    body: bytes | str,
-    secret: str,
-    *,
-    content_type: str = "application/x-www-form-urlencoded",
-    timestamp: int | None = None,
-    extra_headers: dict[str, str] | None = None,
-) -> tuple[int, str, float]:
-    """POST ``body`` to ``url`` signed with ``secret`` as Slack does; returns (status, text, elapsed seconds)."""
-    raw = body.encode("utf-8") if isinstance(body, str) else body
-    headers = {"Content-Type": content_type, **sign(secret, raw, timestamp), **(extra_headers or {})}
-    start = time.perf_counter()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        async with session.post(url, data=raw, headers=headers) as response:
-            text = await response.text()
-            return response.status, text, time.perf_counter() - start

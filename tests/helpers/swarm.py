@@ -52,6 +52,7 @@ def free_udp_port() -> int:
                 continue
             return port
 
+
 STACK_LABEL = "com.docker.stack.namespace"
 #: api's start: with ``OPSBOT_BROKEN`` set (by the image: see ``build_broken_image``) its /health is a 404,
 #: so its Docker health check fails and Swarm sees an unhealthy task
