@@ -12,7 +12,7 @@ from typing import Protocol
 
 from adapters.errors import AccessDenied, AdapterError
 from bot.config import AccessConfig, OpsConfig
-from commands.base import CommandSpec
+from commands.base import Args, CommandSpec
 
 ROLES = ("viewers", "operators", "approvers", "admins")
 LOCAL_PREFIX = "local:"
@@ -68,11 +68,15 @@ class Access:
             roles |= set(ROLES)
         return roles, problems
 
-    async def authorize(self, actor: str, spec: CommandSpec, env: str | None) -> set[str]:
-        """The actor's roles if ``spec`` may run in ``env``; raises ``AccessDenied`` otherwise."""
+    async def authorize(self, actor: str, spec: CommandSpec, env: str | None, args: Args | None = None) -> set[str]:
+        """The actor's roles if ``spec`` (with ``args``) may run in ``env``; raises ``AccessDenied`` otherwise.
+
+        Changes, and read-only commands whose arguments write somewhere (``verify-backup --restore-test``),
+        need an operator (or admin).
+        """
         roles, problems = await self.roles(actor, env)
         where = f" in {env}" if env else ""
-        if spec.changes:
+        if spec.changes or (args is not None and args.writes()):
             needed = {"operators", "admins"}
         else:
             viewers = self.config.access_for(env).viewers

@@ -129,7 +129,7 @@ class Engine:
             reply.command, reply.spec = parsed.spec.name, parsed.spec
             reply.environment = getattr(parsed.args, "env", None)
             text = parsed.text
-            await self.access.authorize(request.actor, parsed.spec, reply.environment)
+            await self.access.authorize(request.actor, parsed.spec, reply.environment, parsed.args)
         except OpsError as exc:
             reply.error, reply.exit_code = self.redactor.text(str(exc)), exc.exit_code
             reply.audit_id = await self._audit(request, reply, text or "(empty)", "refused", reply.error)

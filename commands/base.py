@@ -106,6 +106,10 @@ class Args(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def writes(self) -> bool:
+        """True when these arguments make a read-only command write somewhere (it then needs an operator)."""
+        return False
+
     def model_post_init(self, context: Any) -> None:
         """Check that a ``service`` field names a service of the ``env`` field's environment."""
         service = getattr(self, "service", None)

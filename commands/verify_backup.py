@@ -3,7 +3,8 @@ and it is younger than its schedule's period (`schedules: verify_backup`, 24 h w
 
 The object is read once, streamed: its sha256 is compared with the one recorded with it (and in
 opsbot's database, when opsbot made it). `--restore-test` also restores it into a scratch database
-(`psql` restore commands), runs a sanity query and drops the scratch database.
+(`psql` restore commands), runs a sanity query and drops the scratch database; as it writes to the
+database server, it needs the operators role (the plain check is for viewers too).
 
 Guide: 6.1 Daily operations (the daily backup verification).
 """
@@ -30,6 +31,10 @@ class VerifyArgs(Args):
     env: EnvName
     id: Version | None = None
     restore_test: bool = False
+
+    def writes(self) -> bool:
+        """``--restore-test`` creates and drops a scratch database: an operator's to ask."""
+        return self.restore_test
 
 
 class VerifyCheck(BaseModel):

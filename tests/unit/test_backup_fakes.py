@@ -145,6 +145,9 @@ async def test_backups_and_verify(engine):
     assert "newest first" in render_text(listed) and render_message(listed).blocks
     ok = await handle(engine, "verify-backup prod", actor="U0VIEWER")
     assert ok.exit_code == 0 and render_message(ok).blocks
+    # a restore test creates and drops a scratch database: not a viewer's to ask
+    refused = await handle(engine, "verify-backup prod --restore-test", actor="U0VIEWER")
+    assert refused.exit_code == 2 and "needs the admins or operators role" in refused.error
     key = f"backups/prod/db/{b['id']}.sql.gz"
     data = store(engine).objects[key]
     store(engine).objects[key] = data[:-1] + bytes([data[-1] ^ 1])
