@@ -37,7 +37,7 @@ from adapters.dockerio import (
     time_key,
 )
 from adapters.dockerspec import OLD_MARK
-from adapters.dockerstream import ComposeStreams
+from adapters.dockerstream import DockerStreams
 from adapters.errors import AdapterError, NotFound
 from adapters.lifecycle import TAIL_LINES, Look, wait_running
 from adapters.models import ContainerInfo, DiskUsage, ExecResult
@@ -45,9 +45,9 @@ from adapters.models import ContainerInfo, DiskUsage, ExecResult
 __all__ = ["ComposeRuntime", "image_version", "parse_time"]
 
 
-class ComposeRuntime(ComposeReplace, ComposeStreams):
+class ComposeRuntime(ComposeReplace, DockerStreams):
     """The containers of one Compose project on one Docker engine (changes: ``ComposeChanges``, ``ComposeReplace``;
-    streamed exec: ``ComposeStreams``)."""
+    streamed exec: ``DockerStreams``)."""
 
     def __init__(self, docker_host: str, project: str, *, timeout: float = 10.0, pull_timeout: float = 300.0) -> None:
         super().__init__(docker_host, timeout=timeout)
@@ -153,6 +153,10 @@ class ComposeRuntime(ComposeReplace, ComposeStreams):
                 reader.feed(stream, payload)
         return reader.close()
 
+    async def _exec_target(self, service: str) -> dict[str, Any]:
+        """The service's first running container (where ``exec`` and ``exec_stream`` run)."""
+        return (await self._service(service, running=True))[0]
+
     async def exec(self, service: str, argv: list[str], *, timeout: float = 30.0) -> ExecResult:
         """Run ``argv`` (a list, never a shell string) in the service's first running container.
 
@@ -162,8 +166,7 @@ class ComposeRuntime(ComposeReplace, ComposeStreams):
         """
         if isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):
             raise AdapterError("exec takes a non-empty list of arguments (argv), never a shell string")
-        container = (await self._service(service, running=True))[0]
-        return await self._exec(container, service, list(argv), timeout)
+        return await self._exec(await self._exec_target(service), service, list(argv), timeout)
 
     async def disk(self, service: str) -> DiskUsage:
         """``df -P /`` in the service's first running container, parsed."""

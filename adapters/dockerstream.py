@@ -127,15 +127,18 @@ class DockerExecStream:
         await asyncio.to_thread(self._thread.join, 5.0)
 
 
-class ComposeStreams:
-    """``exec_stream`` for ``ComposeRuntime``."""
+class DockerStreams:
+    """``exec_stream`` for both runtimes; each says which container runs a service's commands."""
 
     if TYPE_CHECKING:
         description: str
 
         def _api(self) -> Any: ...
-        async def _service(self, service: str, *, running: bool) -> list[dict[str, Any]]: ...
         async def _call(self, fn: Any, *, timeout: float | None = None, what: str = "") -> Any: ...
+
+    async def _exec_target(self, service: str) -> dict[str, Any]:
+        """The inspect data of the container that runs ``service``'s commands."""
+        raise NotImplementedError
 
     @asynccontextmanager
     async def exec_stream(
@@ -144,7 +147,7 @@ class ComposeStreams:
         """``argv`` (never a shell) in the service's first running container, streamed both ways."""
         if isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):
             raise AdapterError("exec takes a non-empty list of arguments (argv), never a shell string")
-        container = (await self._service(service, running=True))[0]
+        container = await self._exec_target(service)
 
         def start() -> tuple[Any, str, Any]:
             api = self._api()

@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any
 
 from adapters.dockerio import MAX_LINE, LineReader, cpu_percent, frames, memory_usage, parse_time, time_key
+from adapters.dockerstream import DockerStreams
 from adapters.errors import AdapterError, NotFound
 from adapters.lifecycle import QUOTE, TAIL_BUDGET, TAIL_LINES, Look, wait_running
 from adapters.models import ContainerInfo
@@ -52,7 +53,7 @@ FAILURES = 2
 ENDED = (*FAILED, "complete", "shutdown")
 
 
-class SwarmRuntime(SwarmChanges, SwarmRun):
+class SwarmRuntime(SwarmChanges, SwarmRun, DockerStreams):
     """The services of one Swarm stack, through a manager's engine.
 
     ``SwarmRuntime(docker_host, stack, *, timeout=10.0, update_timeout=300.0, monitor=5.0,

@@ -29,6 +29,10 @@ ONEOFF = "io.opsbot.oneoff"
 class SwarmRun(SwarmBase):
     """Exec, disk, images and one-off containers on this engine's node (mixed into ``SwarmRuntime``)."""
 
+    async def _exec_target(self, service: str) -> dict[str, Any]:
+        """The service's first running task on this node (where ``exec`` and ``exec_stream`` run)."""
+        return await self._local_task(service)
+
     async def _local_task(self, service: str) -> dict[str, Any]:
         """The container of the service's first running task on this node (inspect data)."""
         found = await self._service(service)

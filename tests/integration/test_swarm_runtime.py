@@ -9,6 +9,8 @@ Updates are watched 2 s per task (``monitor``), health checks run every 0.5 s.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
 import socket
 import threading
 import time
@@ -175,6 +177,27 @@ async def test_exec_and_disk_in_a_task(rt, stack):
         await rt.exec("api", ["sleep", "3"], timeout=0.5)
     disk = await rt.disk("api")
     assert disk.service == "api" and disk.container.startswith(f"{stack.name}_api.1.") and disk.size_bytes > 0
+
+
+@pytest.mark.docker
+async def test_exec_stream_in_a_task_both_ways(rt, stack):
+    # what a backup's dump (stdout out) and a restore (stdin in) run in the database service's task
+    data = secrets.token_bytes(2 * 2**20)
+    async with rt.exec_stream("worker", ["sha256sum"], stdin=True) as proc:
+        for i in range(0, len(data), 100_000):
+            await proc.write(data[i : i + 100_000])
+        await proc.close_stdin()
+        out = b""
+        while chunk := await proc.read():
+            out += chunk
+        assert await proc.wait() == 0
+    assert out.decode().split()[0] == hashlib.sha256(data).hexdigest()
+    async with rt.exec_stream("worker", ["sh", "-c", "echo $DB_PASSWORD; echo bad >&2; exit 4"]) as proc:
+        assert await proc.read() == f"{stack.secret}\n".encode()  # the task's own environment
+        assert await proc.wait() == 4 and proc.stderr().strip() == "bad"
+    with pytest.raises(AdapterError, match="argv"):
+        async with rt.exec_stream("worker", "cat /etc/passwd"):
+            pass
 
 
 @pytest.mark.docker
