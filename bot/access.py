@@ -16,6 +16,11 @@ from commands.base import Args, CommandSpec
 
 ROLES = ("viewers", "operators", "approvers", "admins")
 LOCAL_PREFIX = "local:"
+#: the scheduler door's identity: trusted and local, like the console; no Slack id can look like it
+SCHEDULER_ACTOR = "scheduler"
+#: what the scheduler may do: read, and run changes that need no approval (``backup``); it cannot
+#: approve, nor break glass
+SCHEDULER_ROLES = frozenset({"viewers", "operators"})
 
 
 def local_operator() -> str:
@@ -46,6 +51,8 @@ class Access:
         """The actor's roles in ``env``, and the problems met resolving groups."""
         if actor.startswith(LOCAL_PREFIX):
             return set(ROLES), []
+        if actor == SCHEDULER_ACTOR:
+            return set(SCHEDULER_ROLES), []
         access: AccessConfig = self.config.access_for(env)
         roles: set[str] = set()
         problems: list[str] = []

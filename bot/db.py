@@ -111,6 +111,23 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX backups_env ON backups(environment, backup_id)
     """,
+    """
+    CREATE TABLE schedule_state (
+        key TEXT PRIMARY KEY,
+        task TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        every REAL NOT NULL,
+        next_due REAL NOT NULL,
+        last_run REAL,
+        last_severity TEXT,
+        alerted TEXT,
+        running_by TEXT,
+        claimed_at REAL,
+        lease_until REAL,
+        request_id TEXT,
+        version INTEGER NOT NULL DEFAULT 0
+    )
+    """,
 )
 
 

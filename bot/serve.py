@@ -7,6 +7,7 @@ procedures get up to ``OPSBOT_DRAIN_SECONDS`` to finish, then the process exits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
@@ -15,6 +16,7 @@ from aiohttp import web
 from adapters.errors import ConfigError
 from bot.app import App
 from bot.metrics import Metrics
+from bot.scheduler import Scheduler
 from bot.slack.door import SlackDoor
 from bot.slack.server import Server
 from bot.tasks import TaskSet
@@ -36,6 +38,20 @@ def make_metrics(tasks: TaskSet) -> Metrics:
     metrics.set("opsbot_pending_approvals", 0)
     metrics.inc("opsbot_requests_total", 0, command="help", outcome="ok")
     return metrics
+
+
+def start_scheduler(app: App, tasks: TaskSet, door: SlackDoor) -> asyncio.Task[None] | None:
+    """The scheduler's tick loop, unless ``OPSBOT_SCHEDULER=off``; its runs go to ``tasks`` (drained)."""
+    if not app.settings.opsbot_scheduler:
+        log.info("scheduler off (OPSBOT_SCHEDULER): ops.yml's schedules are not run")
+        return None
+    scheduler = Scheduler(
+        app.engine,
+        alert=door.notify,
+        spawn=lambda coro: tasks.spawn(coro, name="scheduled-run"),
+        accepting=lambda: tasks.accepting,
+    )
+    return asyncio.create_task(scheduler.run_forever(), name="scheduler")
 
 
 async def serve_slack(app: App) -> int:
@@ -63,6 +79,7 @@ async def serve_slack(app: App) -> int:
         log.info("serving Slack over HTTP on %s:%d (POST /slack/events)", settings.opsbot_host, settings.port)
     await door.recover()
     sweeper = asyncio.create_task(door.sweep_forever(), name="approval-sweeper")
+    scheduler = start_scheduler(app, tasks, door)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -73,6 +90,10 @@ async def serve_slack(app: App) -> int:
         log.info("stopping: no new requests; draining %d running procedure(s)", len(tasks))
         tasks.accepting = False
         sweeper.cancel()
+        if scheduler is not None:
+            scheduler.cancel()  # no new runs; the running ones are drained with the other procedures
+            with contextlib.suppress(asyncio.CancelledError):
+                await scheduler
         if handler is not None:
             await handler.close_async()  # type: ignore[no-untyped-call]
 

@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     opsbot_host: str = Field("0.0.0.0", description="address the HTTP server binds")  # noqa: S104
     opsbot_drain_seconds: float = Field(60.0, description="how long SIGTERM waits for running procedures")
     log_level: str = "info"
+    opsbot_scheduler: bool = Field(True, description="run ops.yml's schedules in `opsbot serve` (off: never)")
 
     def secrets(self) -> list[str]:
         """The bot's own secrets, which the redactor must never let through."""
