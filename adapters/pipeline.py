@@ -15,6 +15,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from adapters.errors import AdapterError
 from adapters.procstream import CHUNK, ProcessStream
@@ -91,7 +92,7 @@ async def dump_to_store(
                     await raw_q.put(bytes(pending))
                     pending.clear()
         except Exception as exc:
-            await raw_q.put(exc)
+            offer(raw_q, exc)
             return
         if pending:
             await raw_q.put(bytes(pending))
@@ -112,8 +113,10 @@ async def dump_to_store(
                 raise DumpFailed(failure(proc, f"{proc.description} wrote nothing"))
             await gz_q.put(compressor.flush())
             await gz_q.put(None)
-        except BaseException as exc:
-            await gz_q.put(exc if isinstance(exc, Exception) else AdapterError("the backup was cancelled"))
+        except asyncio.CancelledError:
+            raise  # the store gave up: nobody reads the queue any more
+        except Exception as exc:
+            offer(gz_q, exc)
             raise
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -132,11 +135,23 @@ async def dump_to_store(
             task.cancel()
         raise
     finally:
+        # bounded: a task that does not end (it never should) is left, not waited for forever
+        await asyncio.wait(tasks, timeout=10)
         for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: its error is the one the store raised, or was shown to it
     await meter.tick(force=True)
     return result
+
+
+def offer(queue: asyncio.Queue[Any], item: Any) -> None:
+    """Put ``item`` now, dropping the oldest items if the queue is full (the stream is failing anyway)."""
+    while True:
+        try:
+            queue.put_nowait(item)
+            return
+        except asyncio.QueueFull:
+            queue.get_nowait()
 
 
 class Gunzip:

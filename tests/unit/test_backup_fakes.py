@@ -243,3 +243,43 @@ async def test_file_store_leaves_no_temporary_file_on_failure(tmp_path):
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
     with pytest.raises(AdapterError):
         fs._path("../../etc/passwd")
+
+
+async def test_a_store_failing_while_the_dump_runs_ahead_ends_the_backup_at_once():
+    # a fast dump fills both queues while the store is stuck on a part; then the store fails
+    import asyncio
+
+    from adapters.pipeline import Meter, dump_to_store
+
+    class EndlessDump:
+        description = "pg_dump"
+        reads = 0
+
+        async def read(self) -> bytes:
+            self.reads += 1
+            await asyncio.sleep(0)
+            return os.urandom(256 * 1024)  # incompressible, never ends
+
+        async def wait(self) -> int:
+            return 0
+
+        def stderr(self) -> str:
+            return ""
+
+    class StuckThenFailingStore:
+        async def put(self, key, chunks, metadata, final):
+            n = 0
+            async for _ in chunks:
+                n += 1
+                if n == 2:
+                    await asyncio.sleep(0.5)  # a slow part: the queues fill behind it
+                    raise AdapterError("S3 went away")
+
+    dump = EndlessDump()
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(AdapterError, match="S3 went away"):
+        await asyncio.wait_for(dump_to_store(dump, StuckThenFailingStore(), "k", {}, dict, Meter()), 10)
+    assert asyncio.get_running_loop().time() - started < 3  # it did hang until cancelled from outside
+    reads = dump.reads
+    await asyncio.sleep(0.1)
+    assert dump.reads == reads  # nothing reads the dump any more: its process can be killed
