@@ -199,7 +199,10 @@ async def store_to_process(store: BackupStore, key: str, proc: ProcessStream, me
             except zlib.error as exc:
                 raise DumpFailed(f"the backup is not valid gzip after {meter.stored} bytes ({exc})") from exc
             for piece in pieces:
-                await proc.write(piece)
+                try:
+                    await proc.write(piece)
+                except AdapterError as exc:  # it stopped reading: its exit code and stderr say why
+                    raise DumpFailed(await _why_it_stopped(proc, exc)) from exc
                 meter.raw += len(piece)
             await meter.tick()
         if not gunzip.complete():
@@ -216,6 +219,17 @@ async def store_to_process(store: BackupStore, key: str, proc: ProcessStream, me
         with contextlib.suppress(BaseException):
             await reader
     await meter.tick(force=True)
+
+
+async def _why_it_stopped(proc: ProcessStream, exc: AdapterError) -> str:
+    """``<cmd> exited with N; stderr: ...`` for a process that stopped taking input (else ``exc``)."""
+    reader = asyncio.create_task(proc.wait())
+    done, _ = await asyncio.wait([reader], timeout=10)
+    if not done:
+        reader.cancel()
+        return failure(proc, str(exc))
+    code = reader.result() if not reader.exception() else None
+    return failure(proc, f"{proc.description} exited with {code} before the end of the backup" if code else str(exc))
 
 
 @dataclass

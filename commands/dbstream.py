@@ -140,7 +140,8 @@ async def take_backup(ctx: Ctx, env: str, *, kind: str = "backup", command: str 
     command = command or f"backup {env}"
     requester = (ctx.extras.get("approval") or {}).get("requester", ctx.actor)
     started, t0 = time.time(), time.monotonic()
-    metadata = {"command": " ".join(dump), "requester": requester, "kind": kind,
+    shown_dump = ctx.redactor.text(" ".join(dump))  # kept with the object and in the database: no secrets
+    metadata = {"command": shown_dump, "requester": requester, "kind": kind,
                 "created-at": datetime.fromtimestamp(started, UTC).isoformat()}  # fmt: skip
     label = "Safety backup" if kind == "safety" else "Backing up"
     m = meter(ctx, f"{label} {env}")
@@ -148,7 +149,7 @@ async def take_backup(ctx: Ctx, env: str, *, kind: str = "backup", command: str 
                key=key, store=store.url)  # fmt: skip
     await ctx.progress(f"{label} {env}: `{' '.join(dump)}` {where(ctx, env)} -> {store.url}")
     record: dict[str, Any] = {"backup_id": backup_id, "environment": env, "kind": kind, "key": key,
-                              "command": " ".join(dump), "requester": requester, "started_at": started,
+                              "command": shown_dump, "requester": requester, "started_at": started,
                               "request_id": ctx.request_id}  # fmt: skip
 
     def final() -> dict[str, str]:
@@ -172,7 +173,7 @@ async def take_backup(ctx: Ctx, env: str, *, kind: str = "backup", command: str 
                f"{kind} {backup_id}: {size_text(put.size)} sha256 {put.sha256} in {duration:.1f}s",
                location=put.location, size=put.size, sha256=put.sha256, dumped=m.raw)  # fmt: skip
     return BackupRow(id=backup_id, created_at=datetime.fromtimestamp(started, UTC), size=put.size, sha256=put.sha256,
-                     location=put.location, kind=kind, requester=requester, command=" ".join(dump),
+                     location=put.location, kind=kind, requester=requester, command=shown_dump,
                      duration_s=round(duration, 3))  # fmt: skip
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import gzip
 import os
+import sqlite3
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -283,3 +284,55 @@ async def test_a_store_failing_while_the_dump_runs_ahead_ends_the_backup_at_once
     reads = dump.reads
     await asyncio.sleep(0.1)
     assert dump.reads == reads  # nothing reads the dump any more: its process can be killed
+
+
+async def test_a_password_in_the_dump_command_is_not_kept_with_the_backup(tmp_path, world):
+    rt, _ = world
+    envs = copy.deepcopy(BASE["environments"])
+    envs["prod"]["backup"] = {"store": "s3://fake-bucket/backups/",
+                              "database": {"service": "postgres", "restore": RESTORE,
+                                           "dump": ["pg_dump", "postgresql://app:S3cretPw@db/app"]}}  # fmt: skip
+    db = Database(tmp_path / "p.db")
+    config = make_config(access=ACCESS, environments=envs)
+    engine = Engine(config, FakeBackends({"prod": rt}, FakeProbe()), db, Redactor())
+    try:
+        reply = await handle(engine, "backup prod")
+        assert reply.exit_code == 0, reply.error
+        [meta] = store(engine).meta.values()
+        rows = sqlite3.connect(tmp_path / "p.db").execute("SELECT * FROM backups").fetchall()
+        kept = [meta["command"], reply.to_json()["backup"]["command"], str(rows)]
+        assert all("S3cretPw" not in text for text in kept) and "postgresql://app:" in meta["command"]
+    finally:
+        db.close()
+
+
+async def test_a_restore_that_stops_reading_says_its_exit_code_and_stderr():
+    # psql -v ON_ERROR_STOP=1 exits at the first SQL error; our next write meets a closed pipe
+    from adapters.fakes import InMemoryStore
+    from adapters.pipeline import DumpFailed, Meter, store_to_process
+
+    class StoppingPsql:
+        description = "psql"
+
+        async def write(self, data: bytes) -> None:
+            raise AdapterError("psql stopped reading its input")
+
+        async def read(self) -> bytes:
+            return b""
+
+        async def wait(self) -> int:
+            return 3
+
+        def stderr(self) -> str:
+            return 'ERROR:  relation "orders" already exists'
+
+        async def close_stdin(self) -> None:
+            pass
+
+    objects = InMemoryStore("s3://fake-bucket/backups/")
+    objects.objects["k"] = gzip.compress(b"CREATE TABLE orders (id int);\n" * 1000)
+    with pytest.raises(DumpFailed) as info:
+        await store_to_process(objects, "k", StoppingPsql(), Meter())
+    assert str(info.value) == (
+        'psql exited with 3 before the end of the backup; stderr: ERROR:  relation "orders" already exists'
+    )
