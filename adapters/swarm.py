@@ -119,9 +119,18 @@ class SwarmRuntime(SwarmChanges, SwarmRun, DockerStreams):
         }
 
     async def previous_images(self) -> dict[str, str]:
-        """Each service's image before its last update (Swarm's ``PreviousSpec``), where it keeps one."""
+        """Each service's image before its last update (Swarm's ``PreviousSpec``), where that means one.
+
+        After a rollback (Swarm's own or a requested one) the previous spec is the version rolled back
+        from, never one to go back to: such a service is left out.
+        """
         found = await self._services()
-        return {name: image for name, s in sorted(found.items()) if (image := spec_image(s.get("PreviousSpec") or {}))}
+        return {
+            name: image
+            for name, s in sorted(found.items())
+            if not str((s.get("UpdateStatus") or {}).get("State") or "").startswith("rollback")
+            and (image := spec_image(s.get("PreviousSpec") or {}))
+        }
 
     async def replica_counts(self) -> dict[str, int]:
         """The replicas each replicated service asks for (global services, one task per node, left out).

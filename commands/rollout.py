@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from adapters.errors import AdapterError
+from adapters.models import Replacement
 from commands.base import Ctx, Result, Severity
 from commands.inspect import CheckRow, ServiceRow, check_rows, service_row
 
@@ -151,6 +152,10 @@ async def rollout(
         except AdapterError as exc:
             problem = f"replacing {change.service} failed: {exc}"
             await ctx.step(action, env, "step", problem, service=change.service)
+            # its own half-done change is put back too (Compose did it already: this finds nothing to do;
+            # a Swarm update that paused or timed out is rolled back)
+            replaced.append(Replacement(service=change.service, image_before=change.image_before,
+                                        image_after=change.image_after))  # fmt: skip
             break
         await ctx.step(action, env, "step", f"replaced {change.service}: {change.image_before} -> {change.image_after}",
                        service=change.service)  # fmt: skip

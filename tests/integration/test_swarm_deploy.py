@@ -173,6 +173,10 @@ async def test_rollback_without_history_uses_the_services_previous_version(app, 
     result = reply.to_json()["result"]
     assert result["ok"], result["problem"]
     assert images(stack)["api"] == before["api"]
+    # after a rollback, Swarm's previous spec is what was rolled back from: never offered again
+    await runtime.rollback("api")  # back to 1.2 (the spec rolled back from)
+    await runtime.rollback("api")  # and back again: the previous spec is 1.2, the state rollback_completed
+    assert "api" not in await runtime.previous_images()
 
 
 async def test_restart_status_and_stages(app, stack):
