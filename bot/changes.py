@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from adapters.errors import AccessDenied, OpsError, UserError
 from bot.approvals import DONE, FAILED, STALE, Approval, Approvals
 from bot.grammar import Parsed, parse
+from bot.locks import EnvironmentBusy, EnvLocks
 from commands.base import Ctx, Plan, Result, Severity
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ class Changes:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.approvals = Approvals(engine.db)
+        #: one change at a time per environment
+        self.locks = EnvLocks(engine.db)
         #: how to tell the critical alert channel (the Slack door sets it; the console prints)
         self.notify: Notify | None = None
 
@@ -97,11 +100,13 @@ class Changes:
                                           {"reason": reason, "plan": plan.model_dump(mode="json")})  # fmt: skip
             await self._notify(f":rotating_light: BREAK-GLASS by {request.actor}: `{command}` without approval. "
                                f"Reason: {reason}")  # fmt: skip
-            return await spec.run(ctx, args)
+            async with self.locks.hold(env_name or "", f"`{command}` (break glass by {request.actor})"):
+                return await spec.run(ctx, args)
         if not spec.approval:  # it only adds (a backup): an operator runs it at once
-            await self.engine.audit_event(request, "started", command, "no approval needed", env_name,
-                                          {"plan": plan.model_dump(mode="json")})  # fmt: skip
-            return await spec.run(ctx, args)
+            async with self.locks.hold(env_name or "", f"`{command}` (by {request.actor})"):
+                await self.engine.audit_event(request, "started", command, "no approval needed", env_name,
+                                              {"plan": plan.model_dump(mode="json")})  # fmt: skip
+                return await spec.run(ctx, args)
         _, env = self.engine.config.env(env_name)
         a = await self.approvals.create(
             command=command, words=list(parsed.words), environment=env_name, requester=request.actor,
@@ -178,11 +183,16 @@ class Changes:
             await self._audit_decision(request, a, "stale", "the plan changed since it was approved; not run")
             return approval_result(a, "the plan changed since it was approved (the environment is not as it was); "
                                       "not run: request it again")  # fmt: skip
-        await self._audit_decision(request, a, "started", f"approved by {', '.join(a.approvers)}")
         beat = asyncio.create_task(self._heartbeat(a.id))
         try:
-            ran = await parsed.spec.run(ctx, parsed.args)
+            async with self.locks.hold(a.environment or "", f"`{a.command}` (approval {a.id} of {a.requester})"):
+                await self._audit_decision(request, a, "started", f"approved by {', '.join(a.approvers)}")
+                ran = await parsed.spec.run(ctx, parsed.args)
             ran = type(ran).model_validate(self.engine.redactor.data(ran.model_dump()))
+        except EnvironmentBusy as exc:
+            a = await self.approvals.finish(a.id, FAILED, str(exc))
+            await self._audit_decision(request, a, "refused", str(exc))
+            return approval_result(a, f"not run: {exc}")
         except OpsError as exc:
             a = await self.approvals.finish(a.id, FAILED, str(exc))
             await self._audit_decision(request, a, "failed", self.engine.redactor.text(str(exc)))

@@ -128,6 +128,17 @@ MIGRATIONS: tuple[str, ...] = (
         version INTEGER NOT NULL DEFAULT 0
     )
     """,
+    # 7: one change at a time per environment (bot/locks.py)
+    """
+    CREATE TABLE env_locks (
+        environment TEXT PRIMARY KEY,
+        token TEXT NOT NULL,
+        holder TEXT NOT NULL,
+        runner TEXT NOT NULL,
+        since REAL NOT NULL,
+        heartbeat REAL NOT NULL
+    )
+    """,
 )
 
 

@@ -336,3 +336,14 @@ async def test_a_restore_that_stops_reading_says_its_exit_code_and_stderr():
     assert str(info.value) == (
         'psql exited with 3 before the end of the backup; stderr: ERROR:  relation "orders" already exists'
     )
+
+
+async def test_no_backup_while_another_change_holds_the_environment(engine):
+    from bot.locks import EnvLocks
+
+    other = EnvLocks(engine.db, runner=f"elsewhere:1:{os.getpid()}")  # another bot process, alive
+    async with other.hold("prod", "`restore prod 20261126T000000Z-abcdef`"):
+        refused = await handle(engine, "backup prod")
+    assert refused.exit_code == 2 and "another change is running in prod: `restore prod" in refused.error
+    assert not store(engine).objects  # nothing was dumped
+    assert (await handle(engine, "backup prod")).exit_code == 0  # free again

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
+import time
+
 import pytest
 
 from adapters.fakes import FakeBackends, FakeProbe, FakeRuntime
@@ -111,3 +116,55 @@ async def test_operators_request_viewers_do_not(tmp_path, backends):
     reply = await handle(engine, "restart prod worker", actor="U0APPROVER1")
     assert reply.exit_code == 2  # approvers approve; they do not request
     db.close()
+
+
+async def test_one_change_at_a_time_per_environment(engine, backends):
+    first = (await handle(engine, "restart prod worker")).to_json()["approval"]["id"]
+    second = (await handle(engine, "restart prod api")).to_json()["approval"]["id"]
+    backends.runtime("prod").delay = 0.3  # every engine call takes a while: the two runs overlap
+    a, b = await asyncio.gather(decide(engine, first, "U0APPROVER1"), decide(engine, second, "U0APPROVER2"))
+    by_state = {r.to_json()["approval"]["state"]: r.to_json() for r in (a, b)}
+    assert sorted(by_state) == ["done", "failed"]
+    message = by_state["failed"]["message"]
+    assert message.startswith("not run: another change is running in prod: `restart prod ")
+    assert "nothing was run" in message
+    assert len(restarts(backends)) == 1  # the second never touched the engine
+    backends.runtime("prod").delay = 0
+    # the environment is free again once the first has finished
+    third = (await handle(engine, "restart prod api")).to_json()["approval"]["id"]
+    assert (await decide(engine, third, "U0APPROVER1")).to_json()["approval"]["state"] == "done"
+    events = [e["event"] for e in await engine.audit.entries(limit=50)]
+    assert "refused" in events and (await engine.audit.verify()).ok
+
+
+async def test_a_lease_left_by_a_dead_process_is_taken_over(engine, backends, tmp_path):
+    from bot.locks import EnvironmentBusy, EnvLocks
+
+    other = EnvLocks(engine.db, runner=f"{socket.gethostname()}:{dead_pid()}:x")
+    async with other.hold("prod", "`restart prod api` (approval 1234abcd of U0OTHER)"):
+        pass  # released: free
+    live = EnvLocks(engine.db, runner=f"{socket.gethostname()}:{os.getpid()}:y")
+    async with live.hold("prod", "`deploy prod 1.1` (approval 5678abcd of U0OTHER)"):
+        with pytest.raises(EnvironmentBusy, match=r"another change is running in prod: `deploy prod 1\.1`"):
+            async with EnvLocks(engine.db).hold("prod", "me"):
+                pass
+        async with EnvLocks(engine.db).hold("stage", "me"):  # another environment is not held
+            pass
+
+    # a process that died holding prod: its lease is taken over at once (same host, dead pid)
+    def orphan(db):
+        db.conn.execute("INSERT INTO env_locks VALUES ('prod', 't', '`restore prod x`', ?, 0, ?)",
+                        [f"{socket.gethostname()}:{dead_pid()}:z", time.time()])  # fmt: skip
+
+    await engine.db.call(orphan)
+    async with EnvLocks(engine.db).hold("prod", "me"):
+        pass
+
+
+def dead_pid() -> int:
+    """A pid that no process has now."""
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
