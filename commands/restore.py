@@ -13,6 +13,8 @@ Guide: 7.2 Restore procedure.
 
 from __future__ import annotations
 
+import asyncio
+
 from pydantic import BaseModel, Field
 
 from adapters.errors import OpsError
@@ -110,12 +112,27 @@ async def plan(ctx: Ctx, args: RestoreArgs) -> Plan:
 
 
 async def run(ctx: Ctx, args: RestoreArgs) -> RestoreResult:
-    """Each step in turn; the first failure stops and says where."""
+    """Each step in turn; the first failure stops and says where. Cut off (the bot stopping): the audit
+    log says after which step, and names the safety backup."""
+    assert args.env is not None
+    result = RestoreResult(environment=args.env, backup_id=args.id, ok=False)
+    try:
+        return await _steps(ctx, args, result)
+    except asyncio.CancelledError:
+        after = ", ".join(s.name for s in result.steps) or "nothing"
+        safety = result.safety_backup
+        undo = f"; the safety backup {safety.id} ({safety.location}) holds the database as it was" if safety else ""
+        text = (f"cut off (the bot stopped) after: {after}; the database may be PARTLY restored and services "
+                f"stopped{undo}")  # fmt: skip
+        await asyncio.shield(step(ctx, f"restore {args.env} {args.id}", args.env, "restore-failed", text))
+        raise
+
+
+async def _steps(ctx: Ctx, args: RestoreArgs, result: RestoreResult) -> RestoreResult:
     assert args.env is not None
     env, command = args.env, f"restore {args.env} {args.id}"
     config = backup_config(ctx, env)
     store = ctx.backends.store(env)
-    result = RestoreResult(environment=env, backup_id=args.id, ok=False)
     stop, start = affected(ctx, env)
     stopped = [s for stage in stop for s in stage]
 

@@ -347,3 +347,28 @@ async def test_no_backup_while_another_change_holds_the_environment(engine):
     assert refused.exit_code == 2 and "another change is running in prod: `restore prod" in refused.error
     assert not store(engine).objects  # nothing was dumped
     assert (await handle(engine, "backup prod")).exit_code == 0  # free again
+
+
+async def test_a_restore_cut_off_says_after_which_step_and_names_the_safety_backup(engine, world):
+    import asyncio
+
+    rt, _ = world
+    b = (await handle(engine, "backup prod")).to_json()["backup"]
+    pending = await handle(engine, f"restore prod {b['id']}")
+    rt.delay = 0.2  # each engine call takes a while: the bot is stopped in the middle
+    run = asyncio.create_task(
+        engine.decide(Request(actor="U0APPROVER1", door="cli"), pending.to_json()["approval"]["id"], "approve")
+    )
+    for _ in range(200):
+        if len(store(engine).objects) == 2:  # the safety backup is stored
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    [safety] = [k for k in store(engine).objects if b["id"] not in k]
+    rows = [r for r in await engine.audit.entries(limit=30) if r["event"] == "restore-failed"]
+    assert len(rows) == 1 and rows[0]["outcome"].startswith("cut off (the bot stopped) after: check the backup")
+    safety_id = safety.rsplit("/", 1)[1].removesuffix(".sql.gz")
+    assert "PARTLY restored" in rows[0]["outcome"] and f"the safety backup {safety_id}" in rows[0]["outcome"]
