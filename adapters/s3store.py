@@ -2,8 +2,10 @@
 
 boto3 is synchronous: each call runs in a worker thread of the store's own pool, bounded by the
 client's connect/read timeouts. ``AWS_ENDPOINT_URL``, the keys and the region are read by boto3 as
-usual. An upload sends parts of ``PART_SIZE`` bytes as they fill; any failure aborts the multipart
-upload (retried for a while, as the endpoint may be coming back), so no object is left.
+usual. An upload sends parts of ``PART_SIZE`` bytes as they fill, under ``<key>.partial``; any failure aborts
+the multipart upload (retried for a while, as the endpoint may be coming back), so no object is left.
+Once whole, it is copied (server side) to its key with its size and sha256, and the partial one is
+removed: an object under a backup's key is always complete and carries its checksum.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ T = TypeVar("T")
 PART_SIZE = 8 * 2**20
 #: how long an abort keeps being retried when the endpoint does not answer
 ABORT_FOR = 20.0
+#: the suffix of an object being uploaded: never listed, removed once copied to its final key
+PARTIAL = ".partial"
 #: bytes per read of a download
 READ_SIZE = 1 * 2**20
 #: at most this many objects are inspected (metadata) by ``list``
@@ -89,6 +93,7 @@ class S3Store:
         """Multipart upload of ``chunks`` (parts of 8 MiB); aborted on any failure; metadata set at the end."""
         s3 = self._s3()
         meta = _headers(metadata)
+        final_key, key = key, key + PARTIAL  # the final key only ever holds a whole object with its sha256
         created = await self._call(
             lambda: s3.create_multipart_upload(Bucket=self.bucket, Key=key, Metadata=meta), "starting the upload"
         )
@@ -131,24 +136,26 @@ class S3Store:
         digest = sha.hexdigest()
         meta |= _headers({**final(), "size": str(size), "sha256": digest})
         try:
-            await self._set_metadata(key, meta)
+            await self._publish(key, final_key, meta)
         except BaseException:
-            await asyncio.shield(self._delete_quietly(key))
+            await asyncio.shield(self._delete_quietly(final_key))
             raise
-        return PutResult(key=key, size=size, sha256=digest, location=self.location(key))
+        finally:
+            await asyncio.shield(self._delete_quietly(key))
+        return PutResult(key=final_key, size=size, sha256=digest, location=self.location(final_key))
 
-    async def _set_metadata(self, key: str, meta: dict[str, str]) -> None:
-        """Replace the object's metadata by copying it onto itself (managed copy: any size)."""
+    async def _publish(self, partial: str, key: str, meta: dict[str, str]) -> None:
+        """Copy the uploaded object to its final key with its size and sha256 (server side, any size)."""
         import boto3.s3.transfer
 
         s3 = self._s3()
         config = boto3.s3.transfer.TransferConfig(multipart_threshold=4 * 2**30, max_concurrency=4)
         await self._call(
             lambda: s3.copy(
-                {"Bucket": self.bucket, "Key": key}, self.bucket, key,
+                {"Bucket": self.bucket, "Key": partial}, self.bucket, key,
                 ExtraArgs={"Metadata": meta, "MetadataDirective": "REPLACE"}, Config=config,
             ),
-            "recording the size and sha256 with the object",
+            "storing the backup under its name with its size and sha256",
         )  # fmt: skip
 
     async def _abort(self, key: str, upload_id: str) -> None:
@@ -185,7 +192,7 @@ class S3Store:
                 found += page.get("Contents", [])
             return found
 
-        found = await self._call(listing, "listing")
+        found = [o for o in await self._call(listing, "listing") if not o["Key"].endswith(PARTIAL)]
         found.sort(key=lambda o: o["LastModified"], reverse=True)
         heads = await asyncio.gather(*(self._meta(o["Key"]) for o in found[:LIST_LIMIT]), return_exceptions=True)
         out = []

@@ -95,6 +95,8 @@ async def test_backup_to_s3_listed_verified_and_hand_put_object(tmp_path, postgr
         meta = s3.head_object(Bucket=bucket, Key=key)["Metadata"]
         assert meta["sha256"] == b["sha256"] and meta["size"] == str(len(body)) and meta["requester"] == OPERATOR
         assert "pg_dump" in meta["command"] and float(meta["duration"]) > 0
+        # uploaded under <key>.partial, then copied whole to its key: nothing else is left in the bucket
+        assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == [key]
         rows = await app.engine.backups.list("prod")
         assert rows[0]["outcome"] == "stored" and rows[0]["sha256"] == b["sha256"]
 
