@@ -9,6 +9,8 @@ fails, say which, and show the state of every service.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Iterable
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -71,6 +73,15 @@ async def _plan(ctx: Ctx, args: StagesArgs, action: str) -> Plan:
     )
 
 
+async def _all(calls: Iterable[Awaitable[Any]]) -> None:
+    """Run ``calls`` together and let every one finish; then raise the first error (so a report made
+    after a failure never races services still stopping or starting)."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
 async def run_stages(ctx: Ctx, env: str, action: str, stages: list[list[str]]) -> tuple[list[StageOutcome], str | None]:
     """Stop (``shutdown``: stop timeouts respected) or start (``startup``: each stage running and healthy
     before the next) ``stages`` in order; stops at the first stage that fails: the outcomes, and why."""
@@ -81,10 +92,10 @@ async def run_stages(ctx: Ctx, env: str, action: str, stages: list[list[str]]) -
         await ctx.progress(f"Stage {i} of {len(stages)}: {action} {', '.join(services)}")
         try:
             if action == "shutdown":
-                await asyncio.gather(*(runtime.stop(s, timeout=env_config.services[s].stop_timeout) for s in services))
+                await _all(runtime.stop(s, timeout=env_config.services[s].stop_timeout) for s in services)
             else:
-                await asyncio.gather(*(runtime.start(s) for s in services))
-                await asyncio.gather(*(runtime.wait_running(s, timeout=WAIT_RUNNING) for s in services))
+                await _all(runtime.start(s) for s in services)
+                await _all(runtime.wait_running(s, timeout=WAIT_RUNNING) for s in services)
             outcomes.append(StageOutcome(services=services, ok=True))
             await ctx.step(action, env, "step", f"stage {i} of {len(stages)} ({', '.join(services)}): done")
         except AdapterError as exc:

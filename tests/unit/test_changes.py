@@ -168,3 +168,24 @@ def dead_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()
     return proc.pid
+
+
+async def test_a_failing_stage_is_reported_after_every_service_of_it_has_finished(engine, backends):
+    from adapters.errors import AdapterError
+    from commands.stages import run_stages
+
+    rt = backends.runtime("prod")
+    finished: list[str] = []
+
+    async def stop(service, *, timeout=None):
+        if service == "api":
+            raise AdapterError("api would not stop")
+        await asyncio.sleep(0.3)  # worker drains its requests meanwhile
+        finished.append(service)
+        return []
+
+    rt.stop = stop
+    ctx = engine.make_ctx(Request(actor="U0OPERATOR", door="cli", text="shutdown prod"))
+    outcomes, problem = await run_stages(ctx, "prod", "shutdown", [["api", "worker"], ["postgres"]])
+    assert problem.startswith("stage 1 (api, worker) failed: api would not stop")
+    assert finished == ["worker"] and [o.ok for o in outcomes] == [False]  # stage 2 never started
