@@ -144,3 +144,24 @@ async def test_shutdown_and_startup_follow_the_stages(engine, rt):
     starts = [c.split()[1] for c in rt.calls if c.startswith("start ")]
     assert starts[:2] == ["postgres", "redis"] and sorted(starts[2:]) == ["api", "worker"]
     assert all(c.state == "running" for c in rt.items)
+
+
+async def test_a_service_whose_own_replace_failed_is_put_back_too(engine, rt):
+    # a Swarm update can fail without Swarm's own rollback (paused, timed out): opsbot puts it back itself
+    from adapters.errors import AdapterError
+    from adapters.models import Replacement
+
+    real_replace, reverted = rt.replace, []
+
+    async def replace(service, image, **kw):
+        if service == "worker":
+            raise AdapterError("the update of service 'worker' did not finish within 300s (updating: 1 of 2)")
+        return await real_replace(service, image, **kw)
+
+    async def revert(record: Replacement):
+        reverted.append((record.service, record.image_before, record.image_after))
+
+    rt.replace, rt.revert = replace, revert
+    result = (await change(engine, "deploy prod 1.1")).to_json()["result"]
+    assert not result["ok"] and result["problem"].startswith("replacing worker failed: the update of service")
+    assert reverted == [("worker", "shop/worker:1.0", "shop/worker:1.1"), ("api", "shop/api:1.0", "shop/api:1.1")]
