@@ -36,7 +36,8 @@ ABORT_FOR = 20.0
 PARTIAL = ".partial"
 #: bytes per read of a download
 READ_SIZE = 1 * 2**20
-#: at most this many objects are inspected (metadata) by ``list``
+#: at most this many objects (the newest) are inspected for their metadata by ``list``; older ones are
+#: listed without it
 LIST_LIMIT = 500
 
 
@@ -183,7 +184,7 @@ class S3Store:
             log.error("could not remove %s after a failed upload: %s", key, exc)
 
     async def list(self, prefix: str) -> list[StoredObject]:
-        """Objects under ``prefix``, newest first; metadata read for each (at most 500)."""
+        """Objects under ``prefix``, newest first; metadata read for the newest 500 (older ones without)."""
         s3 = self._s3()
 
         def listing() -> list[dict[str, Any]]:
@@ -193,8 +194,11 @@ class S3Store:
             return found
 
         found = [o for o in await self._call(listing, "listing") if not o["Key"].endswith(PARTIAL)]
-        found.sort(key=lambda o: o["LastModified"], reverse=True)
-        heads = await asyncio.gather(*(self._meta(o["Key"]) for o in found[:LIST_LIMIT]), return_exceptions=True)
+        found.sort(key=lambda o: (o["LastModified"], o["Key"]), reverse=True)  # keys hold their UTC time
+        heads: list[dict[str, str] | BaseException] = list(
+            await asyncio.gather(*(self._meta(o["Key"]) for o in found[:LIST_LIMIT]), return_exceptions=True)
+        )
+        heads += [{}] * (len(found) - len(heads))  # older ones: listed (retention, find) without their metadata
         out = []
         for summary, meta in zip(found, heads, strict=False):
             if isinstance(meta, NotFound):  # deleted meanwhile

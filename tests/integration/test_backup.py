@@ -240,3 +240,24 @@ async def test_file_store_backup_listing_and_restore_test(tmp_path, postgres, da
         assert "opsbot_restore_test" not in postgres.psql("SELECT string_agg(datname, ',') FROM pg_database")
     finally:
         await app.close()
+
+
+async def test_s3_listing_past_its_metadata_limit_still_lists_every_backup(bucket, moto_s3, monkeypatch):
+    import adapters.s3store as s3store
+
+    s3 = moto_s3.client()
+    for i, stamp in enumerate(("20261101T000000Z-aaaaaa", "20261102T000000Z-bbbbbb", "20261103T000000Z-cccccc")):
+        s3.put_object(
+            Bucket=bucket,
+            Key=f"backups/prod/db/{stamp}.sql.gz",
+            Body=gzip.compress(b"x" * i),
+            Metadata={"sha256": f"sum{i}"},
+        )  # fmt: skip (same second: the keys' times order them)
+    monkeypatch.setattr(s3store, "LIST_LIMIT", 1)
+    store = s3store.S3Store(f"s3://{bucket}/backups/")
+    try:
+        found = await store.list("backups/prod/db/")
+    finally:
+        await store.close()
+    assert [o.id for o in found] == ["20261103T000000Z-cccccc", "20261102T000000Z-bbbbbb", "20261101T000000Z-aaaaaa"]
+    assert [o.sha256 for o in found] == ["sum2", None, None]  # only the newest read for metadata: all listed
