@@ -138,6 +138,9 @@ class SwarmChanges(SwarmBase):
             status = current.get("UpdateStatus") or {}
             if status.get("StartedAt") and status.get("StartedAt") != seen:
                 if status.get("State") in UPDATE_DONE:
+                    if str(status.get("State")).startswith("rollback") and progress is not None and not told:
+                        # the rollback began and ended between two looks: say it all the same
+                        await progress(f"service {service!r}: Swarm rolled the update back ({status.get('Message')})")
                     return current
                 if status.get("State") == "rollback_started" and progress is not None and not told:
                     told = True
