@@ -102,9 +102,7 @@ def test_newest_lines_keep_the_newest_by_time_bounded():
 @pytest.fixture(scope="module")
 def stack(swarm_engine):  # noqa: F811
     """The test stack for this module, removed at its end."""
-    started = time.monotonic()
     made = start_stack(swarm_engine, free_port())
-    made.started_in = time.monotonic() - started
     try:
         yield made
     finally:
@@ -128,7 +126,6 @@ async def _services(rt):
 @pytest.mark.docker
 async def test_tasks_replicas_and_counts(rt, stack):
     assert isinstance(rt, Runtime) and rt.description == f"Docker engine at {stack.host}"
-    assert stack.started_in < 20
     by = await _services(rt)
     assert sorted(by) == ["api", "worker"]
     [api] = by["api"]
@@ -223,20 +220,16 @@ async def test_restart_replaces_every_task(rt, stack):
     async def progress(line):
         said.append(line)
 
-    started = time.monotonic()
     after = await rt.restart("worker", stop_timeout=1, progress=progress)
-    took = time.monotonic() - started
     assert said == [f"restarting {stack.name}_worker (a forced update): 2 tasks, one at a time, start-first"]
     assert len(after) == 2 and not {a.name for a in after} & before and {a.state for a in after} == {"running"}
     old = [t for t in stack.services["worker"].tasks() if f"{stack.name}_worker.{t['Slot']}.{t['ID']}" in before]
     assert {t["DesiredState"] for t in old} == {"shutdown"}  # the old tasks are shut down
-    assert took < 20
 
 
 @pytest.mark.docker
 async def test_update_image_then_its_own_rollback(rt, stack):
     build_image(stack.engine.client, "shop/api", "1.1")
-    started = time.monotonic()
     await rt.update_image("api", "shop/api:1.1")
     [api] = await rt.wait_running("api", timeout=20)
     assert (api.image, api.version, api.health) == ("shop/api:1.1", "1.1", "healthy")
@@ -244,7 +237,6 @@ async def test_update_image_then_its_own_rollback(rt, stack):
     assert await rt.rollback("api") == "shop/api:1.0"
     [api] = await rt.wait_running("api", timeout=20)
     assert api.image == "shop/api:1.0"
-    assert time.monotonic() - started < 40
 
 
 @pytest.mark.docker
@@ -312,7 +304,7 @@ async def test_a_crashing_service_fails_the_wait_with_its_log(rt, stack):
         started = time.monotonic()
         with pytest.raises(AdapterError) as info:
             await rt.wait_running("crasher", timeout=30)
-        assert time.monotonic() - started < 10
+        assert time.monotonic() - started < 25  # it failed fast: the wait allowed 30 s
         text = str(info.value)
         assert text.startswith("service 'crasher' did not come up: its tasks failed ")
         assert "task: non-zero exit (3)" in text
