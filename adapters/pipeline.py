@@ -182,9 +182,16 @@ class Gunzip:
         return not self.started
 
 
-async def store_to_process(store: BackupStore, key: str, proc: ProcessStream, meter: Meter) -> None:
-    """Stream the object through gunzip into ``proc``'s stdin; ``DumpFailed`` when it fails (says how far)."""
+async def store_to_process(
+    store: BackupStore, key: str, proc: ProcessStream, meter: Meter, *, sha256: str | None = None
+) -> None:
+    """Stream the object through gunzip into ``proc``'s stdin; ``DumpFailed`` when it fails (says how far).
+
+    With ``sha256`` (what a check of the object found just before), the bytes streamed are hashed too:
+    an object replaced in between is said (``DumpFailed``) at the end, never passed over as the checked one.
+    """
     gunzip = Gunzip()
+    digest = hashlib.sha256()
 
     async def drain_stdout() -> None:  # whatever the restore prints must not block it
         while await proc.read():
@@ -194,6 +201,7 @@ async def store_to_process(store: BackupStore, key: str, proc: ProcessStream, me
     try:
         async for chunk in store.get(key):
             meter.stored += len(chunk)
+            digest.update(chunk)
             try:
                 pieces = await asyncio.to_thread(gunzip.feed, chunk)
             except zlib.error as exc:
@@ -207,6 +215,11 @@ async def store_to_process(store: BackupStore, key: str, proc: ProcessStream, me
             await meter.tick()
         if not gunzip.complete():
             raise DumpFailed(f"the backup's gzip stream is incomplete (cut after {meter.stored} bytes)")
+        if sha256 is not None and digest.hexdigest() != sha256:
+            raise DumpFailed(
+                f"the backup changed while it was restored: its bytes have sha256 {digest.hexdigest()}, "
+                f"not the {sha256} checked before"
+            )
         await proc.close_stdin()
         reader.cancel()  # wait() reads stdout to its end itself
         with contextlib.suppress(BaseException):

@@ -182,7 +182,7 @@ async def _steps(ctx: Ctx, args: RestoreArgs, result: RestoreResult) -> RestoreR
     m = meter(ctx, f"Restoring {found.id} into {env}")
     try:
         async with db_process(ctx, env, list(config.database.restore), stdin=True) as proc:
-            await store_to_process(store, found.key, proc, m)
+            await store_to_process(store, found.key, proc, m, sha256=read.sha256)
     except OpsError as exc:
         left = f"{', '.join(stopped)} stay stopped. " if stopped else ""
         return await failed("restore", exc, f"The database may be PARTLY restored ({size_text(m.raw)} of the dump "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import gzip
+import hashlib
 import os
 import sqlite3
 import zlib
@@ -372,3 +373,40 @@ async def test_a_restore_cut_off_says_after_which_step_and_names_the_safety_back
     assert len(rows) == 1 and rows[0]["outcome"].startswith("cut off (the bot stopped) after: check the backup")
     safety_id = safety.rsplit("/", 1)[1].removesuffix(".sql.gz")
     assert "PARTLY restored" in rows[0]["outcome"] and f"the safety backup {safety_id}" in rows[0]["outcome"]
+
+
+async def test_a_backup_replaced_between_its_check_and_its_restore_is_said():
+    from adapters.fakes import InMemoryStore
+    from adapters.pipeline import DumpFailed, Meter, store_to_process
+
+    class Psql:
+        description = "psql"
+        taken = b""
+        closed = False
+
+        async def write(self, data: bytes) -> None:
+            self.taken += data
+
+        async def read(self) -> bytes:
+            return b""
+
+        async def wait(self) -> int:
+            return 0
+
+        def stderr(self) -> str:
+            return ""
+
+        async def close_stdin(self) -> None:
+            self.closed = True
+
+    objects = InMemoryStore("s3://fake-bucket/backups/")
+    objects.objects["k"] = gzip.compress(b"CREATE TABLE orders (id int);\n")
+    checked = hashlib.sha256(objects.objects["k"]).hexdigest()
+    ok = Psql()
+    await store_to_process(objects, "k", ok, Meter(), sha256=checked)
+    assert ok.closed and ok.taken == b"CREATE TABLE orders (id int);\n"
+    objects.objects["k"] = gzip.compress(b"DROP TABLE orders;\n")  # someone put another object there
+    swapped = Psql()
+    with pytest.raises(DumpFailed, match=f"the backup changed while it was restored: .* not the {checked} checked"):
+        await store_to_process(objects, "k", swapped, Meter(), sha256=checked)
+    assert not swapped.closed
