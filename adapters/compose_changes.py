@@ -12,14 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import threading
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from adapters.dockerinfo import DEFAULT_GRACE, container_info, container_name, own_grace
 from adapters.dockerops import DockerOps
 from adapters.dockerspec import check_argv, check_image, oneoff_body
-from adapters.errors import AdapterTimeout, NotFound
 from adapters.lifecycle import Progress, grace_seconds, progress_line
 from adapters.models import ContainerInfo, ExecResult
 
@@ -39,14 +37,6 @@ class ComposeChanges(DockerOps):
         def _stop(self, container_id: str, grace: int | None) -> None: ...
         def _start(self, container_id: str) -> None: ...
 
-    # ------------------------------------------------------------------ images
-
-    async def _need_image(self, ref: str) -> dict[str, Any]:
-        found = await self._image(ref)
-        if found is None:
-            raise NotFound(f"image {ref} is not on the {self.description}: nothing was changed")
-        return found
-
     # ------------------------------------------------------------------ one-off containers
 
     async def run_oneoff(self, service: str, image: str, argv: list[str], *, timeout: float = 300.0) -> ExecResult:
@@ -65,18 +55,7 @@ class ComposeChanges(DockerOps):
         body, networks = oneoff_body(template, old or {}, ref, new, argv)
         name = f"{self.project}-{service}-run-{secrets.token_hex(6)}"
         cid = await self._create(body, name, networks)
-        stop = threading.Event()
-        try:
-            run = partial(self._run, cid, timeout, stop)
-            return await self._call(run, timeout=timeout, what=f" (one-off {name})")
-        except AdapterTimeout as exc:
-            raise AdapterTimeout(
-                f"{argv[0]} in a one-off container of service {service!r} did not finish within {timeout:g}s"
-                " (it was killed and removed)"
-            ) from exc
-        finally:
-            stop.set()
-            await asyncio.shield(self._discard(cid, name, volumes=True))
+        return await self._run_created(cid, name, service, argv, timeout)
 
     async def _create(self, body: dict[str, Any], name: str, networks: dict[str, dict[str, Any]]) -> str:
         """Create a container from ``body`` named ``name``, attached to the extra ``networks``; its id."""

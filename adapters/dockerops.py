@@ -8,6 +8,7 @@ configuration they use, not in how the engine is asked.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -44,6 +45,13 @@ class DockerOps(DockerClientBase):
             found: dict[str, Any] = await self._call(lambda: self._api().inspect_image(ref), what=f" (image {ref})")
         except NotFound:
             return None
+        return found
+
+    async def _need_image(self, ref: str) -> dict[str, Any]:
+        """The image's inspect data; ``NotFound`` (nothing was changed) when the engine does not have it."""
+        found = await self._image(ref)
+        if found is None:
+            raise NotFound(f"image {ref} is not on the {self.description}: nothing was changed")
         return found
 
     async def image_available(self, image: str) -> bool:
@@ -119,6 +127,20 @@ class DockerOps(DockerClientBase):
             ) from exc
         finally:
             stop.set()
+
+    async def _run_created(self, cid: str, name: str, service: str, argv: list[str], timeout: float) -> ExecResult:
+        """Run a created one-off container to its end and remove it (in every case); its output and exit code."""
+        stop = threading.Event()
+        try:
+            return await self._call(partial(self._run, cid, timeout, stop), timeout=timeout, what=f" (one-off {name})")
+        except AdapterTimeout as exc:
+            raise AdapterTimeout(
+                f"{argv[0]} in a one-off container of service {service!r} did not finish within {timeout:g}s"
+                " (it was killed and removed)"
+            ) from exc
+        finally:
+            stop.set()
+            await asyncio.shield(self._discard(cid, name, volumes=True))
 
     def _run(self, cid: str, timeout: float, stop: threading.Event) -> ExecResult:
         """Start a created one-off, follow its output to the end, and return it with the exit code."""

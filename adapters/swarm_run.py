@@ -7,16 +7,13 @@ container (a migration) is made here with the service's configuration, as ``dock
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
-import threading
-from functools import partial
 from typing import Any
 
 from adapters.dockerio import parse_df
 from adapters.dockerspec import check_argv, check_image
-from adapters.errors import AdapterError, AdapterTimeout, NotFound
+from adapters.errors import AdapterError, NotFound
 from adapters.models import DiskUsage, ExecResult
 from adapters.swarmbase import SwarmBase
 from adapters.swarminfo import STACK, container_id, container_spec, slot_key
@@ -97,8 +94,7 @@ class SwarmRun(SwarmBase):
         argv = check_argv(argv, "a one-off")
         ref = check_image(image)
         found = await self._service(service)
-        if await self._image(ref) is None:
-            raise NotFound(f"image {ref} is not on the {self.description}: nothing was changed")
+        await self._need_image(ref)
         spec = container_spec(found["Spec"])
         networks = await self._networks(found)
         host = next((n for n in networks if n.get("Driver") == "host"), None)
@@ -114,15 +110,4 @@ class SwarmRun(SwarmBase):
             body["Entrypoint"] = list(spec["Command"])
         name = f"{found['Spec']['Name']}-run-{secrets.token_hex(6)}"
         made = await self._call(lambda: self._api().create_container_from_config(body, name), what=f" ({name})")
-        cid = str(made["Id"])
-        stop = threading.Event()
-        try:
-            return await self._call(partial(self._run, cid, timeout, stop), timeout=timeout, what=f" (one-off {name})")
-        except AdapterTimeout as exc:
-            raise AdapterTimeout(
-                f"{argv[0]} in a one-off container of service {service!r} did not finish within {timeout:g}s"
-                " (it was killed and removed)"
-            ) from exc
-        finally:
-            stop.set()
-            await asyncio.shield(self._discard(cid, name, volumes=True))
+        return await self._run_created(str(made["Id"]), name, service, argv, timeout)

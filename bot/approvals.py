@@ -291,10 +291,7 @@ class Approvals:
                     a = Approval.from_row(r)
                     if a.runner == self.runner:
                         continue
-                    r_host, _, rest = (a.runner or "::").partition(":")
-                    pid = rest.partition(":")[0]
-                    dead = r_host == host and pid.isdigit() and not _alive(int(pid))
-                    if dead or now - a.updated_at > HEARTBEAT_STALE:
+                    if runner_gone(a.runner, a.updated_at, now, host):
                         found.append(self._write(conn, a, state=INTERRUPTED, outcome="the bot stopped during the run"))
             return found
 
@@ -333,6 +330,16 @@ class Approvals:
     async def count_pending(self) -> int:
         """How many wait (for the metrics)."""
         return len(await self.pending())
+
+
+def runner_gone(runner: str | None, heartbeat: float, now: float, host: str) -> bool:
+    """True when the process of ``runner`` (``host:pid:token``) is gone: a dead pid on this host, or no
+    heartbeat for ``HEARTBEAT_STALE`` seconds (any host)."""
+    r_host, _, rest = (runner or "::").partition(":")
+    pid = rest.partition(":")[0]
+    if r_host == host and pid.isdigit() and not _alive(int(pid)):
+        return True
+    return now - heartbeat > HEARTBEAT_STALE
 
 
 def _alive(pid: int) -> bool:

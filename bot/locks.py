@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import sqlite_utils
 
 from adapters.errors import UserError
-from bot.approvals import HEARTBEAT_STALE, RUNNER, _alive
+from bot.approvals import RUNNER, runner_gone
 from bot.db import Database, immediate
 
 #: seconds between two heartbeats of a held lease
@@ -62,7 +62,7 @@ class EnvLocks:
                 row = conn.execute(
                     "SELECT holder, runner, since, heartbeat FROM env_locks WHERE environment = ?", [env]
                 ).fetchone()
-                if row is not None and not _gone(row[1], row[3], now, host):
+                if row is not None and not runner_gone(row[1], row[3], now, host):
                     return {"holder": row[0], "since": row[2]}
                 conn.execute(
                     "INSERT OR REPLACE INTO env_locks (environment, token, holder, runner, since, heartbeat)"
@@ -95,12 +95,3 @@ class EnvLocks:
                 conn.execute("DELETE FROM env_locks WHERE environment = ? AND token = ?", [env, token])
 
         await self.db.call(release)
-
-
-def _gone(runner: str, heartbeat: float, now: float, host: str) -> bool:
-    """True when the lease's process is gone: a dead pid on this host, or no heartbeat for a while."""
-    r_host, _, rest = (runner or "::").partition(":")
-    pid = rest.partition(":")[0]
-    if r_host == host and pid.isdigit() and not _alive(int(pid)):
-        return True
-    return now - heartbeat > HEARTBEAT_STALE

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from bot.app import App
-from bot.engine import Request
 from bot.settings import Settings
+from tests.helpers.changes import change
 from tests.helpers.docker_engine import build_image, busybox_tar, run_service
 from tests.helpers.http_servers import free_port
 from tests.helpers.socket_proxy import UnixProxy
@@ -82,16 +82,6 @@ def build_app(project, tmp_path, docker_host: str) -> App:
 
     rollout.WAIT_CHECKS = 4.0  # a broken release is given 4 s, not a minute
     return app
-
-
-async def change(app, text, progress=None):
-    reply = await app.engine.handle(Request(actor="U0OPERATOR", door="cli", text=text))
-    assert reply.error is None, reply.error
-    approval_id = reply.to_json()["approval"]["id"]
-    approve = Request(actor="U0APPROVER1", door="cli", text="approve")
-    if progress is not None:
-        approve.progress = progress
-    return await app.engine.decide(approve, approval_id, "approve")
 
 
 def running_images(project) -> dict[str, str]:

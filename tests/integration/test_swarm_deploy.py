@@ -20,6 +20,7 @@ from adapters.swarm import SwarmRuntime
 from bot.app import App
 from bot.engine import Request
 from bot.settings import Settings
+from tests.helpers.changes import change
 from tests.helpers.docker_engine import build_image, busybox_tar
 from tests.helpers.http_servers import free_port
 from tests.helpers.swarm import HEALTH, SECOND, STACK_LABEL, create_service, swarm_engine, wait_stack  # noqa: F401
@@ -99,16 +100,6 @@ async def app(stack, tmp_path):
     runtime.monitor = 1.0  # each new task watched 1 s (Swarm's default is 5 s)
     yield app
     await app.close()
-
-
-async def change(app, text, progress=None):
-    reply = await app.engine.handle(Request(actor="U0OPERATOR", door="cli", text=text))
-    assert reply.error is None, reply.error
-    approval_id = reply.to_json()["approval"]["id"]
-    approve = Request(actor="U0APPROVER1", door="cli", text="approve")
-    if progress is not None:
-        approve.progress = progress
-    return await app.engine.decide(approve, approval_id, "approve")
 
 
 def images(stack) -> dict[str, str]:
