@@ -117,7 +117,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from bot.config import config_json_schema, load_config
+    from bot.config import config_json_schema, load_config, not_acted_on
 
     if args.schema:
         _print_json(config_json_schema())
@@ -130,6 +130,8 @@ def _check(args: argparse.Namespace) -> int:
         return 2
     envs = ", ".join(config.environments)
     print(f"{path} is valid: project {config.project}, environments {envs}")
+    for problem in not_acted_on(config):
+        print(f"note: {problem.path}: read and validated, not acted on yet: {problem.message}")
     return 0
 
 

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from adapters.errors import ConfigError
+from bot.config_guide import MaintenanceWindow
 from bot.config_models import (
     AccessConfig,
     ApprovalConfig,
@@ -85,6 +86,7 @@ __all__ = [
     "config_json_schema",
     "cross_check",
     "load_config",
+    "not_acted_on",
     "parse_duration",
     "parse_yaml",
     "validate_config",
@@ -250,6 +252,110 @@ def cross_check(data: Mapping[str, Any]) -> list[Problem]:
             and envs[env_name].get("backup") is None
         ):
             out.append(Problem(f"schedules.{i}.task", f"{task} needs a backup section in environments.{env_name}"))
+    out += _check_second_round(data, envs)
+    return out
+
+
+def _overlaps(spans: list[tuple[int, tuple[int, int]]]) -> tuple[int, int] | None:
+    """The indexes of two windows whose week spans overlap (a span may run past Sunday midnight)."""
+    week = 7 * 1440
+    flat = [(i, s, e) for i, (s, e) in spans] + [(i, s - week, e - week) for i, (s, e) in spans]
+    for a, (i, s1, e1) in enumerate(flat):
+        for j, s2, e2 in flat[a + 1 :]:
+            if i != j and s1 < e2 and s2 < e1:
+                return (min(i, j), max(i, j))
+    return None
+
+
+def _check_second_round(data: Mapping[str, Any], envs: dict[Any, Any]) -> list[Problem]:
+    """Cross-section checks of requirements, alerting, maintenance and security duties."""
+    out: list[Problem] = []
+    known_envs = ", ".join(str(e) for e in envs)
+    all_services = {s for env in envs.values() for s in _mapping(_mapping(env).get("services"))}
+
+    for i, port in _items(_mapping(data.get("requirements")).get("ports")):
+        service = _mapping(port).get("service")
+        if isinstance(service, str) and all_services and service not in all_services:
+            out.append(Problem(f"requirements.ports.{i}.service", f"unknown service {service!r} (in no environment)"))
+
+    alerting = _mapping(data.get("alerting"))
+    channels = _mapping(_mapping(data.get("slack")).get("alert_channels"))
+    for severity in ("critical", "warning", "info"):
+        route = _mapping(alerting.get(severity))
+        if "slack" in (route.get("to") or []) and severity not in channels:
+            out.append(
+                Problem(f"alerting.{severity}.to", f"goes to slack, but slack.alert_channels has no {severity} channel")
+            )
+
+    maintenance = _mapping(data.get("maintenance"))
+    for env_name, windows in _mapping(maintenance.get("windows")).items():
+        at = f"maintenance.windows.{env_name}"
+        if envs and isinstance(env_name, str) and env_name not in envs:
+            out.append(Problem(at, f"unknown environment {env_name!r} (known: {known_envs})"))
+        spans = []
+        for j, window in _items(windows):
+            try:
+                model = MaintenanceWindow.model_validate(window)
+            except ValidationError:
+                continue  # reported by the models
+            spans += [(j, span) for span in model.spans()]
+        clash = _overlaps(spans)
+        if clash:
+            out.append(Problem(f"{at}.{clash[1]}", f"overlaps window {at}.{clash[0]}: join them into one"))
+    for i, task in _items(maintenance.get("tasks")):
+        task = _mapping(task)
+        env_name = task.get("env")
+        if not isinstance(env_name, str) or not envs:
+            continue
+        if env_name not in envs:
+            out.append(Problem(f"maintenance.tasks.{i}.env", f"unknown environment {env_name!r} (known: {known_envs})"))
+        elif task.get("task") == "db_maintenance":
+            database = _mapping(_mapping(_mapping(envs[env_name]).get("backup")).get("database"))
+            if not database.get("service"):
+                out.append(
+                    Problem(
+                        f"maintenance.tasks.{i}.task",
+                        f"db_maintenance runs in backup.database.service: environments.{env_name} has none",
+                    )
+                )
+
+    items: dict[str, int] = {}
+    for i, duty in _items(data.get("security_maintenance")):
+        item = _mapping(duty).get("item")
+        if isinstance(item, str):
+            if item in items:
+                also = f"also security_maintenance.{items[item]}"
+                out.append(Problem(f"security_maintenance.{i}.item", f"duplicate item {item!r} ({also})"))
+            items.setdefault(item, i)
+    return out
+
+
+#: configured sections whose feature opsbot does not run yet: path -> what it will do. ``opsbot check``
+#: names each one present, so that nothing is accepted in silence.
+NOT_ACTED_ON: dict[str, str] = {
+    "requirements": "the preflight `opsbot check --live` is not built yet",
+    "monitoring": "metrics are not measured yet",
+    "alerting": "alerts are not routed to PagerDuty or email and not escalated yet",
+    "maintenance": "windows are not enforced and tasks are not run yet",
+    "security_maintenance": "duties are not reminded, recorded or enforced yet",
+    "backup.files": "file-storage backups (`backup <env> --files`) are not built yet",
+}
+
+
+def not_acted_on(config: OpsConfig) -> list[Problem]:
+    """The configured keys of ``config`` that are read and validated but not acted on yet."""
+    present = {
+        "requirements": config.requirements is not None,
+        "monitoring": config.monitoring is not None,
+        "alerting": config.alerting is not None,
+        "maintenance": config.maintenance is not None,
+        "security_maintenance": bool(config.security_maintenance),
+    }
+    out = [Problem(key, NOT_ACTED_ON[key]) for key, given in present.items() if given and key in NOT_ACTED_ON]
+    if "backup.files" in NOT_ACTED_ON:
+        for name, env in config.environments.items():
+            if env.backup is not None and env.backup.files is not None:
+                out.append(Problem(f"environments.{name}.backup.files", NOT_ACTED_ON["backup.files"]))
     return out
 
 

@@ -22,6 +22,14 @@ from pydantic import (
 )
 
 from adapters.errors import ConfigError, UserError
+from bot.config_guide import (
+    AlertingConfig,
+    FilesBackupConfig,
+    MaintenanceConfig,
+    MonitoringConfig,
+    RequirementsConfig,
+    SecurityDuty,
+)
 from bot.config_types import (
     CROSS_CHECKED,
     ROLES,
@@ -109,6 +117,7 @@ class BackupConfig(_Model):
     store: str
     retention_days: Annotated[_Count, Field(ge=1)] = 30
     database: DatabaseConfig
+    files: FilesBackupConfig | None = None
 
     @field_validator("store")
     @classmethod
@@ -273,6 +282,11 @@ class OpsConfig(_Model):
     troubleshooting: list[TroubleshootingEntry] = []
     escalation: list[EscalationLevel] = []
     schedules: list[ScheduleConfig] = []
+    requirements: RequirementsConfig | None = None
+    monitoring: MonitoringConfig | None = None
+    alerting: AlertingConfig | None = None
+    maintenance: MaintenanceConfig | None = None
+    security_maintenance: list[SecurityDuty] = []
 
     @model_validator(mode="before")
     @classmethod
@@ -287,7 +301,7 @@ class OpsConfig(_Model):
             return self
         from bot.config import cross_check  # the checks live there; it imports this module
 
-        problems = cross_check(self.model_dump())
+        problems = cross_check(self.model_dump(by_alias=True))
         if problems:
             raise ValueError("; ".join(str(p) for p in problems))
         return self
