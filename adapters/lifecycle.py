@@ -12,6 +12,7 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 from adapters.errors import AdapterError, AdapterTimeout
@@ -154,8 +155,6 @@ MIN_UP = 0.5
 
 def _too_young(looks: list[Look]) -> bool:
     """True while a container without a health check started less than ``MIN_UP`` seconds ago."""
-    from datetime import UTC, datetime
-
     now = datetime.now(UTC)
     return any(
         s.info.health is None and s.info.started_at is not None and (now - s.info.started_at).total_seconds() < MIN_UP

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adapters.compose import ComposeRuntime  # noqa: E402
+from adapters.compose.runtime import ComposeRuntime  # noqa: E402
 from tests.helpers.docker_engine import build_image, run_service, start_engine  # noqa: E402
 
 PROJECT = "benchdeploy"

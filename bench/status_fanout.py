@@ -27,9 +27,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.app import App  # noqa: E402
-from bot.engine import Request  # noqa: E402
-from bot.settings import Settings  # noqa: E402
+from bot.config.settings import Settings  # noqa: E402
+from bot.core.app import App  # noqa: E402
+from bot.core.engine import Request  # noqa: E402
 from tests.helpers.http_servers import health_app, serve  # noqa: E402
 
 

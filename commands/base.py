@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import difflib
+import hashlib
+import json
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
+from adapters.errors import UserError
 from adapters.probe import Probe
 from adapters.runtime import Runtime
 from adapters.store import BackupStore
 
 if TYPE_CHECKING:
     from bot.config import OpsConfig
-    from bot.redact import Redactor
+    from bot.config.redact import Redactor
 
 Severity = Literal["ok", "warning", "critical"]
 SEVERITY_ORDER: dict[str, int] = {"ok": 0, "warning": 1, "critical": 2}
@@ -118,8 +122,6 @@ class Args(BaseModel):
             return
         _, env_config = context["config"].env(env)
         if service not in env_config.services:
-            from adapters.errors import UserError
-
             known = ", ".join(sorted(env_config.services))
             raise UserError(f"unknown service {shown(service)} in {env} (known: {known})")
 
@@ -153,9 +155,6 @@ class Plan(BaseModel):
 
     def digest(self, command: str) -> str:
         """sha256 of the command and the plan, canonical."""
-        import hashlib
-        import json
-
         body = json.dumps({"command": command, "plan": self.model_dump(mode="json")}, sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()
 
@@ -218,12 +217,22 @@ class Ctx:
     progress: ProgressFn = _no_progress
     dry_run: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
+    #: the commands this request may name (``help`` lists them)
+    registry: Mapping[str, CommandSpec] = field(default_factory=dict)
 
     async def step(self, command: str, env: str, event: str, outcome: str, **details: Any) -> None:
         """Record one step of a running change in the audit log (when the engine gives the hook)."""
         hook = self.extras.get("audit_step")
         if hook is not None:
             await hook(command, event, outcome, env, details or None)
+
+
+def suggest(word: str, names: Sequence[str]) -> str:
+    """'did you mean ...' for an unknown command, or an empty string."""
+    close = difflib.get_close_matches(word.lower(), names, n=3, cutoff=0.6)
+    if not close:
+        close = [n for n in names if n.startswith(word.lower()[:3])][:3] if len(word) >= 3 else []
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 # ---------------------------------------------------------------- spec
@@ -262,6 +271,4 @@ class CommandSpec:
 
 def env_field(description: str = "the environment (default: default_environment)") -> Any:
     """A field for an optional environment argument that defaults to ``default_environment``."""
-    from pydantic import Field
-
     return Field(default=None, validate_default=True, description=description)

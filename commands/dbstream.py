@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from adapters.errors import AdapterError, OpsError, UserError
-from adapters.pipeline import Meter, Progress, dump_to_store
+from adapters.errors import AdapterError, NotFound, OpsError, UserError
 from adapters.procstream import ProcessStream, StreamingRuntime, host_process
 from adapters.store import BackupStore, StoredObject, backup_key, db_prefix, new_backup_id
+from adapters.stores.pipeline import Meter, Progress, dump_to_store
 from commands.base import Ctx
 
 if TYPE_CHECKING:
-    from bot.config_models import BackupConfig
+    from bot.config.models import BackupConfig
 
 
 class BackupRow(BaseModel):
@@ -116,8 +116,6 @@ async def step(ctx: Ctx, command: str, env: str, event: str, outcome: str, **det
 
 async def find(ctx: Ctx, env: str, backup_id: str | None) -> StoredObject:
     """The backup ``backup_id`` of ``env`` (default: the newest); ``NotFound`` when absent."""
-    from adapters.errors import NotFound
-
     store = ctx.backends.store(env)
     if backup_id is not None:
         for o in await store.list(db_prefix(store.prefix, env)):

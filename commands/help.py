@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, Field
 
 from adapters.errors import UserError
-from commands.base import Args, CommandSpec, Ctx, Result, shown
+from commands.base import Args, CommandSpec, Ctx, Result, shown, suggest
 
 
 def _word(value: str) -> str:
@@ -66,15 +66,12 @@ def describe(spec: CommandSpec, *, full: bool) -> CommandHelp:
 
 async def run(ctx: Ctx, args: HelpArgs) -> HelpResult:
     """Build the help from the registry."""
-    from commands import REGISTRY
-
+    registry = ctx.registry
     if args.command is None:
-        return HelpResult(commands=[describe(s, full=False) for s in REGISTRY.values()])
-    spec = REGISTRY.get(args.command)
+        return HelpResult(commands=[describe(s, full=False) for s in registry.values()])
+    spec = registry.get(args.command)
     if spec is None:
-        from bot.grammar import suggest
-
-        raise UserError(f"no command {shown(args.command)}.{suggest(args.command, sorted(REGISTRY))}")
+        raise UserError(f"no command {shown(args.command)}.{suggest(args.command, sorted(registry))}")
     return HelpResult(detail=describe(spec, full=True))
 
 

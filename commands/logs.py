@@ -15,14 +15,14 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from bot.config import parse_duration
 from commands.base import Args, CommandSpec, Ctx, EnvName, Result, ServiceName, Text
+from commands.inspect import containers
 
 MAX_LINES = 5000
 
 
 def _duration(value: str) -> str:
-    from bot.config import parse_duration
-
     parse_duration(value)
     return value
 
@@ -51,9 +51,6 @@ class LogsResult(Result):
 
 async def run(ctx: Ctx, args: LogsArgs) -> LogsResult:
     """Read the newest lines, bounded in memory by ``--lines``."""
-    from bot.config import parse_duration
-    from commands.inspect import containers
-
     assert args.env is not None
     # learn the environment's secrets first, so that the lines can be redacted
     await containers(ctx, args.env, stats=False)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from adapters.errors import NotFound
+from adapters.errors import AdapterError, NotFound
 from commands.base import ChangeArgs, CommandSpec, Ctx, EnvName, Plan, Result, ServiceName, Severity, worst
 from commands.inspect import CheckRow, ServiceRow, check_rows, containers, service_row
 
@@ -74,11 +74,7 @@ async def run(ctx: Ctx, args: RestartArgs) -> RestartResult:
         infos = await runtime.wait_running(args.service, timeout=VERIFY_TIMEOUT)
     except NotFound:
         raise
-    except Exception as exc:  # an AdapterError: the service did not come back
-        from adapters.errors import AdapterError
-
-        if not isinstance(exc, AdapterError):
-            raise
+    except AdapterError as exc:  # the service did not come back
         problem = str(exc)
         infos = [c for c in await runtime.containers() if c.service == args.service]
     rows = [service_row(ctx, c) for c in infos]

@@ -18,8 +18,8 @@ import asyncio
 from pydantic import BaseModel, Field
 
 from adapters.errors import OpsError
-from adapters.pipeline import check_object, store_to_process
 from adapters.store import StoredObject
+from adapters.stores.pipeline import check_object, store_to_process
 from commands.base import ChangeArgs, CommandSpec, Ctx, EnvName, Plan, Result, Severity, Version
 from commands.dbstream import BackupRow, backup_config, db_process, find, meter, size_text, step, take_backup, where
 from commands.inspect import CheckRow, ServiceRow, service_rows

@@ -11,8 +11,8 @@ import os
 import secrets
 
 from adapters.errors import AdapterError, OpsError
-from adapters.pipeline import DumpFailed, failure, store_to_process
 from adapters.store import StoredObject
+from adapters.stores.pipeline import DumpFailed, failure, store_to_process
 from commands.base import Ctx
 from commands.dbstream import backup_config, db_process, meter
 

@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from adapters.errors import OpsError
-from adapters.pipeline import check_object
+from adapters.stores.pipeline import check_object
 from commands.base import Args, CommandSpec, Ctx, EnvName, Result, Severity, Version, worst
 from commands.dbstream import BackupRow, backup_config, find, meter, size_text, step
 from commands.scratch import restore_test

@@ -1,8 +1,8 @@
 """The changes ``ComposeRuntime`` makes: images, one-off containers, replace / revert / commit, stop / start.
 
 A part of ``ComposeRuntime`` (the engine connection, ``_call`` with its bound and error mapping, is
-``adapters/dockerclient.py``; inspect, stop and start are in ``adapters/compose.py``). What a new
-container is made of is ``adapters/dockerspec.py``. A replacement keeps each old container, stopped and renamed
+``adapters/docker/client.py``; inspect, stop and start are in ``adapters/compose/runtime.py``). What a new
+container is made of is ``adapters/docker/spec.py``. A replacement keeps each old container, stopped and renamed
 ``<name>-opsbot-old-<short id>`` (hidden from listings), until ``commit`` removes it or ``revert``
 puts it back under its name.
 """
@@ -15,9 +15,9 @@ import secrets
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from adapters.dockerinfo import DEFAULT_GRACE, container_info, container_name, own_grace
-from adapters.dockerops import DockerOps
-from adapters.dockerspec import check_argv, check_image, oneoff_body
+from adapters.docker.info import DEFAULT_GRACE, container_info, container_name, own_grace
+from adapters.docker.ops import DockerOps
+from adapters.docker.spec import check_argv, check_image, oneoff_body
 from adapters.lifecycle import Progress, grace_seconds, progress_line
 from adapters.models import ContainerInfo, ExecResult
 

@@ -2,7 +2,7 @@
 
 A mixin of ``ComposeRuntime`` on top of ``ComposeChanges``. ``replace`` swaps each container in turn
 (stop, rename to ``<name>-opsbot-old-<short id>``, create the new one under the name from the old
-one's own configuration -- ``adapters/dockerspec.py`` --, start) and returns a ``Replacement``;
+one's own configuration -- ``adapters/docker/spec.py`` --, start) and returns a ``Replacement``;
 ``revert`` puts the old containers back, ``commit`` removes them. The kept ones are hidden from
 listings (``ComposeRuntime._inspect_all``).
 """
@@ -14,9 +14,9 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from adapters.compose_changes import ComposeChanges
-from adapters.dockerinfo import container_name, own_grace
-from adapters.dockerspec import check_env, check_image, container_body, gone, kept_name
+from adapters.compose.changes import ComposeChanges
+from adapters.docker.info import container_name, own_grace
+from adapters.docker.spec import check_env, check_image, container_body, gone, kept_name
 from adapters.errors import AdapterError, NotFound, OpsError
 from adapters.lifecycle import Progress
 from adapters.models import ReplacedContainer, Replacement

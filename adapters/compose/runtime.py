@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from adapters.compose_replace import ComposeReplace
-from adapters.dockerinfo import (
+from adapters.compose.replace import ComposeReplace
+from adapters.docker.info import (
     ONEOFF,
     PROJECT,
     SERVICE,
@@ -26,7 +26,7 @@ from adapters.dockerinfo import (
     container_number,
     last_check,
 )
-from adapters.dockerio import (
+from adapters.docker.io import (
     LineReader,
     cpu_percent,
     frames,
@@ -36,8 +36,8 @@ from adapters.dockerio import (
     parse_time,
     time_key,
 )
-from adapters.dockerspec import OLD_MARK
-from adapters.dockerstream import DockerStreams
+from adapters.docker.spec import OLD_MARK
+from adapters.docker.stream import DockerStreams
 from adapters.errors import AdapterError, NotFound
 from adapters.lifecycle import TAIL_LINES, Look, wait_running
 from adapters.models import ContainerInfo, DiskUsage, ExecResult

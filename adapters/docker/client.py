@@ -18,7 +18,7 @@ import docker
 import docker.errors
 import requests
 
-from adapters.dockerio import reason
+from adapters.docker.io import reason
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound
 
 T = TypeVar("T")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.dockerio import image_version, parse_time
+from adapters.docker.io import image_version, parse_time
 from adapters.lifecycle import check_text
 from adapters.models import ContainerInfo
 

@@ -20,9 +20,9 @@ import docker.auth
 import docker.errors
 import docker.utils
 
-from adapters.dockerclient import DockerClientBase
-from adapters.dockerio import MAX_EXEC_OUTPUT, frames
-from adapters.dockerspec import check_image
+from adapters.docker.client import DockerClientBase
+from adapters.docker.io import MAX_EXEC_OUTPUT, frames
+from adapters.docker.spec import check_image
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound, OpsError
 from adapters.models import ExecResult
 

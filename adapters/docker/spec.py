@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from adapters.dockerinfo import NUMBER, ONEOFF
-from adapters.dockerio import image_version
+from adapters.docker.info import NUMBER, ONEOFF
+from adapters.docker.io import image_version
 from adapters.errors import AdapterError
 
 #: a kept old container is renamed ``<name>-opsbot-old-<short id>`` (and hidden from listings)

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from adapters.dockerio import frames
+from adapters.docker.io import frames
 from adapters.errors import AdapterError, AdapterTimeout
 from adapters.procstream import IDLE_TIMEOUT, StderrTail
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from adapters.dockerio import MAX_EXEC_OUTPUT, image_version
-from adapters.dockerspec import check_argv, check_env, check_image, gone, kept_name
+from adapters.docker.io import MAX_EXEC_OUTPUT, image_version
+from adapters.docker.spec import check_argv, check_env, check_image, gone, kept_name
 from adapters.errors import AdapterError, NotFound, OpsError
 from adapters.lifecycle import Progress, grace_seconds
 from adapters.models import ContainerInfo, ExecResult, ReplacedContainer, Replacement

@@ -11,10 +11,10 @@ import heapq
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from adapters.dockerio import MAX_EXEC_OUTPUT, MAX_LINE, image_version, parse_df
+from adapters.docker.io import MAX_EXEC_OUTPUT, MAX_LINE, image_version, parse_df
 from adapters.errors import AdapterError, AdapterTimeout, NotFound
-from adapters.fakes_changes import AfterRestart, FakeChanges, OneoffHandler
-from adapters.fakes_store import FakeStreams, InMemoryStore
+from adapters.fakes.changes import AfterRestart, FakeChanges, OneoffHandler
+from adapters.fakes.store import FakeStreams, InMemoryStore
 from adapters.lifecycle import TAIL_LINES, Look, Progress, grace_seconds, progress_line, wait_running
 from adapters.models import CheckResult, ContainerInfo, DiskUsage, ExecResult, ProbeRequest
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from adapters.dockerops import DockerOps
+from adapters.docker.ops import DockerOps
 from adapters.errors import AdapterError, NotFound
-from adapters.swarminfo import STACK, short_name
+from adapters.swarm.info import STACK, short_name
 
 
 class SwarmBase(DockerOps):

@@ -16,12 +16,12 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from adapters.dockerspec import check_env, check_image
+from adapters.docker.spec import check_env, check_image
 from adapters.errors import AdapterError, AdapterTimeout, NotFound
 from adapters.lifecycle import Progress, grace_seconds
 from adapters.models import ContainerInfo, Replacement
-from adapters.swarmbase import SwarmBase
-from adapters.swarminfo import (
+from adapters.swarm.base import SwarmBase
+from adapters.swarm.info import (
     EARLY,
     FAILED,
     KEPT_REPLICAS,

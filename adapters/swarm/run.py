@@ -11,12 +11,12 @@ import logging
 import secrets
 from typing import Any
 
-from adapters.dockerio import parse_df
-from adapters.dockerspec import check_argv, check_image
+from adapters.docker.io import parse_df
+from adapters.docker.spec import check_argv, check_image
 from adapters.errors import AdapterError, NotFound
 from adapters.models import DiskUsage, ExecResult
-from adapters.swarmbase import SwarmBase
-from adapters.swarminfo import STACK, container_id, container_spec, slot_key
+from adapters.swarm.base import SwarmBase
+from adapters.swarm.info import STACK, container_id, container_spec, slot_key
 
 log = logging.getLogger(__name__)
 #: the label that marks opsbot's one-off containers

@@ -2,8 +2,8 @@
 
 Reads here (tasks as containers, replica counts, logs, waiting until a service runs); the changes a
 guide makes (image updates that Swarm rolls back by itself, its own rollback, forced updates, scaling)
-in ``adapters/swarm_changes.py``; commands in a task's container, images and one-off containers in
-``adapters/swarm_run.py``; the plumbing in ``adapters/swarmbase.py``.
+in ``adapters/swarm/changes.py``; commands in a task's container, images and one-off containers in
+``adapters/swarm/run.py``; the plumbing in ``adapters/swarm/base.py``.
 
 A task is what a Compose container is: ``containers()`` gives one ``ContainerInfo`` per task the
 orchestrator wants running (a service scaled to 0 shows nothing, so the bot marks it missing).
@@ -21,14 +21,13 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from adapters.dockerio import MAX_LINE, LineReader, cpu_percent, frames, memory_usage, parse_time, time_key
-from adapters.dockerstream import DockerStreams
+from adapters.docker.io import MAX_LINE, LineReader, cpu_percent, frames, memory_usage, parse_time, time_key
+from adapters.docker.stream import DockerStreams
 from adapters.errors import AdapterError, NotFound
 from adapters.lifecycle import QUOTE, TAIL_BUDGET, TAIL_LINES, Look, wait_running
 from adapters.models import ContainerInfo
-from adapters.swarm_changes import SwarmChanges
-from adapters.swarm_run import SwarmRun
-from adapters.swarminfo import (
+from adapters.swarm.changes import SwarmChanges
+from adapters.swarm.info import (
     FAILED,
     container_id,
     container_spec,
@@ -44,6 +43,7 @@ from adapters.swarminfo import (
     task_info,
     task_name,
 )
+from adapters.swarm.run import SwarmRun
 
 __all__ = ["SwarmRuntime"]
 

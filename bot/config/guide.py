@@ -1,6 +1,6 @@
 """The second round's sections of ops.yml: requirements, monitoring, alerting, maintenance, security duties.
 
-Strict models like the rest of :mod:`bot.config_models` (unknown keys are errors, every value checked);
+Strict models like the rest of :mod:`bot.config.models` (unknown keys are errors, every value checked);
 the checks that look across sections (an environment named by a window or a task, a route to a
 notifier that is not configured, overlapping windows) live in :mod:`bot.config`.
 """
@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
-from bot.config_types import Argv, Duration, HttpUrl, Name, Text, _Count, _shown
+from bot.config.types import Argv, Duration, HttpUrl, Name, Text, _Count, _shown
 
 #: the metrics of ``thresholds`` that a monitoring source may measure
 MetricName = Literal["cpu_percent", "memory_percent", "response_time_ms", "error_rate_percent", "disk_percent"]

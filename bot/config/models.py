@@ -2,7 +2,7 @@
 
 Every model forbids unknown keys, so a typo is an error and never a silently ignored setting. The
 checks that look across sections (a startup stage naming a service of the environment, a schedule
-naming an environment, ...) live in :mod:`bot.config`, which also reads the file.
+naming an environment, ...) live in :mod:`bot.config.checks`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from pydantic import (
 )
 
 from adapters.errors import ConfigError, UserError
-from bot.config_guide import (
+from bot.config.checks import cross_check
+from bot.config.guide import (
     AlertingConfig,
     FilesBackupConfig,
     MaintenanceConfig,
@@ -30,7 +31,7 @@ from bot.config_guide import (
     RequirementsConfig,
     SecurityDuty,
 )
-from bot.config_types import (
+from bot.config.types import (
     CROSS_CHECKED,
     ROLES,
     Argv,
@@ -299,8 +300,6 @@ class OpsConfig(_Model):
     def _cross_checks(self, info: ValidationInfo) -> Self:
         if isinstance(info.context, dict) and info.context.get(CROSS_CHECKED):
             return self
-        from bot.config import cross_check  # the checks live there; it imports this module
-
         problems = cross_check(self.model_dump(by_alias=True))
         if problems:
             raise ValueError("; ".join(str(p) for p in problems))

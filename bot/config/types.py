@@ -1,7 +1,7 @@
 """The building blocks of ops.yml's models: names, durations, argv, images, URLs and their checks.
 
 Annotated types (``Name``, ``Duration``, ``Argv``, ...) carry their validator and their JSON schema,
-so :mod:`bot.config_models` only composes them.
+so :mod:`bot.config.models` only composes them.
 """
 
 from __future__ import annotations

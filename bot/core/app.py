@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.backends import RealBackends
 from bot.config import OpsConfig, load_config
-from bot.db import Database
-from bot.engine import Engine
-from bot.redact import Redactor
-from bot.settings import Settings
+from bot.config.redact import Redactor
+from bot.config.settings import Settings
+from bot.core.backends import RealBackends
+from bot.core.db import Database
+from bot.core.engine import Engine
 from commands.base import Backends
 
 

@@ -18,12 +18,13 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
 
 from adapters.errors import AccessDenied, ApprovalError
-from bot.db import Database, immediate
+from bot.core.db import Database, immediate
 
 PENDING, APPROVED, RUNNING = "pending", "approved", "running"
 DENIED, CANCELLED, EXPIRED = "denied", "cancelled", "expired"
@@ -87,8 +88,6 @@ class Approval:
 
 
 def _iso(ts: float) -> str:
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import sqlite_utils
 
-from bot.db import Database, immediate
-from bot.redact import Redactor
+from bot.config.redact import Redactor
+from bot.core.db import Database, immediate
 
 GENESIS = "0" * 64
 FIELDS = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adapters.http import HttpProbe
+from adapters.http.probe import HttpProbe
 from adapters.probe import Probe
 from adapters.runtime import Runtime
 from adapters.store import BackupStore
@@ -31,11 +31,11 @@ class RealBackends:
             rt = env_config.runtime
             # the adapters import the docker SDK: only when needed
             if rt.kind == "swarm":
-                from adapters.swarm import SwarmRuntime
+                from adapters.swarm.runtime import SwarmRuntime
 
                 self._runtimes[env] = SwarmRuntime(rt.docker_host, rt.project)
             else:
-                from adapters.compose import ComposeRuntime
+                from adapters.compose.runtime import ComposeRuntime
 
                 self._runtimes[env] = ComposeRuntime(rt.docker_host, rt.project)
         return self._runtimes[env]
@@ -51,11 +51,11 @@ class RealBackends:
                 raise UserError(f"environments.{env}.backup is not set in ops.yml: {env} has no backups")
             url = env_config.backup.store
             if url.startswith("s3://"):
-                from adapters.s3store import S3Store  # imports boto3: only when needed
+                from adapters.stores.s3 import S3Store  # imports boto3: only when needed
 
                 stores[env] = S3Store(url)
             else:
-                from adapters.filestore import FileStore
+                from adapters.stores.file import FileStore
 
                 stores[env] = FileStore(url)
         return stores[env]

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlite_utils
 
-from bot.db import Database
+from bot.core.db import Database
 
 COLUMNS = ("backup_id", "environment", "kind", "key", "location", "size", "sha256", "command", "requester",
            "outcome", "detail", "started_at", "duration", "request_id")  # fmt: skip

@@ -11,21 +11,49 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 from adapters.errors import AccessDenied, OpsError, UserError
-from bot.approvals import DONE, FAILED, STALE, Approval, Approvals
-from bot.grammar import Parsed, parse
-from bot.locks import EnvironmentBusy, EnvLocks
-from commands.base import Ctx, Plan, Result, Severity
-
-if TYPE_CHECKING:
-    from bot.engine import Engine, Request
+from bot.config import OpsConfig
+from bot.config.redact import Redactor
+from bot.core.access import Access
+from bot.core.approvals import DONE, FAILED, STALE, Approval, Approvals
+from bot.core.db import Database
+from bot.core.grammar import Parsed, parse
+from bot.core.locks import EnvironmentBusy, EnvLocks
+from bot.core.request import Request
+from commands.base import CommandSpec, Ctx, Plan, Result, Severity
 
 log = logging.getLogger("opsbot.changes")
 HEARTBEAT_SECONDS = 10.0
 Notify = Callable[[str, str], Awaitable[None]]
+
+
+class EngineParts(Protocol):
+    """What a change needs of the engine that drives it (``bot.core.engine.Engine`` is one)."""
+
+    config: OpsConfig
+    db: Database
+    access: Access
+    redactor: Redactor
+    registry: Mapping[str, CommandSpec]
+
+    def make_ctx(self, request: Request) -> Ctx:
+        """The context a command runs with."""
+        ...
+
+    async def audit_event(
+        self,
+        request: Request,
+        event: str,
+        command: str,
+        outcome: str,
+        environment: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> int | None:
+        """Record one audit event for ``request``."""
+        ...
 
 
 class PlanResult(Result):
@@ -75,7 +103,7 @@ def approval_result(a: Approval, message: str = "", ran: Result | None = None) -
 class Changes:
     """Requests, decisions and runs of changes, for one engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineParts) -> None:
         self.engine = engine
         self.approvals = Approvals(engine.db)
         #: one change at a time per environment

@@ -128,7 +128,7 @@ MIGRATIONS: tuple[str, ...] = (
         version INTEGER NOT NULL DEFAULT 0
     )
     """,
-    # 7: one change at a time per environment (bot/locks.py)
+    # 7: one change at a time per environment (bot/core/locks.py)
     """
     CREATE TABLE env_locks (
         environment TEXT PRIMARY KEY,

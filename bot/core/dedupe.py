@@ -11,7 +11,7 @@ from collections import OrderedDict
 
 import sqlite_utils
 
-from bot.db import Database
+from bot.core.db import Database
 
 #: Slack retries within minutes; keep keys for a day
 TTL_SECONDS = 24 * 3600

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlite_utils
 
-from bot.db import Database
+from bot.core.db import Database
 
 
 class Deploys:

@@ -10,73 +10,27 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
 from adapters.errors import OpsError, UserError
-from bot.access import Access, GroupResolver
-from bot.approvals import Approval
-from bot.audit import AuditLog
 from bot.config import OpsConfig
-from bot.db import Database
-from bot.grammar import Parsed, parse, split
-from bot.redact import Redactor
+from bot.config.redact import Redactor
+from bot.core.access import Access, GroupResolver
+from bot.core.approvals import Approval
+from bot.core.audit import AuditLog
+from bot.core.backups import Backups
+from bot.core.changes import Changes
+from bot.core.db import Database
+from bot.core.deploys import Deploys
+from bot.core.grammar import Parsed, parse, split
+from bot.core.request import DOORS, Reply, Request, new_request_id
 from commands import REGISTRY
-from commands.base import Backends, CommandSpec, Ctx, ProgressFn, Result, Severity, _no_progress
+from commands.base import Backends, CommandSpec, Ctx
 
 log = logging.getLogger("opsbot.engine")
-DOORS = ("slack", "console", "cli", "scheduler")
-
-
-def new_request_id() -> str:
-    """A short random id that ties a request's log lines and audit entries together."""
-    return secrets.token_hex(6)
-
-
-@dataclass
-class Request:
-    """What a door received: the words (or raw text) and who sent them."""
-
-    actor: str
-    door: str
-    text: str = ""
-    words: Sequence[str] | None = None
-    request_id: str = field(default_factory=new_request_id)
-    progress: ProgressFn = _no_progress
-    channel: str | None = None
-
-
-@dataclass
-class Reply:
-    """What the engine did: a result or an error, with the exit code and the audit entry."""
-
-    request_id: str
-    command: str | None = None
-    spec: CommandSpec | None = None
-    environment: str | None = None
-    result: Result | None = None
-    error: str | None = None
-    #: 0 ok, 1 done but warning/critical or failed, 2 refused
-    exit_code: int = 0
-    severity: Severity = "ok"
-    audit_id: int | None = None
-    duration_ms: float = 0.0
-    #: set when the error is a bug: the reference id in the log
-    ref: str | None = None
-    actor: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        """The reply as one JSON document: the command's result, or the error."""
-        if self.result is not None:
-            return {"kind": self.result.kind, **self.result.model_dump(mode="json")}
-        out: dict[str, Any] = {"error": self.error, "exit_code": self.exit_code}
-        if self.ref:
-            out["ref"] = self.ref
-        return out
-
-
+__all__ = ["DOORS", "Engine", "Reply", "Request", "new_request_id"]
 class Engine:
     """Runs requests. One per process; safe for concurrent requests."""
 
@@ -97,14 +51,8 @@ class Engine:
         self.registry = registry
         self.audit = AuditLog(db, redactor)
         self.access = Access(config, groups)
-        from bot.changes import Changes
-
         self.changes = Changes(self)
-        from bot.deploys import Deploys
-
         self.deploys = Deploys(db)
-        from bot.backups import Backups
-
         self.backups = Backups(db)
 
     async def handle(self, request: Request) -> Reply:
@@ -186,6 +134,7 @@ class Engine:
             door=request.door,
             request_id=request.request_id,
             progress=request.progress,
+            registry=self.registry,
             extras={"approvals": self.changes.approvals, "deploys": self.deploys, "backups": self.backups,
                     "started_at": time.time(), "audit_step": partial(self._step, request)},
         )  # fmt: skip

@@ -6,7 +6,6 @@ positional fields and ``--flags``. Anything that does not fit is a ``UserError``
 
 from __future__ import annotations
 
-import difflib
 import shlex
 import types
 import typing
@@ -17,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from adapters.errors import OpsError, UserError
-from commands.base import Args, CommandSpec, shown
+from commands.base import Args, CommandSpec, shown, suggest
 
 #: a request longer than this is refused before it is even split
 MAX_REQUEST = 4000
@@ -53,14 +52,6 @@ def split(text: str) -> list[str]:
         return shlex.split(text, posix=True)
     except ValueError as exc:
         raise UserError(f"cannot read the request: {exc} (check the quotes)") from exc
-
-
-def suggest(word: str, names: Sequence[str]) -> str:
-    """'did you mean ...' for an unknown command, or an empty string."""
-    close = difflib.get_close_matches(word.lower(), names, n=3, cutoff=0.6)
-    if not close:
-        close = [n for n in names if n.startswith(word.lower()[:3])][:3] if len(word) >= 3 else []
-    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 def _is_list(annotation: Any) -> bool:

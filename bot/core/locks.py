@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 import sqlite_utils
 
 from adapters.errors import UserError
-from bot.approvals import RUNNER, runner_gone
-from bot.db import Database, immediate
+from bot.core.approvals import RUNNER, runner_gone
+from bot.core.db import Database, immediate
 
 #: seconds between two heartbeats of a held lease
 BEAT = 10.0

@@ -14,8 +14,8 @@ from typing import Any
 
 import sqlite_utils
 
-from bot.config_models import ScheduleConfig
-from bot.db import Database, immediate
+from bot.config.models import ScheduleConfig
+from bot.core.db import Database, immediate
 
 #: how long a claim holds without a heartbeat (a crashed runner's claim is taken over after this)
 LEASE_SECONDS = 120.0

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from adapters.errors import ConfigError, OpsError
-from bot import logs
-from bot.settings import Settings
+from bot.config.settings import Settings
+from bot.core import logs
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from bot.core.app import App
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -30,7 +30,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _app(settings: Settings, *, tracebacks: bool = False) -> App:
-    from bot.app import App
+    from bot.core.app import App
 
     app = App.build(settings)
     logs.setup(settings.log_level, app.redactor.text, tracebacks=tracebacks)
@@ -42,9 +42,9 @@ def _print_json(data: object) -> None:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from bot.access import local_operator
-    from bot.engine import Request
-    from bot.render_text import render_text
+    from bot.core.access import local_operator
+    from bot.core.engine import Request
+    from bot.render.text import render_text
     from commands.base import USER_RE
 
     actor = args.as_user or local_operator()
@@ -70,8 +70,8 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _decide(args: argparse.Namespace) -> int:
-    from bot.engine import Request
-    from bot.render_text import render_text
+    from bot.core.engine import Request
+    from bot.render.text import render_text
     from commands.base import USER_RE
 
     if not USER_RE.fullmatch(args.as_user):
@@ -100,14 +100,14 @@ async def _decide(args: argparse.Namespace) -> int:
 async def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings.slack_app_token or settings.slack_signing_secret:
-        from bot.serve import serve_slack
+        from bot.doors.serve import serve_slack
 
         app = _app(settings, tracebacks=True)
         try:
             return await serve_slack(app)
         finally:
             await app.close()
-    from bot.console import run_console
+    from bot.doors.console import run_console
 
     app = _app(settings, tracebacks=False)
     try:
@@ -136,9 +136,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 async def _audit(args: argparse.Namespace) -> int:
-    from bot.audit import AuditLog
-    from bot.db import Database
-    from bot.redact import Redactor
+    from bot.config.redact import Redactor
+    from bot.core.audit import AuditLog
+    from bot.core.db import Database
 
     settings = _settings(args)
     db = Database(settings.opsbot_db)
@@ -155,7 +155,7 @@ async def _audit(args: argparse.Namespace) -> int:
         if args.json:
             _print_json(rows)
             return 0
-        from bot.render_text import _audit as render_audit
+        from bot.render.text import _audit as render_audit
         from commands.audit import AuditEntry, AuditResult
 
         print("\n".join(render_audit(AuditResult(entries=[AuditEntry(**r) for r in rows]))))

@@ -15,11 +15,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
-from bot.access import local_operator
-from bot.app import App
-from bot.changes import ApprovalResult
-from bot.engine import Request
-from bot.render_text import render_text
+from bot.core.access import local_operator
+from bot.core.app import App
+from bot.core.changes import ApprovalResult
+from bot.core.engine import Request
+from bot.render.text import render_text
 from commands.base import USER_RE
 
 PROMPT = "ops> "

@@ -1,6 +1,6 @@
 """The scheduler door: ops.yml's ``schedules`` run by themselves, through the one request path.
 
-Every tick (1 s) the scheduler claims each schedule that is due (``bot.schedule_state``: exactly one
+Every tick (1 s) the scheduler claims each schedule that is due (``bot.core.schedule_state``: exactly one
 bot process on a database file gets each run) and runs its command (``health prod``,
 ``verify-backup prod``, ``backup prod``) through ``Engine.handle`` as the ``scheduler`` identity,
 door ``scheduler``: parsed, authorized, run, redacted and audited like any other request. It alerts
@@ -22,11 +22,11 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from bot.access import SCHEDULER_ACTOR
-from bot.config_models import ScheduleConfig
-from bot.engine import Engine, Reply, Request, new_request_id
-from bot.logs import request_id as request_id_var
-from bot.schedule_state import LEASE_SECONDS, TASK_WORDS, Claim, ScheduleState, schedule_key
+from bot.config.models import ScheduleConfig
+from bot.core.access import SCHEDULER_ACTOR
+from bot.core.engine import Engine, Reply, Request, new_request_id
+from bot.core.logs import request_id as request_id_var
+from bot.core.schedule_state import LEASE_SECONDS, TASK_WORDS, Claim, ScheduleState, schedule_key
 
 log = logging.getLogger("opsbot.scheduler")
 #: how often the loop looks for due schedules, in seconds

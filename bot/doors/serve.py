@@ -14,12 +14,13 @@ import signal
 from aiohttp import web
 
 from adapters.errors import ConfigError
-from bot.app import App
-from bot.metrics import Metrics
-from bot.scheduler import Scheduler
+from bot.core.app import App
+from bot.core.metrics import Metrics
+from bot.core.tasks import TaskSet
+from bot.doors.scheduler import Scheduler
 from bot.slack.door import SlackDoor
 from bot.slack.server import Server
-from bot.tasks import TaskSet
+from bot.slack.socket import connect_socket_mode
 
 log = logging.getLogger("opsbot.serve")
 
@@ -69,11 +70,8 @@ async def serve_slack(app: App) -> int:
     site = web.TCPSite(runner, settings.opsbot_host, settings.port)
     await site.start()
     handler = None
-    if socket_mode:
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-        handler = AsyncSocketModeHandler(door.bolt, settings.slack_app_token, web_client=door.client)
-        await handler.connect_async()  # type: ignore[no-untyped-call]
+    if settings.slack_app_token:
+        handler = await connect_socket_mode(door, settings.slack_app_token)
         log.info("connected to Slack in Socket Mode; health and metrics on port %d", settings.port)
     else:
         log.info("serving Slack over HTTP on %s:%d (POST /slack/events)", settings.opsbot_host, settings.port)
@@ -95,7 +93,7 @@ async def serve_slack(app: App) -> int:
             with contextlib.suppress(asyncio.CancelledError):
                 await scheduler
         if handler is not None:
-            await handler.close_async()  # type: ignore[no-untyped-call]
+            await handler.close()
 
         async def close_worker_side() -> None:
             # procedures ran on the worker loop: what they opened there is closed there

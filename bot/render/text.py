@@ -6,9 +6,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.changes import ApprovalResult, PlanResult
-from bot.engine import Reply
+from bot.core.changes import ApprovalResult, PlanResult
+from bot.core.request import Reply
+from bot.render.backup import backup_text, backups_text, restore_text, verify_text
 from commands.audit import AuditResult
+from commands.backup import BackupResult
+from commands.backups import BackupsResult
 from commands.base import Plan, Result
 from commands.config import ConfigResult
 from commands.escalate import EscalateResult
@@ -19,10 +22,12 @@ from commands.inspect import CheckRow, ServiceRow
 from commands.logs import LogsResult
 from commands.pending import PendingResult
 from commands.restart import RestartResult
+from commands.restore import RestoreResult
 from commands.rollout import RolloutResult
 from commands.stages import StagesResult
 from commands.status import StatusResult
 from commands.troubleshoot import TroubleshootResult
+from commands.verify_backup import VerifyResult
 
 MARK = {"ok": "OK  ", "warning": "WARN", "critical": "CRIT"}
 
@@ -228,6 +233,10 @@ def _stages(r: StagesResult) -> list[str]:
 
 
 RENDERERS: dict[type[Result], Callable[[Any], list[str]]] = {
+    BackupResult: backup_text,
+    BackupsResult: backups_text,
+    VerifyResult: verify_text,
+    RestoreResult: restore_text,
     RolloutResult: _rollout,
     HistoryResult: _history,
     StagesResult: _stages,
@@ -246,18 +255,6 @@ RENDERERS: dict[type[Result], Callable[[Any], list[str]]] = {
 }
 
 
-def _backup_renderers() -> dict[type[Result], Callable[[Any], list[str]]]:
-    from bot.render_backup import backup_text, backups_text, restore_text, verify_text
-    from commands.backup import BackupResult
-    from commands.backups import BackupsResult
-    from commands.restore import RestoreResult
-    from commands.verify_backup import VerifyResult
-
-    return {BackupResult: backup_text, BackupsResult: backups_text, VerifyResult: verify_text,
-            RestoreResult: restore_text}  # fmt: skip
-
-
-RENDERERS.update(_backup_renderers())
 RESULT_TYPES: dict[str, type[Result]] = {t.kind: t for t in RENDERERS}
 
 

@@ -9,13 +9,28 @@ whole text, redacted, as a file.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from bot.changes import ApprovalResult, PlanResult
-from bot.engine import Reply
-from bot.render_text import render_text
+from bot.core.changes import ApprovalResult, PlanResult
+from bot.core.engine import Reply
+from bot.render.text import RESULT_TYPES, render_text
+from bot.slack.blocks_backup import backup_blocks, backups_blocks, restore_blocks, verify_blocks
+from bot.slack.mrkdwn import (
+    ICON,
+    MAX_BLOCKS,
+    MAX_FALLBACK_TEXT,
+    MAX_HEADER,
+    MAX_MESSAGE,
+    MAX_SECTION,
+    Message,
+    Rendered,
+    code,
+    esc,
+    mention,
+)
 from commands.audit import AuditResult
+from commands.backup import BackupResult
+from commands.backups import BackupsResult
 from commands.base import Plan, Result
 from commands.config import ConfigResult
 from commands.escalate import EscalateResult
@@ -26,57 +41,12 @@ from commands.inspect import CheckRow, ServiceRow
 from commands.logs import LogsResult
 from commands.pending import PendingResult
 from commands.restart import RestartResult
+from commands.restore import RestoreResult
 from commands.rollout import RolloutResult
 from commands.stages import StagesResult
 from commands.status import StatusResult
 from commands.troubleshoot import TroubleshootResult
-
-MAX_BLOCKS = 50
-MAX_SECTION = 3000
-MAX_HEADER = 150
-#: chat.update fails with msg_too_long above 4,000 characters of top-level text
-MAX_FALLBACK_TEXT = 3000
-#: total characters of block text we allow before summarising (Slack truncates at 40,000)
-MAX_MESSAGE = 30000
-ICON = {"ok": ":large_green_circle:", "warning": ":warning:", "critical": ":red_circle:"}
-
-
-def esc(text: str) -> str:
-    """Escape text for mrkdwn: &, < and > (so that nothing a service logs becomes a mention)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def code(text: str) -> str:
-    """Inline code, with backquotes that would end it replaced."""
-    return "`" + esc(text).replace("`", "'") + "`"
-
-
-@dataclass
-class Rendered:
-    """The pieces of a message before packing."""
-
-    header: str
-    sections: list[str] = field(default_factory=list)
-    context: str = ""
-    #: set when the sections are a summary of something longer, which should be attached as a file
-    attach: bool = False
-
-
-@dataclass
-class Message:
-    """A Slack message: top-level text (notifications, fallback) and blocks; maybe a file to attach."""
-
-    text: str
-    blocks: list[dict[str, Any]]
-    #: (filename, content) of the whole output when the message only summarises it
-    file: tuple[str, str] | None = None
-
-
-def mention(actor: str) -> str:
-    """A Slack mention for a user id; other identities (``local:alice``) as plain text."""
-    if actor[:1] in "UW" and actor.isalnum():
-        return f"<@{actor}>"
-    return esc(actor)
+from commands.verify_backup import VerifyResult
 
 
 def _service(r: ServiceRow) -> str:
@@ -242,8 +212,6 @@ def _approval(r: ApprovalResult) -> Rendered:
     )
     out.sections.append(_plan_lines(r.plan))
     if r.result is not None and r.result_kind:
-        from bot.render_text import RESULT_TYPES
-
         inner_type = RESULT_TYPES.get(r.result_kind)
         renderer = RENDERERS.get(inner_type) if inner_type else None
         if inner_type is not None and renderer is not None:
@@ -347,6 +315,10 @@ def _stages(r: StagesResult) -> Rendered:
 
 
 RENDERERS: dict[type[Result], Callable[[Any], Rendered]] = {
+    BackupResult: backup_blocks,
+    BackupsResult: backups_blocks,
+    VerifyResult: verify_blocks,
+    RestoreResult: restore_blocks,
     RolloutResult: _rollout,
     HistoryResult: _history,
     StagesResult: _stages,
@@ -452,17 +424,3 @@ def progress_message(text: str) -> Message:
     """A progress line ("Checking prod..."), edited in place as work goes on."""
     line = f":hourglass_flowing_sand: {esc(text)}"[:MAX_SECTION]
     return Message(text=line[:MAX_FALLBACK_TEXT], blocks=[_section(line)])
-
-
-def _backup_renderers() -> dict[type[Result], Callable[[Any], Rendered]]:
-    from bot.slack.blocks_backup import backup_blocks, backups_blocks, restore_blocks, verify_blocks
-    from commands.backup import BackupResult
-    from commands.backups import BackupsResult
-    from commands.restore import RestoreResult
-    from commands.verify_backup import VerifyResult
-
-    return {BackupResult: backup_blocks, BackupsResult: backups_blocks, VerifyResult: verify_blocks,
-            RestoreResult: restore_blocks}  # fmt: skip
-
-
-RENDERERS.update(_backup_renderers())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.slack.blocks import ICON, Rendered, code, esc, mention
+from bot.slack.mrkdwn import ICON, Rendered, code, esc, mention
 from commands.backup import BackupResult
 from commands.backups import BackupsResult
 from commands.dbstream import size_text

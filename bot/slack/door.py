@@ -24,16 +24,17 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import App
-from bot.changes import ApprovalResult
-from bot.dedupe import Deliveries, RecentKeys
-from bot.engine import Reply, Request, new_request_id
-from bot.grammar import Parsed
-from bot.logs import request_id as request_id_var
-from bot.metrics import Metrics
-from bot.slack.blocks import MAX_BLOCKS, MAX_FALLBACK_TEXT, MAX_SECTION, Message, progress_message, render_message
+from bot.core.app import App
+from bot.core.changes import ApprovalResult, approval_result
+from bot.core.dedupe import Deliveries, RecentKeys
+from bot.core.engine import Reply, Request, new_request_id
+from bot.core.grammar import Parsed
+from bot.core.logs import request_id as request_id_var
+from bot.core.metrics import Metrics
+from bot.core.tasks import TaskSet
+from bot.slack.blocks import progress_message, render_message
 from bot.slack.groups import SlackGroupResolver
-from bot.tasks import TaskSet
+from bot.slack.mrkdwn import MAX_BLOCKS, MAX_FALLBACK_TEXT, MAX_SECTION, Message
 
 log = logging.getLogger("opsbot.slack")
 #: how long the acknowledgement may wait for parse + authorize before answering empty
@@ -298,8 +299,6 @@ class SlackDoor:
             await self._show_final(a, "interrupted: the bot stopped during the run; it was not re-run")
 
     async def _show_final(self, a: Any, message: str) -> None:
-        from bot.changes import approval_result
-
         if a.channel and a.message_ts:
             reply = Reply(request_id=a.request_id or "-", command=a.command, environment=a.environment,
                           result=approval_result(a, message), actor=a.requester)  # fmt: skip

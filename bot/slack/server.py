@@ -18,9 +18,9 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.app import App
-from bot.metrics import Metrics
-from bot.tasks import TaskSet
+from bot.core.app import App
+from bot.core.metrics import Metrics
+from bot.core.tasks import TaskSet
 
 if TYPE_CHECKING:
     from bot.slack.door import SlackDoor

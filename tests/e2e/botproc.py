@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import yaml
 
+from tests.helpers.configs import example_config
 from tests.helpers.http_servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +25,7 @@ BOT_TOKEN = "xoxb-e2e-000000000-abcdefghijklmnop"
 def shop_config(path: Path, shop: Any, *, extra_envs: dict[str, Any] | None = None,
                 extra_services: tuple[str, ...] = ()) -> Path:  # fmt: skip
     """examples/ops.yml pointed at the test engine's shop project."""
-    config = yaml.safe_load((ROOT / "examples" / "ops.yml").read_text())
+    config = example_config()
     prod = config["environments"]["prod"]
     prod["url"] = shop.url
     prod["runtime"].update(docker_host=shop.host, project=shop.project)

@@ -18,7 +18,8 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from tests.e2e.botproc import ROOT, SECRET, start_bot
+from tests.e2e.botproc import SECRET, start_bot
+from tests.helpers.configs import example_config
 from tests.helpers.docker_engine import API_SCRIPT, WORKER_SCRIPT, build_image, run_service
 from tests.helpers.http_servers import free_port
 from tests.helpers.slack import SlackStandIn, block_actions_body, post_signed, slash_command_body
@@ -56,7 +57,7 @@ def stage(docker_engine):
 
 
 def stage_config(path, stage) -> None:
-    config = yaml.safe_load((ROOT / "examples" / "ops.yml").read_text())
+    config = example_config()
     config["access"] = {"viewers": [], "operators": ["U0OPERATOR", "U0ADMIN"], "approvers": APPROVERS,
                         "admins": ["U0ADMIN"]}  # fmt: skip
     config["slack"] = {"alert_channels": {"critical": "C0CRITICAL"}}
@@ -96,9 +97,9 @@ async def bot(slack, stage, tmp_path_factory):
     await process.stop()
     process.assert_clean()
     # every step of every approval of this module is in the audit log, and the chain holds
-    from bot.audit import AuditLog
-    from bot.db import Database
-    from bot.redact import Redactor
+    from bot.config.redact import Redactor
+    from bot.core.audit import AuditLog
+    from bot.core.db import Database
 
     db = Database(tmp / "opsbot.db")
     verification = await AuditLog(db, Redactor()).verify()

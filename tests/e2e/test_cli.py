@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers.configs import example_config
 from tests.helpers.http_servers import health_app, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_config(path: Path, base_url: str, *, viewers: list[str] | None = None) -> Path:
-    config = yaml.safe_load((ROOT / "examples" / "ops.yml").read_text())
+    config = example_config()
     prod = config["environments"]["prod"]
     prod["url"] = base_url
     # an engine that is not there: commands that need it say so in one line

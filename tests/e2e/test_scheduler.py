@@ -11,7 +11,8 @@ import pytest_asyncio
 import yaml
 from aiohttp import web
 
-from tests.e2e.botproc import ROOT, start_bot
+from tests.e2e.botproc import start_bot
+from tests.helpers.configs import example_config
 from tests.helpers.http_servers import serve
 from tests.helpers.slack import SlackStandIn
 
@@ -50,7 +51,7 @@ async def health():
 
 
 def schedule_config(path, url):
-    config = yaml.safe_load((ROOT / "examples" / "ops.yml").read_text())
+    config = example_config()
     config["slack"] = {"alert_channels": CHANNELS}
     config["environments"] = {"prod": {
         "url": url,

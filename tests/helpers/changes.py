@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.engine import Reply, Request
+from bot.core.engine import Reply, Request
 
 REQUESTER = "U0OPERATOR"
 APPROVER = "U0APPROVER1"

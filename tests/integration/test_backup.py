@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.app import App
-from bot.engine import Request
-from bot.settings import Settings
+from bot.config.settings import Settings
+from bot.core.app import App
+from bot.core.engine import Request
 
 OPERATOR, VIEWER = "U0OPERATOR", "U0VIEWER"
 #: a dump that writes 12 MiB of incompressible bytes slowly (the S3 server is stopped meanwhile)
@@ -243,7 +243,7 @@ async def test_file_store_backup_listing_and_restore_test(tmp_path, postgres, da
 
 
 async def test_s3_listing_past_its_metadata_limit_still_lists_every_backup(bucket, moto_s3, monkeypatch):
-    import adapters.s3store as s3store
+    import adapters.stores.s3 as s3store
 
     s3 = moto_s3.client()
     for i, stamp in enumerate(("20261101T000000Z-aaaaaa", "20261102T000000Z-bbbbbb", "20261103T000000Z-cccccc")):

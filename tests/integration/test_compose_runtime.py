@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-import adapters.compose as compose
-from adapters.compose import ComposeRuntime
-from adapters.dockerio import LineReader, cpu_percent, frames, image_version, memory_usage, parse_df, parse_time
+import adapters.compose.runtime as compose
+from adapters.compose.runtime import ComposeRuntime
+from adapters.docker.io import LineReader, cpu_percent, frames, image_version, memory_usage, parse_df, parse_time
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, OpsError
 from adapters.fakes import FakeRuntime
 from adapters.lifecycle import Look, check_text, describe, grace_seconds, verdict

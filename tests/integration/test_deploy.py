@@ -8,8 +8,8 @@ import time
 import pytest
 import yaml
 
-from bot.app import App
-from bot.settings import Settings
+from bot.config.settings import Settings
+from bot.core.app import App
 from tests.helpers.changes import change
 from tests.helpers.docker_engine import build_image, busybox_tar, run_service
 from tests.helpers.http_servers import free_port
@@ -129,7 +129,7 @@ async def test_failing_migration_changes_no_service(app, project):
     client = project["client"]
     api = next(c for c in client.containers.list() if c.name.endswith("-api-1") and project["name"] in c.name)
     # the migration runs with the service's configuration: give it FAIL_MIGRATION through a flag-like env change
-    from adapters.compose import ComposeRuntime
+    from adapters.compose.runtime import ComposeRuntime
 
     rt = ComposeRuntime(project["host"], project["name"])
     replacement = await rt.replace("api", api.attrs["Config"]["Image"], env={"FAIL_MIGRATION": "1"})
@@ -199,7 +199,7 @@ async def test_the_engine_going_away_mid_deploy_is_reported_truthfully(project, 
     finally:
         await app.close()
         # put the project back as it was for the other tests
-        from adapters.compose import ComposeRuntime
+        from adapters.compose.runtime import ComposeRuntime
 
         rt = ComposeRuntime(project["host"], project["name"])
         for service, image in before.items():

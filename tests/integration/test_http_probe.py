@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from adapters.http import HttpProbe
+from adapters.http.probe import HttpProbe
 from adapters.models import ProbeRequest
 from tests.helpers.http_servers import free_port, health_app, serve
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.app import App
-from bot.engine import Request
-from bot.render_text import render_text
-from bot.settings import Settings
+from bot.config.settings import Settings
+from bot.core.app import App
+from bot.core.engine import Request
+from bot.render.text import render_text
+from tests.helpers.configs import example_config
 
 ROOT = Path(__file__).resolve().parents[2]
 STATUS_KEYS = {"environment", "overall", "services", "checks"}
@@ -21,7 +22,7 @@ CHECK_KEYS = {"name", "url", "ok", "status_code", "latency_ms", "error", "severi
 
 @pytest.fixture
 async def app(shop, tmp_path):
-    config = yaml.safe_load((ROOT / "examples" / "ops.yml").read_text())
+    config = example_config()
     prod = config["environments"]["prod"]
     prod["url"] = shop.url
     prod["runtime"].update(docker_host=shop.host, project=shop.project)

@@ -14,10 +14,10 @@ import time
 import pytest
 import yaml
 
-from adapters.compose import ComposeRuntime
-from bot.app import App
-from bot.engine import Request
-from bot.settings import Settings
+from adapters.compose.runtime import ComposeRuntime
+from bot.config.settings import Settings
+from bot.core.app import App
+from bot.core.engine import Request
 from tests.helpers.docker_engine import API_SCRIPT, WORKER_SCRIPT, build_image, run_service
 from tests.helpers.http_servers import free_port
 

@@ -21,7 +21,7 @@ from typing import Any
 import docker
 import pytest
 
-from adapters.compose import ComposeRuntime
+from adapters.compose.runtime import ComposeRuntime
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound
 from adapters.fakes import AfterRestart, FakeRuntime
 from adapters.models import ExecResult, Replacement

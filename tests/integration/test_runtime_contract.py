@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapters.compose import ComposeRuntime
+from adapters.compose.runtime import ComposeRuntime
 from adapters.errors import AdapterError, AdapterTimeout, NotFound
 from adapters.fakes import AfterRestart, FakeRuntime
 from adapters.models import ExecResult

@@ -16,10 +16,10 @@ import pytest
 import yaml
 from docker.types import EndpointSpec, Healthcheck
 
-from adapters.swarm import SwarmRuntime
-from bot.app import App
-from bot.engine import Request
-from bot.settings import Settings
+from adapters.swarm.runtime import SwarmRuntime
+from bot.config.settings import Settings
+from bot.core.app import App
+from bot.core.engine import Request
 from tests.helpers.changes import change
 from tests.helpers.docker_engine import build_image, busybox_tar
 from tests.helpers.http_servers import free_port

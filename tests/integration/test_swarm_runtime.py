@@ -21,8 +21,8 @@ import pytest
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound
 from adapters.models import Replacement
 from adapters.runtime import Runtime
-from adapters.swarm import NewestLines, SwarmRuntime
-from adapters.swarminfo import KEPT_REPLICAS, restarts, short_name, strip_digest, task_info, with_env
+from adapters.swarm.info import KEPT_REPLICAS, restarts, short_name, strip_digest, task_info, with_env
+from adapters.swarm.runtime import NewestLines, SwarmRuntime
 from tests.helpers.docker_engine import build_image
 from tests.helpers.http_servers import free_port
 from tests.helpers.swarm import build_broken_image, create_service, start_stack, swarm_engine  # noqa: F401

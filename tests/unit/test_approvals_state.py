@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.errors import AccessDenied, ApprovalError
-from bot.approvals import FINAL, Approvals
-from bot.db import Database
+from bot.core.approvals import FINAL, Approvals
+from bot.core.db import Database
 
 REQUESTER = "U0REQUESTER"
 USERS = [REQUESTER, "U0APPROVER1", "U0APPROVER2", "U0APPROVER3"]

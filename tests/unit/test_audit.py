@@ -8,9 +8,9 @@ import sqlite3
 
 import pytest
 
-from bot.audit import AuditLog, row_hash
-from bot.db import Database
-from bot.redact import Redactor
+from bot.config.redact import Redactor
+from bot.core.audit import AuditLog, row_hash
+from bot.core.db import Database
 
 
 @pytest.fixture

@@ -14,12 +14,12 @@ import pytest
 
 from adapters.errors import AdapterError
 from adapters.fakes import FakeBackends, FakeProbe, FakeRuntime, InMemoryStore
-from adapters.filestore import FileStore
-from adapters.pipeline import Gunzip
-from bot.db import Database
-from bot.engine import Engine, Request
-from bot.redact import Redactor
-from bot.render_text import render_text
+from adapters.stores.file import FileStore
+from adapters.stores.pipeline import Gunzip
+from bot.config.redact import Redactor
+from bot.core.db import Database
+from bot.core.engine import Engine, Request
+from bot.render.text import render_text
 from bot.slack.blocks import render_message
 from tests.unit.conftest import BASE, make_config
 
@@ -251,7 +251,7 @@ async def test_a_store_failing_while_the_dump_runs_ahead_ends_the_backup_at_once
     # a fast dump fills both queues while the store is stuck on a part; then the store fails
     import asyncio
 
-    from adapters.pipeline import Meter, dump_to_store
+    from adapters.stores.pipeline import Meter, dump_to_store
 
     class EndlessDump:
         description = "pg_dump"
@@ -310,7 +310,7 @@ async def test_a_password_in_the_dump_command_is_not_kept_with_the_backup(tmp_pa
 async def test_a_restore_that_stops_reading_says_its_exit_code_and_stderr():
     # psql -v ON_ERROR_STOP=1 exits at the first SQL error; our next write meets a closed pipe
     from adapters.fakes import InMemoryStore
-    from adapters.pipeline import DumpFailed, Meter, store_to_process
+    from adapters.stores.pipeline import DumpFailed, Meter, store_to_process
 
     class StoppingPsql:
         description = "psql"
@@ -340,7 +340,7 @@ async def test_a_restore_that_stops_reading_says_its_exit_code_and_stderr():
 
 
 async def test_no_backup_while_another_change_holds_the_environment(engine):
-    from bot.locks import EnvLocks
+    from bot.core.locks import EnvLocks
 
     other = EnvLocks(engine.db, runner=f"elsewhere:1:{os.getpid()}")  # another bot process, alive
     async with other.hold("prod", "`restore prod 20261126T000000Z-abcdef`"):
@@ -377,7 +377,7 @@ async def test_a_restore_cut_off_says_after_which_step_and_names_the_safety_back
 
 async def test_a_backup_replaced_between_its_check_and_its_restore_is_said():
     from adapters.fakes import InMemoryStore
-    from adapters.pipeline import DumpFailed, Meter, store_to_process
+    from adapters.stores.pipeline import DumpFailed, Meter, store_to_process
 
     class Psql:
         description = "psql"

@@ -7,9 +7,10 @@ import json
 import pytest
 from slack_sdk.models.blocks import Block
 
-from bot.changes import ApprovalResult, PlanResult
-from bot.engine import Reply
-from bot.slack.blocks import MAX_BLOCKS, MAX_SECTION, esc, render_message
+from bot.core.changes import ApprovalResult, PlanResult
+from bot.core.engine import Reply
+from bot.slack.blocks import render_message
+from bot.slack.mrkdwn import MAX_BLOCKS, MAX_SECTION, esc
 from commands import REGISTRY
 from commands.audit import AuditEntry, AuditResult
 from commands.base import Plan
@@ -177,7 +178,7 @@ def test_every_result_type_renders_valid_blocks(kind):
 
 
 def test_every_registered_result_type_has_a_block_renderer():
-    from bot.render_text import RENDERERS as TEXT
+    from bot.render.text import RENDERERS as TEXT
     from bot.slack.blocks import RENDERERS as BLOCKS
 
     for spec in REGISTRY.values():

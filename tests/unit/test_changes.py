@@ -10,9 +10,9 @@ import time
 import pytest
 
 from adapters.fakes import FakeBackends, FakeProbe, FakeRuntime
-from bot.db import Database
-from bot.engine import Engine, Request
-from bot.redact import Redactor
+from bot.config.redact import Redactor
+from bot.core.db import Database
+from bot.core.engine import Engine, Request
 from tests.unit.conftest import make_config
 
 ACCESS = {"viewers": [], "operators": ["U0OPERATOR"], "approvers": ["U0APPROVER1", "U0APPROVER2"],
@@ -138,7 +138,7 @@ async def test_one_change_at_a_time_per_environment(engine, backends):
 
 
 async def test_a_lease_left_by_a_dead_process_is_taken_over(engine, backends, tmp_path):
-    from bot.locks import EnvironmentBusy, EnvLocks
+    from bot.core.locks import EnvironmentBusy, EnvLocks
 
     other = EnvLocks(engine.db, runner=f"{socket.gethostname()}:{dead_pid()}:x")
     async with other.hold("prod", "`restart prod api` (approval 1234abcd of U0OTHER)"):

@@ -8,11 +8,11 @@ import pytest
 
 from adapters.errors import EngineUnavailable
 from adapters.fakes import FakeBackends, FakeProbe, FakeRuntime
-from bot.audit import AuditLog
-from bot.db import Database
-from bot.engine import Engine, Request
-from bot.redact import Redactor
-from bot.render_text import render_text
+from bot.config.redact import Redactor
+from bot.core.audit import AuditLog
+from bot.core.db import Database
+from bot.core.engine import Engine, Request
+from bot.render.text import render_text
 from commands.base import Args, CommandSpec, Result
 from tests.unit.conftest import make_config
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.errors import UserError
-from bot.grammar import parse, split
+from bot.core.grammar import parse, split
 from commands import REGISTRY
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from bot.config import load_config
-from bot.grammar import parse, split
+from bot.core.grammar import parse, split
 from bot.slack.door import BOT_SCOPES, SLASH_COMMANDS
 from commands import REGISTRY
 

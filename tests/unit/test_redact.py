@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.redact import MASK, Redactor, is_secret_name
+from bot.config.redact import MASK, Redactor, is_secret_name
 
 
 def test_learnt_values_are_masked_wherever_they_appear():

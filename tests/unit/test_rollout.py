@@ -7,11 +7,11 @@ import copy
 import pytest
 
 from adapters.fakes import FakeBackends, FakeProbe, FakeRuntime
-from adapters.fakes_changes import AfterRestart
+from adapters.fakes.changes import AfterRestart
 from adapters.models import ExecResult
-from bot.db import Database
-from bot.engine import Engine, Request
-from bot.redact import Redactor
+from bot.config.redact import Redactor
+from bot.core.db import Database
+from bot.core.engine import Engine, Request
 from tests.unit.conftest import BASE, make_config
 
 ACCESS = {"viewers": [], "operators": ["U0OPERATOR"], "approvers": ["U0APPROVER1"], "admins": ["U0ADMIN"]}

@@ -9,12 +9,12 @@ from collections import Counter
 import pytest
 
 from adapters.fakes import FakeBackends, FakeProbe, FakeRuntime
-from bot.access import SCHEDULER_ACTOR
-from bot.db import Database
-from bot.engine import Engine, Request
-from bot.redact import Redactor
-from bot.schedule_state import next_due
-from bot.scheduler import Scheduler, alert_for
+from bot.config.redact import Redactor
+from bot.core.access import SCHEDULER_ACTOR
+from bot.core.db import Database
+from bot.core.engine import Engine, Request
+from bot.core.schedule_state import next_due
+from bot.doors.scheduler import Scheduler, alert_for
 from tests.unit.conftest import BASE, make_config
 from tests.unit.test_backup_fakes import DUMP, RESTORE, FakeDatabase
 

@@ -1,0 +1,22 @@
+"""In-memory stand-ins for the adapters (runtime, probe, backends, stores, streamed processes), for fast tests.
+
+May import adapters' interfaces, models, errors and adapters.docker's pure helpers; imported by tests only
+(and by a demo world, when there is one), never by a product module.
+"""
+
+from adapters.fakes.changes import AfterRestart, FakeChanges, OneoffHandler
+from adapters.fakes.runtime import FakeBackends, FakeProbe, FakeRuntime, exec_not_found
+from adapters.fakes.store import FakeProcess, FakeStreams, InMemoryStore
+
+__all__ = [
+    "AfterRestart",
+    "FakeBackends",
+    "FakeChanges",
+    "FakeProbe",
+    "FakeProcess",
+    "FakeRuntime",
+    "FakeStreams",
+    "InMemoryStore",
+    "OneoffHandler",
+    "exec_not_found",
+]

@@ -1,0 +1,25 @@
+"""ops.yml for tests that build their own environments from the bundled example."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+#: the second round's top-level sections: they name the example's environments and services, so a test
+#: that replaces ``environments`` drops them unless it is about them
+SECOND_ROUND = ("requirements", "monitoring", "alerting", "maintenance", "security_maintenance")
+
+
+def example_config(*, second_round: bool = False) -> dict[str, Any]:
+    """examples/ops.yml as a fresh dict; without the second round's sections unless asked for."""
+    config: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "ops.yml").read_text())
+    if not second_round:
+        for key in SECOND_ROUND:
+            config.pop(key, None)
+        for env in config["environments"].values():
+            if isinstance(env.get("backup"), dict):
+                env["backup"].pop("files", None)
+    return config
