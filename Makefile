@@ -30,9 +30,11 @@ test: install engines
 test-fast: install
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
+# ruff, mypy (strict) and the import layers of pyproject.toml ([tool.importlinter])
 lint: install
 	$(BIN)/ruff check bot commands adapters tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python bench/status_fanout.py
