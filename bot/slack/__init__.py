@@ -1,4 +1,5 @@
-"""The Slack door: the Bolt app, Block Kit rendering, the HTTP server, Socket Mode.
+"""The Slack door: the Bolt app, Block Kit rendering, the HTTP server, Socket Mode, user groups.
 
-This package is the only place that imports ``slack_bolt`` / ``slack_sdk``.
+The only package that imports ``slack_bolt`` / ``slack_sdk``; may import bot.render, bot.core, commands,
+bot.config and adapters, never bot.doors.
 """
