@@ -8,6 +8,7 @@ traceback. Text a user typed can therefore never start a log line of its own or 
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import re
@@ -75,3 +76,54 @@ def setup(level: str = "info", redact: Callable[[str], str] | None = None, *, tr
     # one line per outgoing HTTP request is noise at info level
     for noisy in ("httpx", "httpcore", "slack_sdk.web", "slack_bolt", "docker", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING if root.level < logging.WARNING else root.level)
+
+
+class Throttled:
+    """A warning that may happen thousands of times a second, logged at most once per ``interval``.
+
+    The first occurrence is logged at once (``first(reason)``); the ones after it are counted by
+    reason and logged summed up when the interval ends (``summary(total, "12 x, 3 y", seconds)``),
+    then again each interval while they keep coming. ``close()`` logs what is still counted.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        first: Callable[[str], str],
+        summary: Callable[[int, str, float], str],
+        interval: float = 60.0,
+    ) -> None:
+        self.logger = logger
+        self.first = first
+        self.summary = summary
+        self.interval = interval
+        self._counts: dict[str, int] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def note(self, reason: str) -> None:
+        """One more occurrence, for ``reason`` (a fixed text, never what a client sent)."""
+        if self._timer is None:
+            self.logger.warning("%s", self.first(reason))
+            self._timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
+        else:
+            self._counts[reason] = self._counts.get(reason, 0) + 1
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self._counts:
+            self._flush()
+            self._timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
+
+    def _flush(self) -> None:
+        total = sum(self._counts.values())
+        parts = ", ".join(f"{n:,} {reason}" for reason, n in sorted(self._counts.items(), key=lambda kv: -kv[1]))
+        self._counts.clear()
+        self.logger.warning("%s", self.summary(total, parts, self.interval))
+
+    def close(self) -> None:
+        """Log what is still counted, and stop the timer."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._counts:
+            self._flush()

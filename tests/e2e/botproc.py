@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 import sys
 import time
@@ -67,8 +68,11 @@ class BotProcess:
             assert bad not in text, f"{bad!r} in the bot's log:\n{text[-3000:]}"
 
 
-async def start_bot(tmp: Path, config: Path, slack_url: str, **env: str) -> BotProcess:
-    """Start the bot in HTTP mode against the Slack stand-in; wait until /health answers."""
+async def start_bot(tmp: Path, config: Path, slack_url: str, *, nofile: int | None = None, **env: str) -> BotProcess:
+    """Start the bot in HTTP mode against the Slack stand-in; wait until /health answers.
+
+    ``nofile`` lowers the process's open-file limit (as a smaller machine or container has it).
+    """
     port = free_port()
     log = tmp / f"bot-{port}.log"
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_"))}
@@ -78,9 +82,16 @@ async def start_bot(tmp: Path, config: Path, slack_url: str, **env: str) -> BotP
     )  # fmt: skip
     environ.update(env)
     handle = log.open("wb")
+    limit = None
+    if nofile is not None:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+        def limit() -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
+
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "serve", stdout=handle, stderr=asyncio.subprocess.STDOUT, env=environ,
-        cwd=str(ROOT),
+        cwd=str(ROOT), preexec_fn=limit,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
