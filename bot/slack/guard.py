@@ -91,6 +91,11 @@ class ConnectionGuard:
     def __len__(self) -> int:
         return len(self._conns)
 
+    @property
+    def idle(self) -> int:
+        """Open connections not busy with a request (sending a head, or between requests)."""
+        return len(self._idle)
+
     # ---------------------------------------------------------------- the connection's life
 
     def opened(self, transport: asyncio.Transport) -> bool:

@@ -36,6 +36,17 @@ def shop_config(path: Path, shop: Any, *, extra_envs: dict[str, Any] | None = No
     return path
 
 
+def engine_free_config(tmp: Path, base: str) -> Path:
+    """examples/ops.yml with prod's health checks on ``base`` and no container engine (health needs none)."""
+    config = yaml.safe_load((ROOT / "examples" / "ops.yml").read_text())
+    prod = config["environments"]["prod"]
+    prod["url"] = base
+    prod["runtime"]["docker_host"] = f"unix://{tmp}/no-docker.sock"
+    path = tmp / "ops.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
 @dataclass
 class BotProcess:
     """A running ``opsbot serve``."""

@@ -12,16 +12,14 @@ import asyncio
 import json
 import re
 import time
-from pathlib import Path
 
 import aiohttp
 import httpx
 import pytest
 import pytest_asyncio
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.botproc import ROOT, SECRET, BotProcess, start_bot
+from tests.e2e.botproc import SECRET, BotProcess, engine_free_config, start_bot
 from tests.helpers.http_servers import health_app, serve
 from tests.helpers.slack import SlackStandIn, post_signed, sign, slash_command_body
 from tests.helpers.slow_clients import SlowClients
@@ -33,17 +31,6 @@ NOFILE = 256
 LINE = re.compile(
     r"^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] \[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] \[[^\]]*\] \[.*\]$"
 )
-
-
-def engine_free_config(tmp: Path, base: str) -> Path:
-    """examples/ops.yml with prod's health checks on ``base`` and no container engine (health needs none)."""
-    config = yaml.safe_load((ROOT / "examples" / "ops.yml").read_text())
-    prod = config["environments"]["prod"]
-    prod["url"] = base
-    prod["runtime"]["docker_host"] = f"unix://{tmp}/no-docker.sock"
-    path = tmp / "ops.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
