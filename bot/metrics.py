@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -24,8 +23,8 @@ from prometheus_client import (
 
 #: histogram buckets, seconds
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-#: the content type of ``render()``'s text
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: the content type of ``render()``'s text: the classic text format, which every Prometheus reads
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "opsbot_requests_total": ("requests by command and outcome", ("command", "outcome")),

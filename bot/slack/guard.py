@@ -3,7 +3,7 @@
 aiohttp alone keeps a connection that trickles in a request's headers for as long as the client likes,
 and accepts connections until the process runs out of file descriptors (then ``accept()`` fails and
 nobody is served, ``/health`` included). ``ConnectionGuard`` sits between the listening socket and
-aiohttp's protocol:
+aiohttp's protocol (``bot.slack.listener`` accepts the connections one at a time and hands each to it):
 
 - a connection must deliver a complete request head within ``read_timeout`` seconds of opening, and
   of its previous response (the same bound is the keep-alive idle time); the body is bounded by the
@@ -30,21 +30,20 @@ log = logging.getLogger("opsbot.http")
 
 #: file descriptors kept for the bot's own needs (database, Docker, Slack, health checks, S3)
 MIN_RESERVE = 64
+#: connections accepted and not seen by the guard yet (``listener.BATCH``), and as many closing
+IN_FLIGHT = 32
 
 
-def limits(wanted: int) -> tuple[int, int]:
-    """(connections, listen backlog) that fit the open-file limit with room for the bot's own calls.
+def connection_limit(wanted: int) -> int:
+    """``wanted``, lowered to fit the open-file limit with room for the bot's own calls.
 
     A quarter of the limit (at least 64) is kept for the database, Docker, Slack, health checks and
-    S3. asyncio accepts up to a backlog's worth of connections at once before the guard sees them, so
-    the backlog comes out of the rest too; the connections get what is left, at most ``wanted``.
+    S3, and a few for connections being closed; the connections get what is left, at most ``wanted``.
     """
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
-        return wanted, 128
-    room = soft - max(MIN_RESERVE, soft // 4)
-    backlog = max(8, min(128, room // 4))
-    return max(1, min(wanted, room - backlog)), backlog
+        return wanted
+    return max(1, min(wanted, soft - max(MIN_RESERVE, soft // 4) - IN_FLIGHT))
 
 
 @dataclass(eq=False)

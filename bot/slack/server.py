@@ -27,7 +27,8 @@ from slack_sdk.signature import SignatureVerifier
 from bot.app import App
 from bot.logs import Throttled
 from bot.metrics import CONTENT_TYPE, Metrics
-from bot.slack.guard import ConnectionGuard, limits, middleware
+from bot.slack.guard import ConnectionGuard, connection_limit, middleware
+from bot.slack.listener import Listener
 from bot.tasks import TaskSet
 
 if TYPE_CHECKING:
@@ -60,10 +61,9 @@ class Server:
         secret = app.settings.slack_signing_secret
         self.verifier = SignatureVerifier(secret) if secret else None
         self.read_timeout = app.settings.opsbot_http_read_timeout
-        limit, self.backlog = limits(app.settings.opsbot_http_max_connections)
         self.guard = ConnectionGuard(
             lambda: self._protocol(),
-            limit=limit,
+            limit=connection_limit(app.settings.opsbot_http_max_connections),
             read_timeout=self.read_timeout,
             on_close=lambda reason: metrics.inc("opsbot_http_connections_closed_total", reason=reason),
         )
@@ -79,7 +79,7 @@ class Server:
             f"{parts}",
         )
         self._runner: web.AppRunner | None = None
-        self._listener: asyncio.Server | None = None
+        self._listener = Listener(self.guard)
 
     def _protocol(self) -> asyncio.Protocol:
         assert self._runner is not None and self._runner.server is not None
@@ -94,13 +94,11 @@ class Server:
             lingering_time=min(1.0, self.read_timeout / 2),
         )  # fmt: skip
         await self._runner.setup()
-        loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(self.guard, host, port, backlog=self.backlog)
+        await self._listener.start(host, port)
 
     async def stop(self) -> None:
         """Stop listening, close the connections, log what is still counted."""
-        if self._listener is not None:
-            self._listener.close()
+        await self._listener.close()
         if self._runner is not None:
             await self._runner.cleanup()
         self.refusals.close()

@@ -40,6 +40,7 @@ class SlowClients:
     #: connect attempts the server did not accept (refused, reset, timed out)
     failed: int = 0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stop: bool = False
 
     async def __aenter__(self) -> SlowClients:
         assert self.host in ("127.0.0.1", "::1", "localhost"), "loopback only"
@@ -47,9 +48,15 @@ class SlowClients:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        # a flag as well as cancel(): on Python 3.11 asyncio.wait_for can swallow a cancellation
+        self._stop = True
+        while pending := [task for task in self._tasks if not task.done()]:
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=1)
         for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            if not task.cancelled() and (error := task.exception()) is not None:
+                raise error
 
     @property
     def open_now(self) -> int:
@@ -63,7 +70,7 @@ class SlowClients:
         return head.encode()
 
     async def _client(self) -> None:
-        while True:
+        while not self._stop:
             try:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 10)
             except (OSError, TimeoutError):
@@ -85,7 +92,7 @@ class SlowClients:
         """Send a byte now and then until the server closes; returns what it answered."""
         try:
             writer.write(self._start())
-            while True:
+            while not self._stop:
                 writer.write(b"x")
                 await writer.drain()
                 try:
@@ -97,6 +104,7 @@ class SlowClients:
                 return data + await _rest(reader)
         except OSError:
             return b""
+        return b""
 
 
 async def _rest(reader: asyncio.StreamReader) -> bytes:

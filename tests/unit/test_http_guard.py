@@ -9,7 +9,8 @@ import time
 import pytest
 from aiohttp import web
 
-from bot.slack.guard import ConnectionGuard, limits, middleware
+from bot.slack.guard import IN_FLIGHT, ConnectionGuard, connection_limit, middleware
+from bot.slack.listener import Listener
 
 
 class Served:
@@ -35,13 +36,14 @@ class Served:
 
     async def __aenter__(self) -> Served:
         await self.runner.setup()
-        self.listener = await asyncio.get_running_loop().create_server(self.guard, "127.0.0.1", 0)
-        self.port = self.listener.sockets[0].getsockname()[1]
+        self.listener = Listener(self.guard)
+        await self.listener.start("127.0.0.1", 0)
+        self.port = self.listener.port
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self.release.set()
-        self.listener.close()
+        await self.listener.close()
         await self.runner.cleanup()
 
     async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -115,10 +117,10 @@ async def test_a_kept_alive_connection_gets_the_read_timeout_again_after_each_an
         writer.close()
 
 
-@pytest.mark.parametrize(("soft", "connections", "backlog"), [(1024, 512, 128), (256, 144, 48), (20000, 512, 128)])
-def test_the_cap_leaves_room_for_the_bots_own_files(monkeypatch, soft, connections, backlog):
+@pytest.mark.parametrize(("soft", "connections"), [(1024, 512), (256, 160), (20000, 512), (128, 32)])
+def test_the_cap_leaves_room_for_the_bots_own_files(monkeypatch, soft, connections):
     import resource
 
     monkeypatch.setattr(resource, "getrlimit", lambda _: (soft, soft))
-    assert limits(512) == (connections, backlog)
-    assert connections + backlog <= soft - max(64, soft // 4)
+    assert connection_limit(512) == connections
+    assert connections + IN_FLIGHT <= soft - max(64, soft // 4)
