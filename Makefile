@@ -39,6 +39,7 @@ lint: install
 bench: install
 	$(BIN)/python bench/status_fanout.py
 	$(BIN)/python bench/ack_latency.py
+	$(BIN)/python bench/slow_clients.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -40,6 +40,8 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 VERSION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}")
 USER_RE = re.compile(r"[UW][A-Z0-9]{2,30}")
 MAX_TEXT = 500
+#: the longest look-back window a command accepts (``logs --since``)
+MAX_SINCE = 365 * 86400.0
 
 
 def shown(value: str, limit: int = 40) -> str:
@@ -87,6 +89,17 @@ def _check_text(value: str) -> str:
     return value
 
 
+def _check_since(value: str) -> str:
+    from bot.config.types import parse_duration  # commands import bot's types lazily (imports flow bot -> commands)
+
+    try:
+        parse_duration(value, maximum=MAX_SINCE)
+    except ValueError as exc:
+        hint = " (leave it out for the newest lines, whatever their age)" if "too long" in str(exc) else ""
+        raise ValueError(f"{exc}{hint}") from None
+    return value
+
+
 def _check_user(value: str) -> str:
     if not USER_RE.fullmatch(value):
         raise ValueError(f"invalid user id {shown(value)}: expected a Slack user id like U0123ABCD")
@@ -101,6 +114,8 @@ ServiceName = Annotated[str, AfterValidator(_check_name)]
 Version = Annotated[str, AfterValidator(_check_version)]
 #: free text (grep patterns, symptoms): printable, bounded; never reaches a shell
 Text = Annotated[str, AfterValidator(_check_text)]
+#: a look-back window such as ``15m``, ``2h`` or ``7d``: above zero, at most ``MAX_SINCE`` (365 days)
+Since = Annotated[str, AfterValidator(_check_since)]
 #: a Slack user id
 UserId = Annotated[str, AfterValidator(_check_user)]
 

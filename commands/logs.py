@@ -1,8 +1,8 @@
 """Show a service's recent log lines, with secrets redacted.
 
 `--lines` (default 200, at most 5000) newest lines from all of the service's containers, stdout and
-stderr; `--since` limits them to a recent window (`15m`, `2h`); `--grep` keeps only lines containing
-that text (case-insensitive). Secret values of the services' environments, passwords in URLs and
+stderr; `--since` limits them to a recent window (`15m`, `2h`; at most `365d`); `--grep` keeps only
+lines containing that text (case-insensitive). Secret values of the services' environments, passwords in URLs and
 known token shapes are replaced with [REDACTED].
 
 Guide: 6.4 Logs, 8.2 Diagnostics.
@@ -11,20 +11,14 @@ Guide: 6.4 Logs, 8.2 Diagnostics.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
 from bot.config import parse_duration
-from commands.base import Args, CommandSpec, Ctx, EnvName, Result, ServiceName, Text
+from commands.base import Args, CommandSpec, Ctx, EnvName, Result, ServiceName, Since, Text
 from commands.inspect import containers
 
 MAX_LINES = 5000
-
-
-def _duration(value: str) -> str:
-    parse_duration(value)
-    return value
 
 
 class LogsArgs(Args):
@@ -32,7 +26,7 @@ class LogsArgs(Args):
 
     env: EnvName
     service: ServiceName
-    since: Annotated[str, AfterValidator(_duration)] | None = None
+    since: Since | None = None
     lines: int = Field(200, ge=1, le=MAX_LINES)
     grep: Text | None = None
 

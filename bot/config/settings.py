@@ -21,6 +21,12 @@ class Settings(BaseSettings):
     opsbot_host: str = Field("0.0.0.0", description="address the HTTP server binds")  # noqa: S104
     opsbot_drain_seconds: float = Field(60.0, description="how long SIGTERM waits for running procedures")
     log_level: str = "info"
+    opsbot_http_read_timeout: float = Field(
+        5.0, gt=0, le=300, description="seconds a client has to send a request's head, and then its body"
+    )
+    opsbot_http_max_connections: int = Field(
+        512, ge=1, description="HTTP connections open at once (lowered to leave a quarter of the open-file limit)"
+    )
     opsbot_scheduler: bool = Field(True, description="run ops.yml's schedules in `opsbot serve` (off: never)")
 
     def secrets(self) -> list[str]:

@@ -40,13 +40,23 @@ _UNIT_ORDER = list(_UNITS)
 _DURATION_RE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _DURATION_HINT = "use a number with a unit (ms, s, m, h, d), like 500ms, 5s, 15m, 1h, 7d or 1h30m"
+#: the longest duration anything accepts (ten years): past it, dates and timers overflow
+MAX_DURATION = 3650 * 86400.0
 
 
-def parse_duration(value: str | int | float) -> float:
+def duration_text(seconds: float) -> str:
+    """``seconds`` written as a duration a person reads (``365d``, ``12h``, ``90s``)."""
+    for unit in ("d", "h", "m", "s"):
+        if seconds >= _UNITS[unit] and seconds % _UNITS[unit] == 0:
+            return f"{int(seconds // _UNITS[unit])}{unit}"
+    return f"{seconds:g}s"
+
+
+def parse_duration(value: str | int | float, maximum: float = MAX_DURATION) -> float:
     """Seconds in ``value``: ``"500ms"``, ``"5s"``, ``"15m"``, ``"1h30m"``, ``"7d"``, or a number of seconds.
 
-    Raises ``ValueError`` with a message a person can act on when ``value`` is not a duration or is
-    not above zero.
+    Raises ``ValueError`` with a message a person can act on when ``value`` is not a duration, is
+    not above zero, or is longer than ``maximum`` seconds (which the message names).
     """
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(f"invalid duration {value!r}: {_DURATION_HINT}")
@@ -68,8 +78,10 @@ def parse_duration(value: str | int | float) -> float:
             seconds += float(number) * _UNITS[unit]
     else:
         seconds = float(value)
-    if not math.isfinite(seconds) or seconds <= 0:
+    if math.isnan(seconds) or seconds <= 0:
         raise ValueError(f"invalid duration {value!r}: must be greater than 0")
+    if seconds > maximum:
+        raise ValueError(f"duration {_shown(str(value))} is too long: at most {duration_text(maximum)}")
     return seconds
 
 
@@ -81,7 +93,7 @@ Duration = Annotated[
         {
             "anyOf": [
                 {"type": "string", "pattern": r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$"},
-                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION},
             ],
             "description": "a duration: 500ms, 5s, 15m, 1h, 7d, 1h30m, or a number of seconds",
         }

@@ -1,81 +1,95 @@
-"""A few Prometheus metrics, written in the text exposition format (no extra dependency)."""
+"""The process's Prometheus metrics, kept by ``prometheus-client`` in a registry of their own.
+
+Every metric is declared here, with its help text and label names; the rest of the bot adds to them
+by name (``metrics.inc("opsbot_requests_total", command="status", outcome="ok")``). ``render()`` is
+the text ``/metrics`` serves, the process's own figures (CPU, memory, open files) included.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
 from collections.abc import Callable
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    gc_collector,
+    generate_latest,
+    platform_collector,
+    process_collector,
+)
 
 #: histogram buckets, seconds
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+#: the content type of ``render()``'s text: the classic text format, which every Prometheus reads
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-
-def _labels(pairs: tuple[tuple[str, str], ...]) -> str:
-    if not pairs:
-        return ""
-    inner = ",".join(f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for k, v in pairs)
-    return "{" + inner + "}"
+COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "opsbot_requests_total": ("requests by command and outcome", ("command", "outcome")),
+    "opsbot_duplicates_total": ("deliveries recognised as duplicates and not run", ("kind",)),
+    "opsbot_slack_errors_total": ("Web API calls that failed after retries", ("method",)),
+    "opsbot_http_requests_total": ("verified requests on /slack/events", ("route",)),
+    "opsbot_http_rejected_total": (
+        "requests to /slack/events refused before Bolt saw them (unsigned, forged, stale, too large, "
+        "too slow, malformed), by reason",
+        ("reason",),
+    ),
+    "opsbot_http_connections_closed_total": (
+        "connections the server closed itself: a request not sent in time (slow), idle too long, "
+        "closed to make room (evicted) or refused at the connection limit",
+        ("reason",),
+    ),
+}
+HISTOGRAMS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "opsbot_ack_seconds": ("time from receiving a slash command to acknowledging it", ()),
+    "opsbot_run_seconds": ("duration of procedures by command", ("command",)),
+}
+GAUGES: dict[str, str] = {
+    "opsbot_pending_approvals": "approvals waiting for a decision",
+    "opsbot_running_procedures": "procedures running now",
+    "opsbot_http_connections": "HTTP connections open now",
+    "opsbot_http_connection_limit": "the most HTTP connections kept open at once",
+}
 
 
 class Metrics:
-    """Counters and histograms by label set; gauges read at scrape time."""
+    """Counters, histograms and gauges by name, in a registry of their own (two bots in one test never mix)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counters: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
-        self._hist: dict[str, dict[tuple[tuple[str, str], ...], list[float]]] = defaultdict(dict)
-        self._help: dict[str, tuple[str, str]] = {}
-        self._gauges: dict[str, Callable[[], float]] = {}
-
-    def describe(self, name: str, kind: str, text: str) -> None:
-        """Declare a metric's type and help line."""
-        self._help[name] = (kind, text)
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series: one line per value, as before
+        self.registry = CollectorRegistry()
+        process_collector.ProcessCollector(registry=self.registry)
+        platform_collector.PlatformCollector(registry=self.registry)
+        gc_collector.GCCollector(registry=self.registry)
+        self._counters = {
+            name: Counter(name, text, labels, registry=self.registry) for name, (text, labels) in COUNTERS.items()
+        }
+        self._histograms = {
+            name: Histogram(name, text, labels, buckets=BUCKETS, registry=self.registry)
+            for name, (text, labels) in HISTOGRAMS.items()
+        }
+        self._gauges = {name: Gauge(name, text, registry=self.registry) for name, text in GAUGES.items()}
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
-        """Add to a counter."""
-        key = tuple(sorted(labels.items()))
-        with self._lock:
-            self._counters[name][key] = self._counters[name].get(key, 0.0) + amount
+        """Add ``amount`` to a counter (0 makes the series appear)."""
+        counter = self._counters[name]
+        (counter.labels(**labels) if labels else counter).inc(amount)
 
     def observe(self, name: str, value: float, **labels: str) -> None:
         """Record a histogram observation (seconds)."""
-        key = tuple(sorted(labels.items()))
-        with self._lock:
-            series = self._hist[name].setdefault(key, [0.0] * (len(BUCKETS) + 2))
-            for i, bound in enumerate(BUCKETS):
-                if value <= bound:
-                    series[i] += 1
-            series[-2] += 1  # count
-            series[-1] += value  # sum
+        histogram = self._histograms[name]
+        (histogram.labels(**labels) if labels else histogram).observe(value)
 
     def gauge(self, name: str, read: Callable[[], float]) -> None:
         """A gauge whose value is read when scraped."""
-        self._gauges[name] = read
+        self._gauges[name].set_function(read)
 
     def set(self, name: str, value: float) -> None:
         """A gauge set to ``value`` (kept until set again)."""
-        self._gauges[name] = lambda: float(value)
+        self._gauges[name].set(value)
 
-    def render(self) -> str:
-        """Everything in Prometheus text format."""
-        lines: list[str] = []
-        with self._lock:
-            for name, series in sorted(self._counters.items()):
-                lines += self._head(name, "counter")
-                lines += [f"{name}{_labels(k)} {v:g}" for k, v in sorted(series.items())]
-            for name, hseries in sorted(self._hist.items()):
-                lines += self._head(name, "histogram")
-                for key, values in sorted(hseries.items()):
-                    for i, bound in enumerate(BUCKETS):
-                        lines.append(f"{name}_bucket{_labels((*key, ('le', f'{bound:g}')))} {values[i]:g}")
-                    lines.append(f"{name}_bucket{_labels((*key, ('le', '+Inf')))} {values[-2]:g}")
-                    lines.append(f"{name}_count{_labels(key)} {values[-2]:g}")
-                    lines.append(f"{name}_sum{_labels(key)} {values[-1]:g}")
-        for name, read in sorted(self._gauges.items()):
-            lines += self._head(name, "gauge")
-            lines.append(f"{name} {read():g}")
-        return "\n".join(lines) + "\n"
-
-    def _head(self, name: str, kind: str) -> list[str]:
-        kind, text = self._help.get(name, (kind, name))
-        return [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+    def render(self) -> bytes:
+        """Everything, in Prometheus text format (``CONTENT_TYPE``)."""
+        return generate_latest(self.registry)

@@ -11,8 +11,6 @@ import contextlib
 import logging
 import signal
 
-from aiohttp import web
-
 from adapters.errors import ConfigError
 from bot.core.app import App
 from bot.core.metrics import Metrics
@@ -26,16 +24,9 @@ log = logging.getLogger("opsbot.serve")
 
 
 def make_metrics(tasks: TaskSet) -> Metrics:
-    """The process's metrics, described."""
+    """The process's metrics (declared in ``bot.core.metrics``), with their live gauges."""
     metrics = Metrics()
-    metrics.describe("opsbot_requests_total", "counter", "requests by command and outcome")
-    metrics.describe("opsbot_ack_seconds", "histogram", "time from receiving a slash command to acknowledging it")
-    metrics.describe("opsbot_run_seconds", "histogram", "duration of procedures by command")
-    metrics.describe("opsbot_duplicates_total", "counter", "deliveries recognised as duplicates and not run")
-    metrics.describe("opsbot_slack_errors_total", "counter", "Web API calls that failed after retries")
-    metrics.describe("opsbot_http_requests_total", "counter", "verified requests on /slack/events")
     metrics.gauge("opsbot_running_procedures", lambda: float(len(tasks)))
-    metrics.describe("opsbot_pending_approvals", "gauge", "approvals waiting for a decision")
     metrics.set("opsbot_pending_approvals", 0)
     metrics.inc("opsbot_requests_total", 0, command="help", outcome="ok")
     return metrics
@@ -65,10 +56,7 @@ async def serve_slack(app: App) -> int:
     door = SlackDoor(app, metrics, tasks)
     socket_mode = bool(settings.slack_app_token)
     server = Server(app, metrics, tasks, door if not socket_mode else None)
-    runner = web.AppRunner(server.web_app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.opsbot_host, settings.port)
-    await site.start()
+    await server.start(settings.opsbot_host, settings.port)
     handler = None
     if settings.slack_app_token:
         handler = await connect_socket_mode(door, settings.slack_app_token)
@@ -104,6 +92,6 @@ async def serve_slack(app: App) -> int:
 
         cut = await tasks.drain(settings.opsbot_drain_seconds, finalizer=close_worker_side)
         await door.close()
-        await runner.cleanup()
+        await server.stop()
         log.info("stopped%s", f"; {cut} procedure(s) were cut off" if cut else "")
     return 0

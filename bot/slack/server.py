@@ -3,10 +3,16 @@
 Requests to ``/slack/events`` are verified before anything is parsed: both signature headers
 present, a numeric timestamp within 5 minutes, a valid HMAC. Only then is the body's shape checked
 (a 400 when malformed), and only then does Bolt see it. Nothing a client sends can make it a 500.
+A refusal is counted in ``opsbot_http_rejected_total``; the log gets the first one at once and the
+rest summed up once a minute, so that a flood of forged requests cannot flood the log.
+
+The connections are bounded by ``bot.slack.guard``: how many are open, how long one may take to
+send its request head; the body must arrive within the same time (``OPSBOT_HTTP_READ_TIMEOUT``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -19,8 +25,11 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from bot.core.app import App
-from bot.core.metrics import Metrics
+from bot.core.logs import Throttled
+from bot.core.metrics import CONTENT_TYPE, Metrics
 from bot.core.tasks import TaskSet
+from bot.slack.guard import ConnectionGuard, connection_limit, middleware
+from bot.slack.listener import Listener
 
 if TYPE_CHECKING:
     from bot.slack.door import SlackDoor
@@ -28,11 +37,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("opsbot.http")
 MAX_BODY = 1024 * 1024
 MAX_SKEW = 300
-
-
-def _reject(status: int, reason: str) -> web.Response:
-    log.warning("rejected a /slack/events request: %s", reason)
-    return web.json_response({"ok": False, "error": reason}, status=status)
+#: why a request was refused, by the reason label of ``opsbot_http_rejected_total`` (fixed texts only:
+#: what a client sent never reaches the log or a label)
+REASONS = {
+    "unsigned": "missing signature headers",
+    "bad_timestamp": "bad timestamp",
+    "stale": "timestamp outside the 5-minute window",
+    "bad_signature": "invalid signature",
+    "too_large": "body too large",
+    "slow_body": "body not received in time",
+    "malformed": "signed, but not something Slack sends",
+}
 
 
 class Server:
@@ -45,10 +60,64 @@ class Server:
         self.door = door
         secret = app.settings.slack_signing_secret
         self.verifier = SignatureVerifier(secret) if secret else None
+        self.read_timeout = app.settings.opsbot_http_read_timeout
+        self.guard = ConnectionGuard(
+            lambda: self._protocol(),
+            limit=connection_limit(app.settings.opsbot_http_max_connections),
+            read_timeout=self.read_timeout,
+            on_close=lambda reason: metrics.inc("opsbot_http_connections_closed_total", reason=reason),
+        )
+        metrics.gauge("opsbot_http_connections", lambda: float(len(self.guard)))
+        metrics.set("opsbot_http_connection_limit", self.guard.limit)
+        for reason in REASONS:
+            metrics.inc("opsbot_http_rejected_total", 0, reason=reason)
+        self.refusals = Throttled(
+            log,
+            lambda why: f"rejected a /slack/events request: {why} (more are counted in opsbot_http_rejected_total "
+            "and summed up here every 60 s)",
+            lambda total, parts, seconds: f"rejected {total:,} /slack/events requests in the last {seconds:g} s: "
+            f"{parts}",
+        )
+        self._runner: web.AppRunner | None = None
+        self._listener = Listener(self.guard)
+
+    def _protocol(self) -> asyncio.Protocol:
+        assert self._runner is not None and self._runner.server is not None
+        return self._runner.server()
+
+    async def start(self, host: str, port: int) -> None:
+        """Listen on ``host:port`` behind the connection guard."""
+        # aiohttp's own idle close stays as a backstop, after the guard's; what is left of a refused body is
+        # read for at most a second (so that the client sees the answer), then the connection is closed
+        self._runner = web.AppRunner(
+            self.web_app(), access_log=None, keepalive_timeout=2 * self.read_timeout,
+            lingering_time=min(1.0, self.read_timeout / 2),
+        )  # fmt: skip
+        await self._runner.setup()
+        await self._listener.start(host, port)
+
+    async def stop(self) -> None:
+        """Stop listening, close the connections, log what is still counted."""
+        await self._listener.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.refusals.close()
+        self.guard.close_log()
+
+    def _reject(self, status: int, code: str, detail: str | None = None) -> web.Response:
+        self.metrics.inc("opsbot_http_rejected_total", reason=code)
+        if code == "malformed":  # it was signed: Slack's (or the secret's holder's) doing, rare and worth a line
+            log.warning("rejected a signed /slack/events request: %s", detail)
+        else:
+            self.refusals.note(REASONS[code])
+        response = web.json_response({"ok": False, "error": detail or REASONS[code]}, status=status)
+        if code in ("too_large", "slow_body"):
+            response.force_close()  # what is left of the body is not read
+        return response
 
     def web_app(self) -> web.Application:
         """The aiohttp application with every route."""
-        web_app = web.Application(client_max_size=MAX_BODY)
+        web_app = web.Application(client_max_size=MAX_BODY, middlewares=[middleware(self.guard)])
         web_app.router.add_get("/health", self.health)
         web_app.router.add_get("/health/db", self.health_db)
         web_app.router.add_get("/metrics", self.metrics_route)
@@ -77,32 +146,34 @@ class Server:
             self.metrics.set("opsbot_pending_approvals", await self.app.engine.changes.approvals.count_pending())
         except Exception:
             log.exception("could not count pending approvals")
-        return web.Response(text=self.metrics.render(), content_type="text/plain", charset="utf-8")
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     async def slack_events(self, request: web.Request) -> web.Response:
         """Verify, check the shape, then let Bolt dispatch."""
         assert self.verifier is not None and self.door is not None
         try:
-            body = await request.read()
+            body = await asyncio.wait_for(request.read(), self.read_timeout)
         except web.HTTPRequestEntityTooLarge:
-            return _reject(413, "body too large")
+            return self._reject(413, "too_large")
+        except TimeoutError:
+            return self._reject(408, "slow_body")
         ts = request.headers.get("X-Slack-Request-Timestamp", "")
         signature = request.headers.get("X-Slack-Signature", "")
         if not ts or not signature:
-            return _reject(401, "missing signature headers")
+            return self._reject(401, "unsigned")
         if not ts.isdigit() or len(ts) > 12:
-            return _reject(401, "bad timestamp")
+            return self._reject(401, "bad_timestamp")
         if abs(time.time() - int(ts)) > MAX_SKEW:
-            return _reject(401, "timestamp outside the 5-minute window")
+            return self._reject(401, "stale")
         if not self.verifier.is_valid(body=body, timestamp=ts, signature=signature):
-            return _reject(401, "invalid signature")
+            return self._reject(401, "bad_signature")
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
-            return _reject(400, "body is not UTF-8")
+            return self._reject(400, "malformed", "body is not UTF-8")
         parsed = _parse(request.content_type, text)
         if isinstance(parsed, str):
-            return _reject(400, parsed)
+            return self._reject(400, "malformed", parsed)
         self.metrics.inc("opsbot_http_requests_total", route="slack_events")
         # Bolt is handed the already verified, already parsed body: its own text parser reads any form
         # body that contains the word "payload" (say, `/ops troubleshoot payload`) as an empty one.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 import sys
 import time
@@ -32,6 +33,17 @@ def shop_config(path: Path, shop: Any, *, extra_envs: dict[str, Any] | None = No
     for name in extra_services:
         prod["services"][name] = {}
     config["environments"].update(extra_envs or {})
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def engine_free_config(tmp: Path, base: str) -> Path:
+    """examples/ops.yml with prod's health checks on ``base`` and no container engine (health needs none)."""
+    config = yaml.safe_load((ROOT / "examples" / "ops.yml").read_text())
+    prod = config["environments"]["prod"]
+    prod["url"] = base
+    prod["runtime"]["docker_host"] = f"unix://{tmp}/no-docker.sock"
+    path = tmp / "ops.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
@@ -68,8 +80,11 @@ class BotProcess:
             assert bad not in text, f"{bad!r} in the bot's log:\n{text[-3000:]}"
 
 
-async def start_bot(tmp: Path, config: Path, slack_url: str, **env: str) -> BotProcess:
-    """Start the bot in HTTP mode against the Slack stand-in; wait until /health answers."""
+async def start_bot(tmp: Path, config: Path, slack_url: str, *, nofile: int | None = None, **env: str) -> BotProcess:
+    """Start the bot in HTTP mode against the Slack stand-in; wait until /health answers.
+
+    ``nofile`` lowers the process's open-file limit (as a smaller machine or container has it).
+    """
     port = free_port()
     log = tmp / f"bot-{port}.log"
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_"))}
@@ -79,9 +94,16 @@ async def start_bot(tmp: Path, config: Path, slack_url: str, **env: str) -> BotP
     )  # fmt: skip
     environ.update(env)
     handle = log.open("wb")
+    limit = None
+    if nofile is not None:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+        def limit() -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
+
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "serve", stdout=handle, stderr=asyncio.subprocess.STDOUT, env=environ,
-        cwd=str(ROOT),
+        cwd=str(ROOT), preexec_fn=limit,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -102,6 +102,9 @@ async def test_run_exit_codes_json_and_audit(tmp_path, env):
     assert code == 2 and "invalid name" in err
     code, _, err = await opsbot("run", "--config", config, "--as", "bob", "help", env=env)
     assert code == 2 and "user id" in err
+    # a window too long for a date: refused with the maximum, never an "unexpected error"
+    code, out, err = await opsbot("run", "--config", config, "logs", "prod", "api", "--since", "100000000d", env=env)
+    assert code == 2 and "at most 365d" in err and "unexpected" not in out + err
     code, out, _ = await opsbot("run", "--config", config, "help", env=env)
     assert code == 0 and "troubleshoot <symptom words>" in out
 

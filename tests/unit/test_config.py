@@ -197,11 +197,29 @@ def test_parse_duration_good(text: str | int | float, seconds: float) -> None:
         (True, "invalid duration"),
         (None, "invalid duration"),
         (float("nan"), "greater than 0"),
+        ("100000000d", "too long: at most 3650d"),
+        ("9" * 400 + "s", "too long: at most 3650d"),
+        (float("inf"), "too long: at most 3650d"),
+        (1e300, "too long: at most 3650d"),
     ],
 )
 def test_parse_duration_bad(value: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_duration(value)
+
+
+def test_parse_duration_takes_a_smaller_maximum() -> None:
+    assert parse_duration("2h", maximum=7200) == 7200
+    with pytest.raises(ValueError, match="too long: at most 2h"):
+        parse_duration("2h1s", maximum=7200)
+
+
+def test_a_duration_too_long_for_dates_is_refused_with_its_path() -> None:
+    data = example()
+    data["environments"]["prod"]["approval"]["expires_in"] = "100000000d"
+    problem = only_problem(data)
+    assert problem.path == "environments.prod.approval.expires_in"
+    assert "'100000000d' is too long: at most 3650d" in problem.message
 
 
 def test_duration_fields_report_their_path() -> None:

@@ -44,6 +44,11 @@ def test_positionals_flags_and_defaults(config):
     assert p("help logs", config).args.command == "logs"
 
 
+def test_the_longest_since_is_accepted(config):
+    assert p("logs prod api --since 365d", config).args.since == "365d"
+    assert p("logs prod api --since 364d23h59m59s", config).args.since == "364d23h59m59s"
+
+
 def test_unknown_command_suggests(config):
     with pytest.raises(UserError, match=r"unknown command 'stauts'.*Did you mean 'status'"):
         p("stauts prod", config)
@@ -60,6 +65,10 @@ def test_unknown_command_suggests(config):
         ("logs prod api --lines 0", "--lines"),
         ("logs prod api --lines many", "--lines"),
         ("logs prod api --since forever", "--since"),
+        ("logs prod api --since 100000000d", r"--since duration '100000000d' is too long: at most 365d"),
+        ("logs prod api --since 366d", "at most 365d"),
+        ("logs prod api --since=8761h", "at most 365d"),
+        ("logs prod api --since " + "9" * 400 + "d", "at most 365d"),
         ("logs prod api --follow", "unknown option '--follow'"),
         ("logs prod api --grep", "needs a value"),
         ("logs prod api --lines 5 --lines 6", "given twice"),
