@@ -34,7 +34,6 @@ class InvalidConfig(ConfigError):
 #: configured sections whose feature opsbot does not run yet: path -> what it will do. ``opsbot check``
 #: names each one present, so that nothing is accepted in silence.
 NOT_ACTED_ON: dict[str, str] = {
-    "requirements": "the preflight `opsbot check --live` is not built yet",
     "monitoring": "metrics are not measured yet",
     "alerting": "alerts are not routed to PagerDuty or email and not escalated yet",
     "maintenance": "windows are not enforced and tasks are not run yet",
