@@ -179,8 +179,10 @@ def parse_yaml(text: str, source: str = "ops.yml") -> Any:
         what = ": ".join(str(p) for p in (exc.context, exc.problem) if p)
         kind = "" if isinstance(exc, _DuplicateKey) else "YAML syntax error: "
         raise ConfigError(f"{where}: {kind}{what}") from exc
+    except yaml.reader.ReaderError as exc:  # a control character: not YAML text at all
+        raise ConfigError(f"{source}: YAML syntax error: {exc.reason} (character {exc.position + 1})") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: YAML syntax error: {exc}") from exc
+        raise ConfigError(f"{source}: YAML syntax error: {' '.join(str(exc).split())}") from exc
 
 
 def load_config(path: str | Path) -> OpsConfig:

@@ -10,7 +10,9 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import sys
+from pathlib import Path
 
 from adapters.errors import ConfigError, UserError
 from bot.config import load_config
@@ -96,6 +98,43 @@ def check_live(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def write_file(out: Path, text: str, *, force: bool = True) -> None:
+    """Write ``text`` to ``out`` whole or not at all (a temporary file renamed); ``UserError`` when it cannot."""
+    if not out.parent.is_dir():
+        raise UserError(f"cannot write {out}: the directory {out.parent} does not exist")
+    if out.is_dir():
+        raise UserError(f"cannot write {out}: it is a directory")
+    if out.exists() and not force:
+        raise UserError(f"{out} exists: give another --out, or --force to replace it")
+    temp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, out)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+
+
+def _init(args: argparse.Namespace) -> int:
+    from bot.config.compose_init import init_from_compose, own_image
+
+    text, project = init_from_compose(args.from_compose, os.environ)
+    if args.out == "-":
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.out)
+    write_file(out, text, force=args.force)
+    deployed = [s.name for s in project.services.values() if own_image(s)[0]]
+    print(
+        f"wrote {out} for the Compose project {project.name}: {len(project.services)} services "
+        f"({len(deployed)} deployed by version: {', '.join(deployed) or 'none'}).\n"
+        f"Read its 'check:' comments, then: opsbot check --live --config {out}"
+    )
+    return 0
+
+
 def run_tool(args: argparse.Namespace) -> int:
     """Run ``init`` or ``guide export``."""
+    if args.command == "init":
+        return _init(args)
     raise UserError(f"unknown command {args.command!r}")
