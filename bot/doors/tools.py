@@ -58,6 +58,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     export = guide_sub.add_parser("export", help="the whole guide as Markdown, from ops.yml and the engines")
     export.add_argument("--config", help="path of ops.yml")
     export.add_argument("--out", default="-", help="the Markdown file to write (default: stdout)")
+    export.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="the bound of each call to an engine (default 10)")  # fmt: skip
 
 
 def _config_path(args: argparse.Namespace) -> str:
@@ -133,8 +135,50 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _export(args: argparse.Namespace, out: Path | None) -> int:
+    from bot.core import logs
+    from bot.core.app import App
+    from bot.core.backends import RealBackends
+    from bot.core.guide_facts import gather
+    from bot.render.guide import guide_markdown
+
+    settings = Settings()
+    if args.config:
+        settings.opsbot_config = args.config
+    config = load_config(settings.opsbot_config)
+    app = App.build(settings, backends=RealBackends(config, timeout=args.timeout))  # records a changed ops.yml
+    logs.setup(settings.log_level, app.redactor.text, tracebacks=False)
+    try:
+        facts = await gather(app.config, settings.opsbot_config, app.backends, app.db, timeout=args.timeout)
+        text = guide_markdown(facts, app.redactor)
+    finally:
+        await app.close()
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        write_file(out, text)
+        print(f"wrote {out}: the Product Operation Guide of {facts.config.project}, version {facts.version}")
+    unread = [f"{e.name}: {e.containers_error or e.engine_error}" for e in facts.envs.values()
+              if e.containers_error or e.engine_error]  # fmt: skip
+    for line in unread:
+        print(f"note: not read from the engine, marked TODO in the guide: {app.redactor.text(line)}", file=sys.stderr)
+    return 1 if unread else 0
+
+
+def _guide(args: argparse.Namespace) -> int:
+    """``guide export``: exit 0 written, 1 written but an engine could not be read, 2 refused."""
+    if not 0 < args.timeout <= 300:
+        raise UserError(f"--timeout must be above 0 and at most 300 seconds, not {args.timeout:g}")
+    out = None if args.out == "-" else Path(args.out)
+    if out is not None and not out.parent.is_dir():  # refused before anything is read
+        raise UserError(f"cannot write {out}: the directory {out.parent} does not exist")
+    return asyncio.run(_export(args, out))
+
+
 def run_tool(args: argparse.Namespace) -> int:
     """Run ``init`` or ``guide export``."""
     if args.command == "init":
         return _init(args)
+    if args.command == "guide":
+        return _guide(args)
     raise UserError(f"unknown command {args.command!r}")

@@ -120,7 +120,7 @@ def test_a_cycle_is_found_and_named() -> None:
          "depends_on forms a cycle: api -> worker -> db -> api"),
         ("services:\n  api: {image: a/api}\nservics: {}\n",
          "unknown top-level key 'servics' (did you mean 'services'?)"),
-        ("services:\n  api: {image: a/api}\nfrobnicate: 1\n", "unknown top-level key 'frobnicate' (allowed:"),
+        ("services:\n  api: {image: a/api}\ndeploy_to: prod\n", "unknown top-level key 'deploy_to' (allowed:"),
         ("services:\n  api: {ports: ['80:80']}\n", "the service 'api' has neither image: nor build:"),
         ("services:\n  api: [image: x\n", "YAML syntax error"),
         ("just some text, not a compose file\n", "not a Compose file: it needs a top-level services: mapping"),
