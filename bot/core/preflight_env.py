@@ -273,7 +273,7 @@ class EnvChecks:
 
     async def health(self, index: int) -> list[PreflightRow]:
         """One health check (as ``health`` runs it), its latency against thresholds.response_time_ms."""
-        request = await health_request(self.env, index, self.ctx.timeout)
+        request = health_request(self.env, index, self.ctx.timeout)
         [result] = await self.ctx.backends.probe.check([request])
         target = f"{request.name} ({request.url})"
         if not result.ok:

@@ -18,7 +18,6 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from adapters.errors import AdapterError
 from adapters.models import ProbeRequest
 from adapters.preflight.engine import EngineFacts, EngineProbe
 from bot.config import EnvironmentConfig, OpsConfig
@@ -143,11 +142,9 @@ class Context:
         return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
 
 
-async def health_request(env: EnvironmentConfig, index: int, limit: float) -> ProbeRequest:
-    """The probe request of the environment's ``index``-th health check (``{url}`` expanded)."""
+def health_request(env: EnvironmentConfig, index: int, limit: float) -> ProbeRequest:
+    """The probe request of the environment's ``index``-th health check (``{url}`` expanded; ``ConfigError``
+    when it needs a ``url`` the environment does not have)."""
     check = env.health_checks[index]
-    try:
-        url = env.expand(check.url)
-    except Exception as exc:
-        raise AdapterError(str(exc)) from exc
+    url = env.expand(check.url)
     return ProbeRequest(name=check.name, url=url, expect=check.expect, timeout=min(check.timeout, limit))
