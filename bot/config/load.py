@@ -34,7 +34,6 @@ class InvalidConfig(ConfigError):
 #: configured sections whose feature opsbot does not run yet: path -> what it will do. ``opsbot check``
 #: names each one present, so that nothing is accepted in silence.
 NOT_ACTED_ON: dict[str, str] = {
-    "requirements": "the preflight `opsbot check --live` is not built yet",
     "monitoring": "metrics are not measured yet",
     "alerting": "alerts are not routed to PagerDuty or email and not escalated yet",
     "maintenance": "windows are not enforced and tasks are not run yet",
@@ -180,8 +179,10 @@ def parse_yaml(text: str, source: str = "ops.yml") -> Any:
         what = ": ".join(str(p) for p in (exc.context, exc.problem) if p)
         kind = "" if isinstance(exc, _DuplicateKey) else "YAML syntax error: "
         raise ConfigError(f"{where}: {kind}{what}") from exc
+    except yaml.reader.ReaderError as exc:  # a control character: not YAML text at all
+        raise ConfigError(f"{source}: YAML syntax error: {exc.reason} (character {exc.position + 1})") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: YAML syntax error: {exc}") from exc
+        raise ConfigError(f"{source}: YAML syntax error: {' '.join(str(exc).split())}") from exc
 
 
 def load_config(path: str | Path) -> OpsConfig:

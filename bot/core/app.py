@@ -8,6 +8,7 @@ from bot.config import OpsConfig, load_config
 from bot.config.redact import Redactor
 from bot.config.settings import Settings
 from bot.core.backends import RealBackends
+from bot.core.config_history import record_config
 from bot.core.db import Database
 from bot.core.engine import Engine
 from commands.base import Backends
@@ -31,6 +32,7 @@ class App:
         redactor = Redactor(settings.secrets())
         db = Database(settings.opsbot_db)
         db.run_sync(lambda _db: None)  # open and migrate now, so a bad path fails at once
+        record_config(db, config, settings.opsbot_config)  # the guide's Document History
         real: Backends = backends if backends is not None else RealBackends(config)
         engine = Engine(config, real, db, redactor)
         return cls(settings=settings, config=config, db=db, redactor=redactor, backends=real, engine=engine)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,24 @@ def canonical(row: dict[str, Any]) -> str:
 def row_hash(row: dict[str, Any]) -> str:
     """The hash a row must carry."""
     return hashlib.sha256((row["prev_hash"] + canonical(row)).encode()).hexdigest()
+
+
+def append_row(conn: sqlite3.Connection, row: dict[str, Any]) -> tuple[int, str]:
+    """Chain ``row`` (already redacted; without id and hashes) to the log; its id and hash.
+
+    The caller holds the write transaction (``immediate``), so the row before it cannot change meanwhile.
+    """
+    last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    row["id"] = (last[0] + 1) if last else 1
+    row["prev_hash"] = last[1] if last else GENESIS
+    row["hash"] = row_hash(row)
+    columns = ", ".join(row)
+    conn.execute(
+        f"INSERT INTO audit ({columns}) VALUES ({', '.join('?' for _ in row)})",  # noqa: S608
+        tuple(row.values()),
+    )
+    conn.execute("INSERT OR REPLACE INTO audit_head (one, last_id, hash) VALUES (1, ?, ?)", (row["id"], row["hash"]))
+    return row["id"], row["hash"]
 
 
 @dataclass(frozen=True)
@@ -83,20 +102,7 @@ class AuditLog:
 
         def _append(db: sqlite_utils.Database) -> tuple[int, str]:
             with immediate(db.conn) as conn:
-                last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-                row["id"] = (last[0] + 1) if last else 1
-                row["prev_hash"] = last[1] if last else GENESIS
-                row["hash"] = row_hash(row)
-                columns = ", ".join(row)
-                conn.execute(
-                    f"INSERT INTO audit ({columns}) VALUES ({', '.join('?' for _ in row)})",  # noqa: S608
-                    tuple(row.values()),
-                )
-                conn.execute(
-                    "INSERT OR REPLACE INTO audit_head (one, last_id, hash) VALUES (1, ?, ?)",
-                    (row["id"], row["hash"]),
-                )
-            return row["id"], row["hash"]
+                return append_row(conn, row)
 
         entry_id, digest = await self.db.call(_append)
         log.debug("audit %s %s %s head=%s", entry_id, event, command, digest)

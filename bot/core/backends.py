@@ -12,8 +12,10 @@ from bot.config import OpsConfig
 class RealBackends:
     """Creates adapters lazily and keeps one per environment for the life of the process."""
 
-    def __init__(self, config: OpsConfig) -> None:
+    def __init__(self, config: OpsConfig, *, timeout: float | None = None) -> None:
         self.config = config
+        #: the bound of each call to an engine or S3 (None: the adapters' defaults)
+        self.timeout = timeout
         self._runtimes: dict[str, Runtime] = {}
         self._probe: Probe | None = None
 
@@ -29,15 +31,16 @@ class RealBackends:
         if env not in self._runtimes:
             _, env_config = self.config.env(env)
             rt = env_config.runtime
+            bound = {"timeout": self.timeout} if self.timeout is not None else {}
             # the adapters import the docker SDK: only when needed
             if rt.kind == "swarm":
                 from adapters.swarm.runtime import SwarmRuntime
 
-                self._runtimes[env] = SwarmRuntime(rt.docker_host, rt.project)
+                self._runtimes[env] = SwarmRuntime(rt.docker_host, rt.project, **bound)
             else:
                 from adapters.compose.runtime import ComposeRuntime
 
-                self._runtimes[env] = ComposeRuntime(rt.docker_host, rt.project)
+                self._runtimes[env] = ComposeRuntime(rt.docker_host, rt.project, **bound)
         return self._runtimes[env]
 
     def store(self, env: str) -> BackupStore:
@@ -53,7 +56,7 @@ class RealBackends:
             if url.startswith("s3://"):
                 from adapters.stores.s3 import S3Store  # imports boto3: only when needed
 
-                stores[env] = S3Store(url)
+                stores[env] = S3Store(url, **({"timeout": self.timeout} if self.timeout is not None else {}))
             else:
                 from adapters.stores.file import FileStore
 

@@ -139,6 +139,10 @@ MIGRATIONS: tuple[str, ...] = (
         heartbeat REAL NOT NULL
     )
     """,
+    # 8: the audit log by event (the guide's Document History: config changes, deploys)
+    """
+    CREATE INDEX audit_event ON audit(event, id)
+    """,
 )
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from adapters.errors import ConfigError, OpsError
 from bot.config.settings import Settings
 from bot.core import logs
+from bot.doors import tools
 
 if TYPE_CHECKING:
     from bot.core.app import App
@@ -122,6 +123,8 @@ def _check(args: argparse.Namespace) -> int:
     if args.schema:
         _print_json(config_json_schema())
         return 0
+    if args.live:
+        return tools.check_live(args)
     path = _settings(args).opsbot_config
     try:
         config = load_config(path)
@@ -191,6 +194,8 @@ def parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate ops.yml")
     check.add_argument("--config", help="path of ops.yml")
     check.add_argument("--schema", action="store_true", help="print the JSON Schema of ops.yml")
+    tools.add_check_options(check)
+    tools.add_commands(sub)
 
     audit = sub.add_parser("audit", help="list or verify the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
@@ -221,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_audit(args))
         if args.command in ("approve", "deny", "cancel"):
             return asyncio.run(_decide(args))
+        if args.command in tools.COMMANDS:
+            return tools.run_tool(args)
     except OpsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

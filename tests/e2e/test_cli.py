@@ -115,7 +115,8 @@ async def test_run_exit_codes_json_and_audit(tmp_path, env):
     events = [(r["command"], r["event"]) for r in reversed(rows)]
     assert ("health prod", "requested") in events and ("health prod", "succeeded") in events
     assert any(e == "refused" and "rm -rf" in c for c, e in events)
-    assert {r["source"] for r in rows} == {"cli"}
+    assert {r["source"] for r in rows} == {"cli", "config"}  # config: ops.yml as first loaded (guide export's history)
+    assert [r["event"] for r in rows if r["source"] == "config"] == ["config-changed"]
 
     code, out, _ = await opsbot("audit", "verify", env=env)
     assert code == 0 and "intact" in out

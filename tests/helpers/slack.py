@@ -117,7 +117,8 @@ class SlackStandIn:
     Attributes tests set: ``groups`` (user group id -> member ids, for ``usergroups.users.list``),
     ``users`` (user id -> fields merged over the generated ``users.info`` user), ``channels``
     (channel id -> fields merged over the generated ``conversations.info`` channel),
-    ``valid_tokens`` (``None``: any ``xoxb-`` bot token and any ``xapp-`` app token).
+    ``valid_tokens`` (``None``: any ``xoxb-`` bot token and any ``xapp-`` app token), ``scopes`` (what
+    the ``x-oauth-scopes`` header of a bot token's answers lists; ``BOT_SCOPES`` by default).
     Attributes tests read: ``calls``, ``messages`` ((channel, ts) -> the message as it stands after
     updates and deletes), ``socket_acks``, ``socket_connections``.
     """
@@ -125,6 +126,7 @@ class SlackStandIn:
     def __init__(self, *, valid_tokens: Iterable[str] | None = None) -> None:
         self.valid_tokens: set[str] | None = set(valid_tokens) if valid_tokens is not None else None
         self.groups: dict[str, list[str]] = {}
+        self.scopes: list[str] = list(BOT_SCOPES)
         self.users: dict[str, dict[str, Any]] = {}
         self.channels: dict[str, dict[str, Any]] = {"C0OPS": {"name": "ops"}}
         self.calls: list[Call] = []
@@ -400,7 +402,7 @@ class SlackStandIn:
         except _Reply as reply:
             body = reply.body
         if body.get("ok") and str(token or "").startswith("xoxb-"):
-            extra_headers["x-oauth-scopes"] = ",".join(BOT_SCOPES)
+            extra_headers["x-oauth-scopes"] = ",".join(self.scopes)
         await self._record(Call(method, args, headers, time.monotonic(), status, body))
         return web.json_response(body, status=status, headers=extra_headers)
 
