@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from adapters.certs import CertInfo, CertSource
@@ -20,7 +20,7 @@ from adapters.errors import ConfigError
 from adapters.tls.inspector import TlsInspector
 from bot.config.guide import MaintenanceTask
 from commands.base import Ctx, Plan, Severity, worst
-from commands.maintenance_tasks import TaskResult, TaskRow
+from commands.maintenance_tasks import TaskResult, TaskRow, now_of
 
 #: how long one connection (TCP and TLS handshake) may take
 CONNECT_TIMEOUT = 10.0
@@ -101,7 +101,7 @@ def judge(info: CertInfo, task: MaintenanceTask, now: datetime) -> TaskRow:
 
 async def cert_check(ctx: Ctx, env: str, task: MaintenanceTask) -> TaskResult:
     """Connect to each https URL concurrently and judge its certificate."""
-    started, now = time.monotonic(), datetime.now(UTC)
+    started, now = time.monotonic(), now_of(ctx)
     urls = https_urls(ctx, env)
     if not urls:
         row = TaskRow(name=env, severity="warning",

@@ -37,6 +37,7 @@ from commands.maintenance_tasks import (
     db_plan,
     image_age,
     image_plan,
+    now_of,
     period_text,
     recorded,
     task_of,
@@ -124,8 +125,7 @@ async def run(ctx: Ctx, args: MaintenanceArgs) -> Result:
 
 async def listing(ctx: Ctx, env: str) -> MaintenanceResult:
     """Windows (open now or not, next start) and tasks (last and next run)."""
-    clock = ctx.extras.get("clock")
-    now: datetime = clock() if clock is not None else datetime.now(UTC)
+    now = now_of(ctx)
     state = window_state(ctx.config, env, now)
     book = ctx.extras.get("maintenance")
     schedule: dict[str, dict[str, Any]] = await book.schedule(env) if book is not None else {}

@@ -68,6 +68,13 @@ def period_text(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def now_of(ctx: Ctx) -> datetime:
+    """The time of this request (the engine's clock, which tests set)."""
+    clock = ctx.extras.get("clock")
+    moment: datetime = clock() if clock is not None else datetime.now(UTC)
+    return moment
+
+
 def task_of(config: OpsConfig, env: str, name: str) -> MaintenanceTask:
     """The task ``name`` of ``env`` in ``maintenance.tasks``; ``UserError`` naming the ones there are."""
     tasks = [t for t in (config.maintenance.tasks if config.maintenance else []) if t.env == env]
@@ -194,7 +201,7 @@ async def image_age(ctx: Ctx, env: str, task: MaintenanceTask) -> TaskResult:
     runtime = ctx.backends.runtime(env)
     if not isinstance(runtime, ImageDates):
         raise UserError(f"{runtime.description} cannot tell when an image was built: image_age cannot run there")
-    started, now = time.monotonic(), datetime.now(UTC)
+    started, now = time.monotonic(), now_of(ctx)
     rows: list[TaskRow] = []
     for service, (image, ref) in sorted((await _running_images(ctx, env)).items()):
         try:

@@ -53,9 +53,9 @@ class Duties:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def rows(self, items: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The row of each item (made now for an item not seen before)."""
-        wanted, now = list(items), time.time()
+    async def rows(self, items: Iterable[str], now: float | None = None) -> dict[str, dict[str, Any]]:
+        """The row of each item (made at ``now``, default the current time, for an item not seen before)."""
+        wanted, now = list(items), time.time() if now is None else now
 
         def go(db: sqlite_utils.Database) -> dict[str, dict[str, Any]]:
             with immediate(db.conn) as conn:

@@ -129,8 +129,8 @@ class Upkeep(Scheduler):
             return 0
         duties = [d for d in self.engine.config.security_maintenance if d.every is not None]
         book = self.engine.duties
-        rows = await book.rows(d.item for d in duties)
         now, sent = self.clock(), 0
+        rows = await book.rows((d.item for d in duties), now)
         for duty in duties:
             row = rows[duty.item]
             due = due_at(duty, row, now)
