@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 DB_TIMEOUT = 3600.0
 #: at most this much of a command's output is kept (its end)
 MAX_OUTPUT = 4000
+#: while the command runs, progress is said at least this often (seconds)
+PROGRESS_EVERY = 5.0
 
 
 class TaskRow(BaseModel):
@@ -139,18 +141,31 @@ async def db_maintenance(ctx: Ctx, env: str, task: MaintenanceTask) -> TaskResul
     stderr = ""
     problem: str | None = None
     await ctx.step("maintenance", env, "maintenance-step", f"db_maintenance: `{shown}` {place}")
+
+    async def tick(proc: Any) -> None:  # a command may be silent for long (or write only to stderr)
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY)
+            last = (proc.stderr().splitlines() or [""])[-1] or (tail[-1] if tail else "")
+            said = f": {ctx.redactor.text(last)[:200]}" if last else ""
+            await ctx.progress(f"db_maintenance {env}: running for {time.monotonic() - started:.0f} s{said}")
+
     try:
         async with asyncio.timeout(limit), db_process(ctx, env, argv) as proc:
-            pending = b""
-            while chunk := await proc.read():
-                *lines, pending = (pending + chunk).split(b"\n")
-                for raw in lines:
-                    line = raw.decode("utf-8", errors="replace").rstrip("\r")
-                    tail.append(line)
-                    await ctx.progress(f"db_maintenance {env} ({time.monotonic() - started:.0f} s): {line[:200]}")
-            if pending:
-                tail.append(pending.decode("utf-8", errors="replace"))
-            code, stderr = await proc.wait(), proc.stderr()
+            ticker = asyncio.create_task(tick(proc))
+            try:
+                pending = b""
+                while chunk := await proc.read():
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for raw in lines:
+                        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+                        tail.append(line)
+                        await ctx.progress(f"db_maintenance {env} ({time.monotonic() - started:.0f} s): "
+                                           f"{ctx.redactor.text(line)[:200]}")  # fmt: skip
+                if pending:
+                    tail.append(pending.decode("utf-8", errors="replace"))
+                code, stderr = await proc.wait(), proc.stderr()
+            finally:
+                ticker.cancel()
     except TimeoutError:
         problem = (f"`{shown}` did not finish within {period_text(limit)}: it was stopped (in a container the "
                    "engine cannot kill an exec: the command may still be running there)")  # fmt: skip
