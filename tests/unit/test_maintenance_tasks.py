@@ -97,9 +97,10 @@ async def test_db_maintenance_command_not_found_says_so(tmp_path, backends):
     engine = await make_engine(tmp_path, backends)
     backends.runtime("prod").stream_handler = lambda argv, _: (
         127, b'OCI runtime exec failed: exec: "vacuumdb": executable file not found in $PATH\r\n', b"")
-    data = (await engine.handle(Request(actor="U0OPERATOR", door="cli", text="maintenance prod db_maintenance"))).to_json()
-    assert data["outcome"] == "critical"
-    assert data["summary"] == "vacuumdb is not found in service postgres (exit 127): check the task's command in ops.yml"
+    request = Request(actor="U0OPERATOR", door="cli", text="maintenance prod db_maintenance")
+    data = (await engine.handle(request)).to_json()
+    assert data["outcome"] == "critical" and data["summary"] == (
+        "vacuumdb is not found in service postgres (exit 127): check the task's command in ops.yml")
     engine.db.close()
 
 

@@ -105,7 +105,7 @@ async def test_tasks_run_only_inside_their_window_and_report_by_severity(world):
     [(channel, headline, reply)] = alerts.posted
     assert channel == "critical" and headline.endswith("Maintenance `maintenance prod image_age`: CRITICAL")
     assert reply.result.rows[0].detail.endswith("100 days ago")
-    entry = [e for e in await engine.audit.entries(limit=20) if e["event"] == "succeeded"][0]
+    entry = next(e for e in await engine.audit.entries(limit=20) if e["event"] == "succeeded")
     assert entry["actor"] == "scheduler" and entry["source"] == "scheduler"
     clock.now = SUNDAY + 600
     assert await tick(upkeep) == 0  # done for this week
