@@ -65,7 +65,8 @@ async def test_tasks_are_reported_and_duties_reminded_then_closed(slack, tmp_pat
         assert done.returncode == 0, out
         edited = await slack.wait_for("chat.update", lambda c: c.args.get("ts") == ts, 15)
         assert edited.args["text"].startswith(":white_check_mark: Security duty done: Rotate &lt;!channel&gt; secrets")
-        assert len([c for c in slack.calls_to("chat.postMessage") if "Security duty due" in c.args.get("text", "")]) == 1
+        reminders = [c for c in slack.calls_to("chat.postMessage") if "Security duty due" in c.args.get("text", "")]
+        assert len(reminders) == 1
     finally:
         assert await bot.stop() == 0
     bot.assert_clean()
