@@ -57,13 +57,18 @@ class Duties:
         """The row of each item (made at ``now``, default the current time, for an item not seen before)."""
         wanted, now = list(items), time.time() if now is None else now
 
+        marks = ", ".join("?" for _ in wanted)
+        select = f"SELECT * FROM security_duties WHERE item IN ({marks})"  # noqa: S608 - placeholders only
+
         def go(db: sqlite_utils.Database) -> dict[str, dict[str, Any]]:
-            with immediate(db.conn) as conn:
-                for item in wanted:
-                    conn.execute("INSERT OR IGNORE INTO security_duties (item, first_seen) VALUES (?, ?)", (item, now))
-            marks = ", ".join("?" for _ in wanted)
-            found = db.query(f"SELECT * FROM security_duties WHERE item IN ({marks})", wanted)  # noqa: S608
-            return {r["item"]: dict(r) for r in found}
+            found = {r["item"]: dict(r) for r in db.query(select, wanted)}
+            if len(found) < len(set(wanted)):  # a write only the first time an item is seen
+                with immediate(db.conn) as conn:
+                    for item in wanted:
+                        conn.execute("INSERT OR IGNORE INTO security_duties (item, first_seen) VALUES (?, ?)",
+                                     (item, now))  # fmt: skip
+                found = {r["item"]: dict(r) for r in db.query(select, wanted)}
+            return found
 
         return await self.db.call(go) if wanted else {}
 

@@ -139,6 +139,8 @@ class Upkeep(Scheduler):
                 if row.get("message_ts") and await book.take_message(duty.item, row["message_ts"]):
                     await self.poster.edit_notice(row["channel"], row["message_ts"], done_text(duty, row))
                 continue
+            if row.get("reminded_at") is not None and now - row["reminded_at"] < self.remind_every:
+                continue  # reminded lately (checked again, under the write lock, by the claim)
             claimed = await book.claim_reminder(duty.item, due, now, self.remind_every)
             if claimed is None:
                 continue

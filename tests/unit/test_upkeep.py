@@ -177,3 +177,12 @@ async def test_the_access_review_reminder_carries_the_report(world):
     await tick(Upkeep(engine, poster=poster, clock=clock))
     [(_, text, _)] = poster.posts
     assert "Access report since" in text and "1 refusal" in text and "new actors: U0NEWBIE" in text
+
+
+async def test_a_reminder_is_claimed_once_even_when_two_processes_race(world):
+    make, clock, _ = world
+    first, second = make(duties=DUTIES[:1], maintenance=None), make(duties=DUTIES[:1], maintenance=None)
+    await first.duties.rows(["rotate_secrets"], clock.now)
+    claims = [await e.duties.claim_reminder("rotate_secrets", clock.now, clock.now, 86400) for e in (first, second)]
+    assert sum(c is not None for c in claims) == 1
+    assert await first.duties.claim_reminder("rotate_secrets", clock.now, clock.now + 86401, 86400) is not None
