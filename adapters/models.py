@@ -25,6 +25,8 @@ class ContainerInfo(BaseModel):
     image: str
     #: the image tag (``shop/api:1.4.2`` -> ``1.4.2``); None for an untagged image
     version: str | None = None
+    #: the id of the image the container runs (``sha256:...``), when the engine says it
+    image_id: str | None = None
     restarts: int = 0
     started_at: datetime | None = None
     exit_code: int | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from adapters.models import ContainerInfo, DiskUsage, ExecResult, Replacement
@@ -163,4 +163,16 @@ class Runtime(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class ImageDates(Protocol):
+    """A runtime that can say when an image was built (``image_age``, guide 7.3 security patches)."""
+
+    async def image_created(self, image: str) -> datetime | None:
+        """When ``image`` (a reference or an image id) was built; None when it does not say.
+
+        ``NotFound`` when the engine does not have it.
+        """
         ...

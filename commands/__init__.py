@@ -18,10 +18,12 @@ from commands import (
     help,
     history,
     logs,
+    maintenance,
     pending,
     restart,
     restore,
     rollback,
+    security,
     stages,
     status,
     troubleshoot,
@@ -35,5 +37,6 @@ REGISTRY: dict[str, CommandSpec] = {
         help.SPEC, status.SPEC, health.SPEC, logs.SPEC, troubleshoot.SPEC, escalate.SPEC, history.SPEC,
         pending.SPEC, audit.SPEC, config.SPEC, deploy.SPEC, rollback.SPEC, restart.SPEC, stages.STARTUP,
         stages.SHUTDOWN, flag.SPEC, backup.SPEC, backups.SPEC, verify_backup.SPEC, restore.SPEC,
+        maintenance.SPEC, security.SPEC,
     )
 }  # fmt: skip

@@ -129,6 +129,11 @@ class Args(BaseModel):
         """True when these arguments make a read-only command write somewhere (it then needs an operator)."""
         return False
 
+    def makes_change(self) -> bool:
+        """False when these arguments make a change command only read (``maintenance <env>`` without a task):
+        it then runs at once, for viewers, without plan or approval."""
+        return True
+
     def model_post_init(self, context: Any) -> None:
         """Check that a ``service`` field names a service of the ``env`` field's environment."""
         service = getattr(self, "service", None)
@@ -280,8 +285,12 @@ class CommandSpec:
     #: for a change: what it will do, before approval
     plan: PlanFn | None = None
     #: for a change: False when it runs at once for an operator, without waiting for approvers
-    #: (``backup``: it only adds a backup); ``--dry-run`` still only shows the plan
+    #: (``backup``: it only adds a backup); ``--dry-run`` still only shows the plan. A change that needs
+    #: approval is bound to its environment's maintenance windows (refused outside them)
     approval: bool = True
+    #: False: inside an open maintenance window it runs at once for an operator, without approvers
+    #: (``maintenance <env> <task>``); True: inside a window it follows the environment's approval rules
+    approval_inside_window: bool = True
 
 
 def env_field(description: str = "the environment (default: default_environment)") -> Any:

@@ -2,8 +2,11 @@
 
 The plan lists, for each service with `deploy: true` (or those of `--services a,b`), its current
 image and the new one, the migration (`migrate` in ops.yml: a one-off container of the NEW image,
-run before any service changes), and the health checks that verify it. When it runs: the images
-must be on the engine; a migration that fails stops everything before any service changes; each
+run before any service changes), the security gates, and the health checks that verify it. When it
+runs: the images must be on the engine; each security gate (`security_maintenance` items with
+`before: deploy`) runs its command in a one-off container of each new image, and a non-zero exit (or
+a gate that outlives its `timeout`) refuses the deploy with the gate's output before anything
+changes; a migration that fails stops everything before any service changes; each
 service's containers are replaced keeping their configuration (the old ones kept until verified);
 then running, healthy and every health check must pass within a bounded wait. If not, the old
 containers are put back and verified, and the answer says "rolled back automatically" with the
@@ -20,6 +23,7 @@ from pydantic import AfterValidator
 
 from adapters.errors import UserError
 from commands.base import ChangeArgs, CommandSpec, Ctx, EnvName, Plan, Version, _check_name, shown
+from commands.gates import gate_steps
 from commands.rollout import RolloutResult, ServiceChange, current_images, record, rollout
 
 
@@ -67,10 +71,10 @@ async def changes_for(
     return changes, before
 
 
-def describe(ctx: Ctx, env: str, action: str, changes: list[ServiceChange], migrate: bool) -> Plan:
+def describe(ctx: Ctx, env: str, action: str, changes: list[ServiceChange], migrate: bool, gates: bool = False) -> Plan:
     """The plan shown for approval."""
     _, env_config = ctx.config.env(env)
-    steps = []
+    steps = gate_steps(ctx.config, [(c.service, c.image_after) for c in changes]) if gates else []
     if migrate and env_config.migrate is not None:
         mig = env_config.migrate
         image = next((c.image_after for c in changes if c.service == mig.service), None)
@@ -90,14 +94,14 @@ async def plan(ctx: Ctx, args: DeployArgs) -> Plan:
     """Current -> new image for each service, the migration, the checks."""
     assert args.env is not None
     changes, _ = await changes_for(ctx, args.env, targets(ctx, args.env, args.services), args.version)
-    return describe(ctx, args.env, f"deploy {args.version} to", changes, migrate=True)
+    return describe(ctx, args.env, f"deploy {args.version} to", changes, migrate=True, gates=True)
 
 
 async def run(ctx: Ctx, args: DeployArgs) -> RolloutResult:
     """Deploy, verify, roll back on failure; record it."""
     assert args.env is not None
     changes, before = await changes_for(ctx, args.env, targets(ctx, args.env, args.services), args.version)
-    result = await rollout(ctx, args.env, "deploy", changes, version=args.version, migrate=True)
+    result = await rollout(ctx, args.env, "deploy", changes, version=args.version, migrate=True, gates=True)
     await record(ctx, result, before)
     return result
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from adapters.errors import AdapterError
 from adapters.models import Replacement
 from commands.base import Ctx, Result, Severity
+from commands.gates import GateRow, run_gates
 from commands.inspect import CheckRow, ServiceRow, check_rows, service_row
 
 #: how long replaced services may take to be running and healthy
@@ -53,6 +54,8 @@ class RolloutResult(Result):
     #: the output of what failed (the migration's, the failing check's)
     output: str | None = None
     migration: dict[str, Any] | None = None
+    #: the security gates run before anything changed (``deploy``), in order
+    gates: list[GateRow] = Field(default_factory=list)
 
     def severity(self) -> Severity:
         """Critical unless it was done and verified."""
@@ -94,9 +97,10 @@ async def verify(ctx: Ctx, env: str, services: list[str]) -> tuple[str | None, l
 
 
 async def rollout(
-    ctx: Ctx, env: str, action: str, changes: list[ServiceChange], *, version: str | None = None, migrate: bool = False
+    ctx: Ctx, env: str, action: str, changes: list[ServiceChange], *, version: str | None = None, migrate: bool = False,
+    gates: bool = False,
 ) -> RolloutResult:
-    """Images, migration, replace, verify; on failure put everything back and verify that."""
+    """Images, security gates, migration, replace, verify; on failure put everything back and verify that."""
     _, env_config = ctx.config.env(env)
     runtime = ctx.backends.runtime(env)
     result = RolloutResult(action=action, environment=env, version=version, ok=False, changes=changes)
@@ -111,6 +115,11 @@ async def rollout(
             return result
         if not available:
             result.problem = f"image {image} is not on the engine and no registry has it: nothing was changed"
+            return result
+    if gates:
+        result.gates, refused = await run_gates(ctx, env, [(c.service, c.image_after) for c in changes])
+        if refused is not None:
+            result.problem, result.output = refused, result.gates[-1].output
             return result
     if migrate and env_config.migrate is not None:
         step += 1
@@ -203,6 +212,8 @@ async def record(ctx: Ctx, result: RolloutResult, before: dict[str, str | None])
         return
     approval = ctx.extras.get("approval") or {}
     outcome = "succeeded" if result.ok else ("rolled-back" if result.rolled_back else "failed")
+    if any(not g.passed for g in result.gates):
+        outcome = "refused"
     await deploys.record({
         "environment": result.environment, "kind": result.action, "version": result.version,
         "services": [c.service for c in result.changes], "before": before,

@@ -58,6 +58,7 @@ def container_info(attrs: dict[str, Any]) -> ContainerInfo:
         health=(state.get("Health") or {}).get("Status"),
         image=image,
         version=image_version(image),
+        image_id=attrs.get("Image") or None,
         restarts=int(attrs.get("RestartCount") or 0),
         started_at=parse_time(state.get("StartedAt")),
         exit_code=None if status in ("running", "created") else state.get("ExitCode"),

@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -21,7 +22,7 @@ import docker.errors
 import docker.utils
 
 from adapters.docker.client import DockerClientBase
-from adapters.docker.io import MAX_EXEC_OUTPUT, frames
+from adapters.docker.io import MAX_EXEC_OUTPUT, frames, parse_time
 from adapters.docker.spec import check_image
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound, OpsError
 from adapters.models import ExecResult
@@ -74,6 +75,15 @@ class DockerOps(DockerClientBase):
         finally:
             stop.set()
         return await self._image(ref) is not None
+
+    async def image_created(self, image: str) -> datetime | None:
+        """When ``image`` (a reference or an image id) was built: its config's ``Created``.
+
+        None when the image does not say (``Created`` empty or the zero time); ``NotFound`` when the engine
+        does not have it.
+        """
+        ref = check_image(image)
+        return parse_time((await self._need_image(ref)).get("Created"))
 
     def _pull(self, repo: str, tag: str, stop: threading.Event) -> None:
         """Pull ``repo:tag``, reading the engine's progress; raises ``AdapterError`` with its error."""

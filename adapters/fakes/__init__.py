@@ -4,6 +4,7 @@ May import adapters' interfaces, models, errors and adapters.docker's pure helpe
 (and by a demo world, when there is one), never by a product module.
 """
 
+from adapters.fakes.certs import FakeCerts
 from adapters.fakes.changes import AfterRestart, FakeChanges, OneoffHandler
 from adapters.fakes.runtime import FakeBackends, FakeProbe, FakeRuntime, exec_not_found
 from adapters.fakes.store import FakeProcess, FakeStreams, InMemoryStore
@@ -11,6 +12,7 @@ from adapters.fakes.store import FakeProcess, FakeStreams, InMemoryStore
 __all__ = [
     "AfterRestart",
     "FakeBackends",
+    "FakeCerts",
     "FakeChanges",
     "FakeProbe",
     "FakeProcess",

@@ -86,10 +86,22 @@ class FakeChanges:
         self.after_replace: dict[str, AfterRestart] = {}
         self.unstartable: dict[str, str] = {}
         self.kept: dict[str, tuple[ContainerInfo, bool]] = {}
+        #: image (reference or id) -> when it was built (``image_created``); None: it does not say
+        self.image_dates: dict[str, datetime | None] = {}
         self._ids = itertools.count(0x100000)
 
     def _has(self, image: str) -> bool:
         return image in self.images or any(c.image == image for c in self.items)
+
+    async def image_created(self, image: str) -> datetime | None:
+        """When the fake engine's ``image`` was built (``image_dates``); ``NotFound`` for an image it lacks."""
+        ref = check_image(image)
+        await self._enter(f"image_created {ref}")
+        if ref in self.image_dates:
+            return self.image_dates[ref]
+        if not self._has(ref):
+            raise NotFound(f"{self.description}: No such image: {ref}")
+        return None
 
     async def image_available(self, image: str) -> bool:
         """True when the fake engine has ``image`` or its registry does (then it is "pulled")."""

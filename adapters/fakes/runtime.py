@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from adapters.docker.io import MAX_EXEC_OUTPUT, MAX_LINE, image_version, parse_df
 from adapters.errors import AdapterError, AdapterTimeout, NotFound
+from adapters.fakes.certs import FakeCerts
 from adapters.fakes.changes import AfterRestart, FakeChanges, OneoffHandler
 from adapters.fakes.store import FakeStreams, InMemoryStore
 from adapters.lifecycle import TAIL_LINES, Look, Progress, grace_seconds, progress_line, wait_running
@@ -335,6 +336,8 @@ class FakeBackends:
         self.runtimes = runtimes or {}
         self._probe = probe or FakeProbe()
         self.stores: dict[str, InMemoryStore] = {}
+        #: the certificates ``cert_check`` reads
+        self.certs = FakeCerts()
 
     @property
     def probe(self) -> FakeProbe:

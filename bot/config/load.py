@@ -36,8 +36,6 @@ class InvalidConfig(ConfigError):
 NOT_ACTED_ON: dict[str, str] = {
     "monitoring": "metrics are not measured yet",
     "alerting": "alerts are not routed to PagerDuty or email and not escalated yet",
-    "maintenance": "windows are not enforced and tasks are not run yet",
-    "security_maintenance": "duties are not reminded, recorded or enforced yet",
     "backup.files": "file-storage backups (`backup <env> --files`) are not built yet",
 }
 

@@ -78,3 +78,43 @@ def window_state(config: OpsConfig, env: str, now: datetime | None = None) -> Wi
 def describe(window: MaintenanceWindow) -> str:
     """A window as a person reads it: ``sun 02:00-04:00``."""
     return f"{','.join(window.days)} {window.from_}-{window.to}"
+
+
+def open_at(config: OpsConfig, env: str, at: datetime) -> datetime | None:
+    """The first moment from ``at`` on when a window of ``env`` is open (``at`` itself when one is); None
+    when ``env`` has no windows."""
+    state = window_state(config, env, at)
+    if not state.bound:
+        return None
+    return at.astimezone(UTC) if state.open else state.next_start
+
+
+def local_text(config: OpsConfig, moment: datetime) -> str:
+    """``moment`` as a person of the team reads it: ``Sun 2026-12-13 02:00 CET`` (in ``alerting.timezone``)."""
+    local = moment.astimezone(timezone_of(config))
+    return f"{local:%a %Y-%m-%d %H:%M} {local.tzname() or ''}".strip()
+
+
+def until_text(now: datetime, then: datetime) -> str:
+    """How long from ``now`` to ``then``, roughly: ``in 3 d 4 h``, ``in 25 min``, ``now``."""
+    minutes = int((then - now).total_seconds() // 60)
+    if minutes <= 0:
+        return "now"
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"in {days} d {hours} h" if hours else f"in {days} d"
+    if hours:
+        return f"in {hours} h {mins} min" if mins else f"in {hours} h"
+    return f"in {mins} min"
+
+
+def closed_text(config: OpsConfig, env: str, state: WindowState, now: datetime) -> str:
+    """Why a change waits: ``prod is outside its maintenance windows (sun 02:00-04:00 Europe/Berlin); the
+    next opens Sun 2026-12-13 02:00 CET (in 3 d 4 h)``."""
+    zone = timezone_of(config).key
+    shown = ", ".join(describe(w) for w in windows_of(config, env))
+    text = f"{env} is outside its maintenance windows ({shown} {zone})"
+    if state.next_start is not None:
+        text += f"; the next opens {local_text(config, state.next_start)} ({until_text(now, state.next_start)})"
+    return text

@@ -83,7 +83,7 @@ class Access:
         """
         roles, problems = await self.roles(actor, env)
         where = f" in {env}" if env else ""
-        if spec.changes or (args is not None and args.writes()):
+        if (spec.changes and (args is None or args.makes_change())) or (args is not None and args.writes()):
             needed = {"operators", "admins"}
         else:
             viewers = self.config.access_for(env).viewers

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from adapters.certs import CertSource
 from adapters.http.probe import HttpProbe
 from adapters.probe import Probe
 from adapters.runtime import Runtime
 from adapters.store import BackupStore
+from adapters.tls.inspector import TlsInspector
 from bot.config import OpsConfig
 
 
@@ -25,6 +27,14 @@ class RealBackends:
         if self._probe is None:
             self._probe = HttpProbe()
         return self._probe
+
+    @property
+    def certs(self) -> CertSource:
+        """The TLS certificate reader of ``cert_check`` (the system's trusted authorities)."""
+        found: CertSource | None = self.__dict__.get("_certs")
+        if found is None:
+            found = self.__dict__["_certs"] = TlsInspector()
+        return found
 
     def runtime(self, env: str) -> Runtime:
         """The runtime of ``env``, as its ``runtime`` section says (Compose project or Swarm stack)."""

@@ -12,11 +12,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from adapters.errors import AccessDenied, OpsError, UserError
 from bot.config import OpsConfig
 from bot.config.redact import Redactor
+from bot.config.windows import WindowState, closed_text, describe, window_state, windows_of
 from bot.core.access import Access
 from bot.core.approvals import DONE, FAILED, STALE, Approval, Approvals
 from bot.core.db import Database
@@ -28,6 +30,15 @@ from commands.base import CommandSpec, Ctx, Plan, Result, Severity
 log = logging.getLogger("opsbot.changes")
 HEARTBEAT_SECONDS = 10.0
 Notify = Callable[[str, str], Awaitable[None]]
+
+
+class OutsideWindow(UserError):
+    """A change outside its environment's maintenance windows: refused, nothing ran."""
+
+
+def utcnow() -> datetime:
+    """The current time, in UTC."""
+    return datetime.now(UTC)
 
 
 class EngineParts(Protocol):
@@ -64,6 +75,8 @@ class PlanResult(Result):
     environment: str | None = None
     plan: Plan
     dry_run: bool = True
+    #: set when the change could not run now (outside a maintenance window), and why
+    note: str | None = None
 
 
 class ApprovalResult(Result):
@@ -110,29 +123,60 @@ class Changes:
         self.locks = EnvLocks(engine.db)
         #: how to tell the critical alert channel (the Slack door sets it; the console prints)
         self.notify: Notify | None = None
+        #: the time windows are read at (tests set it)
+        self.clock: Callable[[], datetime] = utcnow
+
+    def window(self, spec: CommandSpec, env_name: str | None) -> WindowState | None:
+        """Where now stands against the windows of ``env_name``, for a change bound to them (None: not bound).
+
+        Every change that needs approval is bound (deploy, rollback, restart, flag, startup, shutdown,
+        restore, a maintenance task); ``backup`` only adds, and is not.
+        """
+        if not spec.approval or env_name is None:
+            return None
+        state = window_state(self.engine.config, env_name, self.clock())
+        return state if state.bound else None
+
+    def _closed(self, env_name: str, state: WindowState) -> str:
+        return closed_text(self.engine.config, env_name, state, self.clock())
 
     async def request(self, request: Request, parsed: Parsed, ctx: Ctx, roles: set[str]) -> Result:
-        """Plan the change; dry run, break glass, or a pending approval."""
+        """Plan the change; dry run, break glass, or a pending approval. Outside its environment's
+        maintenance windows it is refused (with the next window's start), unless an admin breaks glass."""
         spec, args = parsed.spec, parsed.args
         assert spec.plan is not None
         env_name = getattr(args, "env", None)
-        plan = await spec.plan(ctx, args)
         command = parsed.text
-        if getattr(args, "dry_run", False):
-            return PlanResult(command=command, environment=env_name, plan=plan)
+        state = self.window(spec, env_name)
+        outside = state is not None and not state.open
         reason = getattr(args, "break_glass", None)
+        dry_run = getattr(args, "dry_run", False)
+        if outside and not dry_run and not reason:
+            assert state is not None and env_name is not None
+            raise OutsideWindow(f"{self._closed(env_name, state)}. Nothing was run: ask again then, or an admin "
+                                f"may --break-glass \"reason\".")  # fmt: skip
+        plan = await spec.plan(ctx, args)
+        if dry_run:
+            note = None
+            if outside:
+                assert state is not None and env_name is not None
+                note = f"{self._closed(env_name, state)}: the change would be refused until then (or --break-glass)"
+            return PlanResult(command=command, environment=env_name, plan=plan, note=note)
         if reason:
             if "admins" not in roles:
                 raise AccessDenied("--break-glass is for admins only")
+            where = " outside the maintenance windows" if outside else ""
             await self.engine.audit_event(request, "break-glass", command, f"reason: {reason}", env_name,
-                                          {"reason": reason, "plan": plan.model_dump(mode="json")})  # fmt: skip
-            await self._notify(f":rotating_light: BREAK-GLASS by {request.actor}: `{command}` without approval. "
-                               f"Reason: {reason}")  # fmt: skip
+                                          {"reason": reason, "plan": plan.model_dump(mode="json"),
+                                           "outside_window": outside})  # fmt: skip
+            await self._notify(f":rotating_light: BREAK-GLASS by {request.actor}: `{command}` without approval"
+                               f"{where}. Reason: {reason}")  # fmt: skip
             async with self.locks.hold(env_name or "", f"`{command}` (break glass by {request.actor})"):
                 return await spec.run(ctx, args)
-        if not spec.approval:  # it only adds (a backup): an operator runs it at once
+        at_once = self._at_once(spec, env_name, state, request)
+        if at_once is not None:  # it only adds (a backup), or a maintenance task inside its window
             async with self.locks.hold(env_name or "", f"`{command}` (by {request.actor})"):
-                await self.engine.audit_event(request, "started", command, "no approval needed", env_name,
+                await self.engine.audit_event(request, "started", command, at_once, env_name,
                                               {"plan": plan.model_dump(mode="json")})  # fmt: skip
                 return await spec.run(ctx, args)
         _, env = self.engine.config.env(env_name)
@@ -145,6 +189,21 @@ class Changes:
         needed = (f"{a.required} approver{'s' if a.required != 1 else ''} other than the requester"
                   if a.required else "the requester's confirmation")  # fmt: skip
         return approval_result(a, f"waiting for {needed}")
+
+    def _at_once(self, spec: CommandSpec, env_name: str | None, state: WindowState | None,
+                 request: Request) -> str | None:  # fmt: skip
+        """Why this change runs without approvers (the audit's words), or None when it waits for them."""
+        if not spec.approval:
+            return "no approval needed"
+        if spec.approval_inside_window:
+            return None
+        if state is not None and state.open:
+            shown = ", ".join(describe(w) for w in windows_of(self.engine.config, env_name or ""))
+            return f"inside the maintenance window ({shown}): no approval needed"
+        if state is None and request.door == "scheduler":
+            # ops.yml's own task, in an environment without windows: the schedule is its standing approval
+            return "scheduled in ops.yml (no maintenance windows in this environment): no approval needed"
+        return None
 
     async def _notify(self, text: str) -> None:
         if self.notify is not None:
@@ -196,6 +255,14 @@ class Changes:
             return approval_result(current, f"already {current.state}")
         a = claimed
         run_request = request
+        spec = self.engine.registry.get(a.words[0].lower()) if a.words else None
+        window = self.window(spec, a.environment) if spec is not None else None
+        if window is not None and not window.open:
+            assert a.environment is not None
+            why = f"{self._closed(a.environment, window)}; not run: request it again then"
+            a = await self.approvals.finish(a.id, STALE, why)
+            await self._audit_decision(request, a, "refused", why)
+            return approval_result(a, why)
         try:
             parsed = parse(a.words, self.engine.registry, self.engine.config)
             ctx = self.engine.make_ctx(run_request)

@@ -143,6 +143,39 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX audit_event ON audit(event, id)
     """,
+    # 9: maintenance task runs (bot/core/maintenance_runs.py) and the 7.4 security duties (bot/core/duties.py)
+    """
+    CREATE TABLE maintenance_runs (
+        id INTEGER PRIMARY KEY,
+        environment TEXT NOT NULL,
+        task TEXT NOT NULL,
+        holds TEXT NOT NULL DEFAULT '[]',
+        actor TEXT NOT NULL,
+        door TEXT,
+        request_id TEXT,
+        runner TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        heartbeat REAL NOT NULL,
+        finished_at REAL,
+        severity TEXT,
+        summary TEXT
+    );
+    CREATE INDEX maintenance_runs_env ON maintenance_runs(environment, task, id);
+    CREATE TABLE security_duties (
+        item TEXT PRIMARY KEY,
+        first_seen REAL NOT NULL,
+        last_done_at REAL,
+        last_done_by TEXT,
+        note TEXT,
+        reminded_at REAL,
+        channel TEXT,
+        message_ts TEXT,
+        gate_at REAL,
+        gate_outcome TEXT,
+        gate_image TEXT,
+        version INTEGER NOT NULL DEFAULT 0
+    )
+    """,
 )
 
 

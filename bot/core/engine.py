@@ -24,7 +24,9 @@ from bot.core.backups import Backups
 from bot.core.changes import Changes
 from bot.core.db import Database
 from bot.core.deploys import Deploys
+from bot.core.duties import Duties
 from bot.core.grammar import Parsed, parse, split
+from bot.core.maintenance_runs import MaintenanceRuns
 from bot.core.request import DOORS, Reply, Request, new_request_id
 from commands import REGISTRY
 from commands.base import Backends, CommandSpec, Ctx
@@ -54,6 +56,8 @@ class Engine:
         self.changes = Changes(self)
         self.deploys = Deploys(db)
         self.backups = Backups(db)
+        self.maintenance = MaintenanceRuns(db)
+        self.duties = Duties(db)
 
     async def handle(self, request: Request) -> Reply:
         """Run one request through the whole path; never raises."""
@@ -96,7 +100,7 @@ class Engine:
         await self._audit(request, reply, text, "requested", "accepted", {"args": parsed.args.model_dump(mode="json")})
         try:
             ctx = self.make_ctx(request)
-            if parsed.spec.changes:
+            if parsed.spec.changes and parsed.args.makes_change():
                 roles, _ = await self.access.roles(request.actor, reply.environment)
                 result = await self.changes.request(request, parsed, ctx, roles)
             else:
@@ -136,7 +140,8 @@ class Engine:
             progress=request.progress,
             registry=self.registry,
             extras={"approvals": self.changes.approvals, "deploys": self.deploys, "backups": self.backups,
-                    "started_at": time.time(), "audit_step": partial(self._step, request)},
+                    "started_at": time.time(), "audit_step": partial(self._step, request),
+                    "maintenance": self.maintenance, "duties": self.duties, "clock": self.changes.clock},
         )  # fmt: skip
 
     async def _step(self, request: Request, command: str, event: str, outcome: str, env: str | None,

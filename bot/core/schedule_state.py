@@ -9,12 +9,12 @@ run goes on; a process that died holding one is replaced once the lease has run 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import sqlite_utils
 
-from bot.config.models import ScheduleConfig
 from bot.core.db import Database, immediate
 
 #: how long a claim holds without a heartbeat (a crashed runner's claim is taken over after this)
@@ -24,7 +24,26 @@ LEASE_SECONDS = 120.0
 TASK_WORDS: dict[str, str] = {"health_check": "health", "verify_backup": "verify-backup", "backup": "backup"}
 
 
-def schedule_key(schedule: ScheduleConfig) -> str:
+class Periodic(Protocol):
+    """Something run every so often in an environment: a schedule (6.1), a maintenance task (7.3)."""
+
+    @property
+    def task(self) -> str:
+        """What runs (``health_check``, ``db_maintenance``, ...)."""
+        ...
+
+    @property
+    def env(self) -> str:
+        """The environment it runs in."""
+        ...
+
+    @property
+    def every(self) -> float:
+        """Its period, in seconds."""
+        ...
+
+
+def schedule_key(schedule: Periodic) -> str:
     """The schedule's identity in the table: task, environment and period (``health_check:prod:3600s``)."""
     return f"{schedule.task}:{schedule.env}:{schedule.every:g}s"
 
@@ -60,7 +79,7 @@ class ScheduleState:
         self.owner = owner
         self.lease = lease
 
-    async def ensure(self, schedules: list[ScheduleConfig], now: float) -> None:
+    async def ensure(self, schedules: Sequence[Periodic], now: float) -> None:
         """Add a row for every schedule not yet known, due at once (a known one keeps its ``next_due``)."""
 
         def go(db: sqlite_utils.Database) -> None:

@@ -19,14 +19,13 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
-from bot.config.models import ScheduleConfig
 from bot.core.access import SCHEDULER_ACTOR
 from bot.core.engine import Engine, Reply, Request, new_request_id
 from bot.core.logs import request_id as request_id_var
-from bot.core.schedule_state import LEASE_SECONDS, TASK_WORDS, Claim, ScheduleState, schedule_key
+from bot.core.schedule_state import LEASE_SECONDS, TASK_WORDS, Claim, Periodic, ScheduleState, schedule_key
 
 log = logging.getLogger("opsbot.scheduler")
 #: how often the loop looks for due schedules, in seconds
@@ -65,7 +64,7 @@ class Scheduler:
     def __init__(
         self,
         engine: Engine,
-        schedules: list[ScheduleConfig] | None = None,
+        schedules: Sequence[Periodic] | None = None,
         *,
         alert: Alert | None = None,
         spawn: Spawn | None = None,
@@ -76,7 +75,7 @@ class Scheduler:
         owner: str | None = None,
     ) -> None:
         self.engine = engine
-        self.schedules = list(engine.config.schedules if schedules is None else schedules)
+        self.schedules: list[Periodic] = list(engine.config.schedules if schedules is None else schedules)
         self.alert = alert
         self.accepting = accepting
         self.clock = clock
@@ -107,7 +106,7 @@ class Scheduler:
     async def run(self, claim: Claim) -> Reply:
         """Run one claimed schedule through the engine, alert as needed, record it; never raises."""
         request_id_var.set(claim.request_id)
-        words = [TASK_WORDS[claim.task], claim.environment]
+        words = self.words_for(claim)
         severity: str | None = None
         alerted: str | None = None
         beat = asyncio.create_task(self._heartbeat(claim))
@@ -133,6 +132,10 @@ class Scheduler:
                     log.warning("[%s] the claim of %s was taken over before it finished", claim.request_id, claim.key)
             except Exception:
                 log.exception("[%s] could not record the scheduled run of %s", claim.request_id, claim.key)
+
+    def words_for(self, claim: Claim) -> list[str]:
+        """The request a claimed run makes (``health prod``), as a person would type it."""
+        return [TASK_WORDS[claim.task], claim.environment]
 
     async def _alert(self, claim: Claim, words: list[str], reply: Reply, severity: str) -> str | None:
         channel, remember = alert_for(claim.previous, claim.alerted, severity)

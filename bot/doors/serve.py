@@ -16,6 +16,7 @@ from bot.core.app import App
 from bot.core.metrics import Metrics
 from bot.core.tasks import TaskSet
 from bot.doors.scheduler import Scheduler
+from bot.doors.upkeep import Upkeep
 from bot.slack.door import SlackDoor
 from bot.slack.server import Server
 from bot.slack.socket import connect_socket_mode
@@ -43,7 +44,14 @@ def start_scheduler(app: App, tasks: TaskSet, door: SlackDoor) -> asyncio.Task[N
         spawn=lambda coro: tasks.spawn(coro, name="scheduled-run"),
         accepting=lambda: tasks.accepting,
     )
-    return asyncio.create_task(scheduler.run_forever(), name="scheduler")
+    # maintenance tasks inside their windows and security duty reminders (guide 7.3, 7.4)
+    upkeep = Upkeep(app.engine, alert=door.notify, poster=door, spawn=lambda coro: tasks.spawn(coro, name="upkeep"),
+                    accepting=lambda: tasks.accepting)  # fmt: skip
+
+    async def both() -> None:
+        await asyncio.gather(scheduler.run_forever(), upkeep.run_forever())
+
+    return asyncio.create_task(both(), name="scheduler")
 
 
 async def serve_slack(app: App) -> int:

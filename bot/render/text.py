@@ -9,6 +9,7 @@ from typing import Any
 from bot.core.changes import ApprovalResult, PlanResult
 from bot.core.request import Reply
 from bot.render.backup import backup_text, backups_text, restore_text, verify_text
+from bot.render.upkeep import maintenance_text, security_done_text, security_text, task_text
 from commands.audit import AuditResult
 from commands.backup import BackupResult
 from commands.backups import BackupsResult
@@ -20,10 +21,13 @@ from commands.help import HelpResult
 from commands.history import HistoryResult
 from commands.inspect import CheckRow, ServiceRow
 from commands.logs import LogsResult
+from commands.maintenance import MaintenanceResult
+from commands.maintenance_tasks import TaskResult
 from commands.pending import PendingResult
 from commands.restart import RestartResult
 from commands.restore import RestoreResult
 from commands.rollout import RolloutResult
+from commands.security import SecurityDoneResult, SecurityResult
 from commands.stages import StagesResult
 from commands.status import StatusResult
 from commands.troubleshoot import TroubleshootResult
@@ -155,7 +159,7 @@ def _plan(p: Plan) -> list[str]:
 
 
 def _plan_result(r: PlanResult) -> list[str]:
-    return ["Dry run: nothing was changed.", *_plan(r.plan)]
+    return ["Dry run: nothing was changed.", *([f"Note: {r.note}"] if r.note else []), *_plan(r.plan)]
 
 
 def _restart(r: RestartResult) -> list[str]:
@@ -202,6 +206,7 @@ def _rollout(r: RolloutResult) -> list[str]:
     state = "OK" if r.ok else ("ROLLED BACK" if r.rolled_back else "FAILED")
     out = [f"{what} in {r.environment}: {state}"]
     out += [f"  {c.service}: {c.image_before or '(none)'} -> {c.image_after}" for c in r.changes]
+    out += [f"  security gate {g.item} on {g.image}: " + ("passed" if g.passed else g.detail) for g in r.gates]
     if r.migration:
         out.append(f"  migration exited {r.migration['exit_code']}")
     if r.problem:
@@ -252,6 +257,10 @@ RENDERERS: dict[type[Result], Callable[[Any], list[str]]] = {
     EscalateResult: _escalate,
     HelpResult: _help,
     AuditResult: _audit,
+    MaintenanceResult: maintenance_text,
+    TaskResult: task_text,
+    SecurityResult: security_text,
+    SecurityDoneResult: security_done_text,
 }
 
 

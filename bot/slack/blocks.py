@@ -15,6 +15,7 @@ from bot.core.changes import ApprovalResult, PlanResult
 from bot.core.engine import Reply
 from bot.render.text import RESULT_TYPES, render_text
 from bot.slack.blocks_backup import backup_blocks, backups_blocks, restore_blocks, verify_blocks
+from bot.slack.blocks_upkeep import maintenance_blocks, security_blocks, security_done_blocks, task_blocks
 from bot.slack.mrkdwn import (
     ICON,
     MAX_BLOCKS,
@@ -39,10 +40,13 @@ from commands.help import HelpResult
 from commands.history import HistoryResult
 from commands.inspect import CheckRow, ServiceRow
 from commands.logs import LogsResult
+from commands.maintenance import MaintenanceResult
+from commands.maintenance_tasks import TaskResult
 from commands.pending import PendingResult
 from commands.restart import RestartResult
 from commands.restore import RestoreResult
 from commands.rollout import RolloutResult
+from commands.security import SecurityDoneResult, SecurityResult
 from commands.stages import StagesResult
 from commands.status import StatusResult
 from commands.troubleshoot import TroubleshootResult
@@ -173,7 +177,8 @@ def _plan_lines(p: Plan) -> str:
 
 
 def _plan_result(r: PlanResult) -> Rendered:
-    return Rendered(header=f"Dry run: {r.plan.summary}", sections=["Nothing was changed.", _plan_lines(r.plan)])
+    note = [f"{ICON['warning']} {esc(r.note)}"] if r.note else []
+    return Rendered(header=f"Dry run: {r.plan.summary}", sections=["Nothing was changed.", *note, _plan_lines(r.plan)])
 
 
 def _restart(r: RestartResult) -> Rendered:
@@ -274,6 +279,10 @@ def _rollout(r: RolloutResult) -> Rendered:
     out.sections.append(
         "\n".join(f"*{esc(c.service)}* {code(c.image_before or '(none)')} → {code(c.image_after)}" for c in r.changes)
     )
+    if r.gates:
+        out.sections.append("*Security gates*\n" + "\n".join(
+            f"{ICON['ok'] if g.passed else ICON['critical']} {code(g.item)} on {code(g.image)}: "
+            + ("passed" if g.passed else esc(g.detail)) for g in r.gates))  # fmt: skip
     if r.problem:
         out.sections.append(f"{ICON['critical']} {esc(r.problem)}")
     if r.output:
@@ -334,6 +343,10 @@ RENDERERS: dict[type[Result], Callable[[Any], Rendered]] = {
     EscalateResult: _escalate,
     HelpResult: _help,
     AuditResult: _audit,
+    MaintenanceResult: maintenance_blocks,
+    TaskResult: task_blocks,
+    SecurityResult: security_blocks,
+    SecurityDoneResult: security_done_blocks,
 }
 
 
@@ -398,7 +411,7 @@ def render_message(reply: Reply) -> Message:
     renderer = RENDERERS.get(type(reply.result))
     rendered = renderer(reply.result) if renderer else Rendered(header=reply.command or "result")
     header = rendered.header[:MAX_HEADER]
-    judged = ("status", "health", "troubleshoot", "restart", "rollout", "stages")
+    judged = ("status", "health", "troubleshoot", "restart", "rollout", "stages", "maintenance_task", "security")
     icon = ICON[reply.severity] if reply.result.kind in judged else ""
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}]
     pending = isinstance(reply.result, ApprovalResult) and reply.result.approval["state"] == "pending"

@@ -34,7 +34,7 @@ from bot.core.metrics import Metrics
 from bot.core.tasks import TaskSet
 from bot.slack.blocks import progress_message, render_message
 from bot.slack.groups import SlackGroupResolver
-from bot.slack.mrkdwn import MAX_BLOCKS, MAX_FALLBACK_TEXT, MAX_SECTION, Message
+from bot.slack.mrkdwn import MAX_BLOCKS, MAX_FALLBACK_TEXT, MAX_SECTION, Message, esc
 
 log = logging.getLogger("opsbot.slack")
 #: how long the acknowledgement may wait for parse + authorize before answering empty
@@ -282,6 +282,30 @@ class SlackDoor:
         ts = await self.post(channel, message)
         if ts is not None and rendered.file is not None:
             await self.upload(channel, ts, *rendered.file)
+
+    async def post_notice(self, severity: str, text: str, thread_ts: str | None = None) -> tuple[str, str] | None:
+        """Post plain ``text`` (escaped here, once) to the alert channel of ``severity``, in ``thread_ts``'s
+        thread when given; (channel, ts), or None when there is no such channel or Slack refused it."""
+        channel = self.app.config.slack.alert_channels.get(severity)  # type: ignore[call-overload]
+        if not channel:
+            log.info("no slack.alert_channels.%s: the notice is only in the log", severity)
+            return None
+        shown = esc(self.app.redactor.text(text))
+        try:
+            response = await self._client().chat_postMessage(
+                channel=channel, text=shown[:MAX_FALLBACK_TEXT], thread_ts=thread_ts,
+                blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": shown[:MAX_SECTION]}}],
+            )  # fmt: skip
+        except (TimeoutError, SlackApiError, OSError) as exc:
+            self._failed("chat.postMessage", exc)
+            return None
+        return str(channel), str(response.get("ts"))
+
+    async def edit_notice(self, channel: str, ts: str, text: str) -> bool:
+        """Replace a notice's text (escaped here, once); False when Slack refused it."""
+        shown = esc(self.app.redactor.text(text))
+        section = {"type": "section", "text": {"type": "mrkdwn", "text": shown[:MAX_SECTION]}}
+        return await self.update(channel, ts, Message(text=shown[:MAX_FALLBACK_TEXT], blocks=[section]))
 
     async def sweep_forever(self, every: float = 5.0) -> None:
         """Expire approvals past their time and say so on their messages, until cancelled."""
