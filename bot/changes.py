@@ -171,6 +171,7 @@ class Changes:
         try:
             parsed = parse(a.words, self.engine.registry, self.engine.config)
             ctx = self.engine.make_ctx(run_request)
+            await self.engine.learn_secrets(ctx, a.environment)
             ctx.extras["approval"] = {"id": a.id, "requester": a.requester, "approvers": list(a.approvers)}
             assert parsed.spec.plan is not None
             plan = await parsed.spec.plan(ctx, parsed.args)

@@ -28,6 +28,8 @@ from commands.base import Backends, CommandSpec, Ctx, ProgressFn, Result, Severi
 
 log = logging.getLogger("opsbot.engine")
 DOORS = ("slack", "console", "cli", "scheduler")
+#: commands that show only opsbot's own records, never what an environment says: no secrets to learn first
+OWN_RECORDS = frozenset({"help", "escalate", "audit", "pending", "history"})
 
 
 def new_request_id() -> str:
@@ -148,6 +150,8 @@ class Engine:
         await self._audit(request, reply, text, "requested", "accepted", {"args": parsed.args.model_dump(mode="json")})
         try:
             ctx = self.make_ctx(request)
+            if parsed.spec.name not in OWN_RECORDS:
+                await self.learn_secrets(ctx, reply.environment)
             if parsed.spec.changes:
                 roles, _ = await self.access.roles(request.actor, reply.environment)
                 result = await self.changes.request(request, parsed, ctx, roles)
@@ -189,6 +193,18 @@ class Engine:
             extras={"approvals": self.changes.approvals, "deploys": self.deploys, "backups": self.backups,
                     "started_at": time.time(), "audit_step": partial(self._step, request)},
         )  # fmt: skip
+
+    async def learn_secrets(self, ctx: Ctx, env: str | None) -> None:
+        """Learn ``env``'s secrets before its command runs, whatever ran before (best effort: a command
+        that shows what the environment says learns them itself, and fails when it cannot)."""
+        if env is None:
+            return
+        from commands.inspect import learn_secrets
+
+        try:
+            await learn_secrets(ctx, env)
+        except (OpsError, OSError) as exc:
+            log.debug("[%s] could not learn the secrets of %s yet: %s", ctx.request_id, env, exc)
 
     async def _step(self, request: Request, command: str, event: str, outcome: str, env: str | None,
                     details: dict[str, Any] | None = None) -> None:  # fmt: skip

@@ -52,11 +52,11 @@ class LogsResult(Result):
 async def run(ctx: Ctx, args: LogsArgs) -> LogsResult:
     """Read the newest lines, bounded in memory by ``--lines``."""
     from bot.config import parse_duration
-    from commands.inspect import containers
+    from commands.inspect import learn_secrets
 
     assert args.env is not None
     # learn the environment's secrets first, so that the lines can be redacted
-    await containers(ctx, args.env, stats=False)
+    await learn_secrets(ctx, args.env)
     since = timedelta(seconds=parse_duration(args.since)) if args.since else None
     lines = await ctx.backends.runtime(args.env).logs(args.service, since=since, lines=args.lines, grep=args.grep)
     return LogsResult(
