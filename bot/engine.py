@@ -152,6 +152,8 @@ class Engine:
             ctx = self.make_ctx(request)
             if parsed.spec.name not in OWN_RECORDS:
                 await self.learn_secrets(ctx, reply.environment)
+            # listings across environments show only what the actor may see in each (``audit``, ``pending``)
+            ctx.extras["visible"] = partial(self.access.visible, request.actor, parsed.spec)
             if parsed.spec.changes:
                 roles, _ = await self.access.roles(request.actor, reply.environment)
                 result = await self.changes.request(request, parsed, ctx, roles)
