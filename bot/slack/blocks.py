@@ -42,7 +42,11 @@ ICON = {"ok": ":large_green_circle:", "warning": ":warning:", "critical": ":red_
 
 
 def esc(text: str) -> str:
-    """Escape text for mrkdwn: &, < and > (so that nothing a service logs becomes a mention)."""
+    """Escape text for Slack: &, < and > (so that nothing a user typed or a service logged becomes a
+    mention, a link or a broadcast). The one helper: every user- or engine-supplied string in every
+    mrkdwn text and every top-level ``text`` goes through it. Not escaped: ``plain_text`` (headers,
+    buttons: Slack never parses markup there), mentions we build from checked user ids (``mention``),
+    and escalation contacts, which ops.yml writes as mentions on purpose."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -115,7 +119,7 @@ def _status(r: StatusResult | HealthResult) -> Rendered:
 
 
 def _logs(r: LogsResult) -> Rendered:
-    window = f" since {r.since}" if r.since else ""
+    window = f" since {esc(r.since)}" if r.since else ""
     grep = f" matching {code(r.grep)}" if r.grep else ""
     out = Rendered(header=f"Logs of {r.service} in {r.environment}")
     if not r.lines:
@@ -436,12 +440,23 @@ def render_message(reply: Reply) -> Message:
         assert isinstance(reply.result, ApprovalResult)
         blocks.append(approval_buttons(reply.result.approval["id"]))
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context_line(reply)[:MAX_SECTION]}]})
-    text = f"{icon} {header}".strip()
+    text = esc(f"{icon} {header}".strip())  # the notification text is parsed as mrkdwn
     file = None
     if rendered.attach or cut:
         name = f"{reply.command or 'result'}-{reply.environment or 'all'}-{reply.request_id}.txt"
         file = (name, render_text(reply))
     return Message(text=text[:MAX_FALLBACK_TEXT], blocks=blocks, file=file)
+
+
+def notice_message(text: str, reply: Reply | None = None) -> Message:
+    """A notice for an alert channel (break glass, a scheduled run's alert): ``text`` is plain text,
+    escaped here; with ``reply``, it heads the rendered reply (long output: the file to attach)."""
+    head = esc(text)
+    if reply is None:
+        return Message(text=head[:MAX_FALLBACK_TEXT], blocks=[_section(head[:MAX_SECTION])])
+    rendered = render_message(reply)
+    blocks = [_section(head[:MAX_SECTION]), *rendered.blocks[: MAX_BLOCKS - 1]]
+    return Message(text=head[:MAX_FALLBACK_TEXT], blocks=blocks, file=rendered.file)
 
 
 def _section(text: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from bot.engine import Reply, Request, new_request_id
 from bot.grammar import Parsed
 from bot.logs import request_id as request_id_var
 from bot.metrics import Metrics
-from bot.slack.blocks import MAX_BLOCKS, MAX_FALLBACK_TEXT, MAX_SECTION, Message, progress_message, render_message
+from bot.slack.blocks import Message, notice_message, progress_message, render_message
 from bot.slack.groups import SlackGroupResolver
 from bot.tasks import TaskSet
 
@@ -265,22 +265,18 @@ class SlackDoor:
     async def notify(self, severity: str, text: str, reply: Reply | None = None) -> None:
         """Post to the alert channel of ``severity`` (ops.yml slack.alert_channels).
 
-        With ``reply`` (the scheduler's alerts), ``text`` heads the rendered reply, and long output is
+        ``text`` is plain text (a command, a reason, an error): it is escaped for Slack here. With
+        ``reply`` (the scheduler's alerts), ``text`` heads the rendered reply, and long output is
         attached as a file in the alert's thread.
         """
         channel = self.app.config.slack.alert_channels.get(severity)  # type: ignore[call-overload]
         if not channel:
             log.info("no slack.alert_channels.%s: the %s notice is only in the log and the audit", severity, severity)
             return
-        head = {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_SECTION]}}
-        if reply is None:
-            await self.post(channel, Message(text=text, blocks=[head]))
-            return
-        rendered = render_message(reply)
-        message = Message(text=text[:MAX_FALLBACK_TEXT], blocks=[head, *rendered.blocks[: MAX_BLOCKS - 1]])
+        message = notice_message(text, reply)  # text is plain: escaped there, like every Slack string
         ts = await self.post(channel, message)
-        if ts is not None and rendered.file is not None:
-            await self.upload(channel, ts, *rendered.file)
+        if ts is not None and message.file is not None:
+            await self.upload(channel, ts, *message.file)
 
     async def sweep_forever(self, every: float = 5.0) -> None:
         """Expire approvals past their time and say so on their messages, until cancelled."""
