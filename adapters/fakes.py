@@ -11,7 +11,7 @@ import heapq
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from adapters.dockerio import MAX_EXEC_OUTPUT, MAX_LINE, image_version, parse_df
+from adapters.dockerio import MAX_EXEC_OUTPUT, MAX_LINE, image_version, newest_within, parse_df
 from adapters.errors import AdapterError, AdapterTimeout, NotFound
 from adapters.fakes_changes import AfterRestart, FakeChanges, OneoffHandler
 from adapters.fakes_store import FakeStreams, InMemoryStore
@@ -218,7 +218,7 @@ class FakeRuntime(FakeStreams, FakeChanges):
             ]
             groups.append(picked[max(len(picked) - lines, 0) :])
         merged = list(heapq.merge(*groups, key=lambda item: item[0]))
-        return [text for _, text in merged[max(len(merged) - lines, 0) :]]
+        return newest_within(merged[max(len(merged) - lines, 0) :])
 
     async def exec(self, service: str, argv: list[str], *, timeout: float = 30.0) -> ExecResult:
         """A canned result for ``(service, *argv)``, else the handler's, else "executable file not found"."""

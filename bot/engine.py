@@ -22,7 +22,7 @@ from bot.audit import AuditLog
 from bot.config import OpsConfig
 from bot.db import Database
 from bot.grammar import Parsed, parse, split
-from bot.redact import Redactor
+from bot.redact import Redactor, off_loop
 from commands import REGISTRY
 from commands.base import Backends, CommandSpec, Ctx, ProgressFn, Result, Severity, _no_progress
 
@@ -159,8 +159,9 @@ class Engine:
                 result = await self.changes.request(request, parsed, ctx, roles)
             else:
                 result = await parsed.spec.run(ctx, parsed.args)
-            # one redaction of the result itself: every renderer downstream sees only redacted data
-            reply.result = type(result).model_validate(self.redactor.data(result.model_dump()))
+            # one redaction of the result itself: every renderer downstream sees only redacted data (in the
+            # redaction thread: a big log must not stall the loop that serves everyone else)
+            reply.result = await off_loop(self.redacted, result)
             reply.severity = reply.result.severity()
             reply.exit_code = 0 if reply.severity == "ok" else 1
             outcome, event = str(reply.severity), "succeeded"
@@ -180,6 +181,10 @@ class Engine:
             request, reply, text, event, outcome, {"duration_ms": round(reply.duration_ms, 1)}
         )
         return reply
+
+    def redacted(self, result: Result) -> Result:
+        """A copy of ``result`` with every string redacted (CPU-bound: call it through ``off_loop``)."""
+        return type(result).model_validate(self.redactor.data(result.model_dump()))
 
     def make_ctx(self, request: Request) -> Ctx:
         """The context a command runs with."""

@@ -14,15 +14,28 @@ strings and, recursively, on the JSON shapes (dicts, lists) of rendered results.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
 
 from bot.redact_names import MIN_SECRET_LENGTH, is_secret_name, learnable, url_secrets, variants
 from bot.redact_rules import MASK, redact_text
 
-__all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor", "is_secret_name"]
+__all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor", "is_secret_name", "off_loop"]
+
+T = TypeVar("T")
+#: redaction and rendering of results run here, never on the event loop that serves everyone else; one
+#: thread, so that however many big outputs are redacted at once, the loop competes with one thread
+_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsbot-redact")
+
+
+async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in the redaction thread (CPU work on big outputs: redact, render)."""
+    return await asyncio.get_running_loop().run_in_executor(_WORKER, partial(fn, *args))
 
 
 class Redactor:

@@ -101,6 +101,8 @@ def _logs(r: LogsResult) -> list[str]:
     window = f" since {r.since}" if r.since else ""
     grep = f" matching {r.grep!r}" if r.grep else ""
     head = f"{r.environment}/{r.service}: {len(r.lines)} lines{window}{grep}"
+    if r.limited:
+        head += " (older lines left out: at most 2 MiB of log text per request)"
     return [head, *r.lines] if r.lines else [head, "(no log lines)"]
 
 

@@ -2,7 +2,8 @@
 
 `--lines` (default 200, at most 5000) newest lines from all of the service's containers, stdout and
 stderr; `--since` limits them to a recent window (`15m`, `2h`); `--grep` keeps only lines containing
-that text (case-insensitive). Secret values of the services' environments, passwords in URLs and
+that text (case-insensitive). At most 2 MiB of the newest lines are shown (the answer says when
+older ones were left out). Secret values of the services' environments, passwords in URLs and
 known token shapes are replaced with [REDACTED].
 
 Guide: 6.4 Logs, 8.2 Diagnostics.
@@ -15,6 +16,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from adapters.dockerio import MAX_LINE, MAX_LOG_TEXT
 from commands.base import Args, CommandSpec, Ctx, EnvName, Result, ServiceName, Text
 
 MAX_LINES = 5000
@@ -47,6 +49,8 @@ class LogsResult(Result):
     since: str | None = None
     grep: str | None = None
     requested: int
+    #: True when older lines were left out to stay within the text held per request (``MAX_LOG_TEXT``)
+    limited: bool = False
 
 
 async def run(ctx: Ctx, args: LogsArgs) -> LogsResult:
@@ -59,7 +63,9 @@ async def run(ctx: Ctx, args: LogsArgs) -> LogsResult:
     await learn_secrets(ctx, args.env)
     since = timedelta(seconds=parse_duration(args.since)) if args.since else None
     lines = await ctx.backends.runtime(args.env).logs(args.service, since=since, lines=args.lines, grep=args.grep)
+    limited = len(lines) < args.lines and sum(map(len, lines)) + MAX_LINE > MAX_LOG_TEXT
     return LogsResult(
+        limited=limited,
         environment=args.env,
         service=args.service,
         lines=lines,

@@ -31,6 +31,7 @@ from bot.engine import Reply, Request, new_request_id
 from bot.grammar import Parsed
 from bot.logs import request_id as request_id_var
 from bot.metrics import Metrics
+from bot.redact import off_loop
 from bot.slack.blocks import Message, notice_message, progress_message, render_message
 from bot.slack.groups import SlackGroupResolver
 from bot.tasks import TaskSet
@@ -54,20 +55,24 @@ async def update_approval_message(app: App, reply: Reply, door: SlackDoor | None
     a = await app.engine.changes.approvals.get(reply.result.approval["id"])
     if not a.channel or not a.message_ts:
         return
-    message = render_message(reply)
-    redact = app.redactor
+    message = await off_loop(render_message, reply)
+    text, blocks = await redacted(app, message)
     client = (
         door._client() if door is not None else web_client(app.settings.slack_bot_token, app.settings.slack_api_url)
     )
     try:
-        await client.chat_update(
-            channel=a.channel, ts=a.message_ts, text=redact.text(message.text), blocks=redact.data(message.blocks)
-        )
+        await client.chat_update(channel=a.channel, ts=a.message_ts, text=text, blocks=blocks)
     except (TimeoutError, SlackApiError, OSError) as exc:
         log.error("chat.update of approval %s failed: %s; the audit log has every step", a.id, exc)
         return
     if message.file is not None and door is not None:
         await door.upload(a.channel, a.message_ts, *message.file)
+
+
+async def redacted(app: App, message: Message) -> tuple[str, list[dict[str, Any]]]:
+    """The message's text and blocks redacted once more, in the redaction thread (never on the loop)."""
+    redact = app.redactor
+    return await off_loop(lambda: (redact.text(message.text), redact.data(message.blocks)))
 
 
 def web_client(token: str | None, base_url: str, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
@@ -166,8 +171,8 @@ class SlackDoor:
         self.metrics.observe("opsbot_run_seconds", reply.duration_ms / 1000, command=reply.command or "unknown")
 
     async def _ack_message(self, ack: Any, message: Message) -> None:
-        redact = self.app.redactor
-        await ack(response_type="ephemeral", text=redact.text(message.text), blocks=redact.data(message.blocks))
+        text, blocks = await redacted(self.app, message)
+        await ack(response_type="ephemeral", text=text, blocks=blocks)
 
     async def _finish_late(
         self, request: Request, preparing: asyncio.Future[Parsed | Reply], body: dict[str, Any], key: str | None
@@ -205,7 +210,7 @@ class SlackDoor:
         request.progress = progress
         reply = await self.app.engine.execute(request, prepared)
         self._count(reply)
-        message = render_message(reply)
+        message = await off_loop(render_message, reply)  # a big log is rendered off the loop too
         if ts is not None:
             ok = await self.update(channel, ts, message)
         else:
@@ -273,7 +278,7 @@ class SlackDoor:
         if not channel:
             log.info("no slack.alert_channels.%s: the %s notice is only in the log and the audit", severity, severity)
             return
-        message = notice_message(text, reply)  # text is plain: escaped there, like every Slack string
+        message = await off_loop(notice_message, text, reply)  # text is plain: escaped there, like every string
         ts = await self.post(channel, message)
         if ts is not None and message.file is not None:
             await self.upload(channel, ts, *message.file)
@@ -322,11 +327,9 @@ class SlackDoor:
 
     async def post(self, channel: str, message: Message) -> str | None:
         """chat.postMessage; the message's ts, or None (logged) when Slack refused it."""
-        redact = self.app.redactor
+        text, blocks = await redacted(self.app, message)
         try:
-            response = await self._client().chat_postMessage(
-                channel=channel, text=redact.text(message.text), blocks=redact.data(message.blocks)
-            )
+            response = await self._client().chat_postMessage(channel=channel, text=text, blocks=blocks)
         except (TimeoutError, SlackApiError, OSError) as exc:
             self._failed("chat.postMessage", exc)
             return None
@@ -334,11 +337,9 @@ class SlackDoor:
 
     async def update(self, channel: str, ts: str, message: Message) -> bool:
         """chat.update of a message the bot posted; False (logged) when Slack refused it."""
-        redact = self.app.redactor
+        text, blocks = await redacted(self.app, message)
         try:
-            await self._client().chat_update(
-                channel=channel, ts=ts, text=redact.text(message.text), blocks=redact.data(message.blocks)
-            )
+            await self._client().chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
         except (TimeoutError, SlackApiError, OSError) as exc:
             self._failed("chat.update", exc)
             return False
@@ -346,11 +347,12 @@ class SlackDoor:
 
     async def upload(self, channel: str, ts: str | None, filename: str, content: str) -> None:
         """Attach the whole output, redacted, as a file in the message's thread."""
+        content = await off_loop(self.app.redactor.text, content)
         try:
             await self._client().files_upload_v2(
                 channel=channel,
                 thread_ts=ts,
-                content=self.app.redactor.text(content),
+                content=content,
                 filename=filename,
                 title=filename,
             )
@@ -362,11 +364,9 @@ class SlackDoor:
         channel, user = body.get("channel_id"), body.get("user_id")
         if not channel or not user:
             return
-        redact = self.app.redactor
+        text, blocks = await redacted(self.app, message)
         try:
-            await self._client().chat_postEphemeral(
-                channel=channel, user=user, text=redact.text(message.text), blocks=redact.data(message.blocks)
-            )
+            await self._client().chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks)
         except (TimeoutError, SlackApiError, OSError) as exc:
             self._failed("chat.postEphemeral", exc)
 
