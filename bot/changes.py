@@ -18,7 +18,7 @@ from adapters.errors import AccessDenied, OpsError, UserError
 from bot.approvals import DONE, FAILED, STALE, Approval, Approvals
 from bot.grammar import Parsed, parse
 from bot.locks import EnvironmentBusy, EnvLocks
-from bot.redact import off_loop
+from bot.redact import off_loop_if_big, text_size
 from commands.base import Ctx, Plan, Result, Severity
 
 if TYPE_CHECKING:
@@ -190,7 +190,8 @@ class Changes:
             async with self.locks.hold(a.environment or "", f"`{a.command}` (approval {a.id} of {a.requester})"):
                 await self._audit_decision(request, a, "started", f"approved by {', '.join(a.approvers)}")
                 ran = await parsed.spec.run(ctx, parsed.args)
-            ran = await off_loop(self.engine.redacted, ran)
+            dumped = ran.model_dump()
+            ran = await off_loop_if_big(text_size(dumped), self.engine.redacted, type(ran), dumped)
         except EnvironmentBusy as exc:
             a = await self.approvals.finish(a.id, FAILED, str(exc))
             await self._audit_decision(request, a, "refused", str(exc))

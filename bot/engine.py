@@ -22,7 +22,7 @@ from bot.audit import AuditLog
 from bot.config import OpsConfig
 from bot.db import Database
 from bot.grammar import Parsed, parse, split
-from bot.redact import Redactor, off_loop
+from bot.redact import Redactor, off_loop_if_big, text_size
 from commands import REGISTRY
 from commands.base import Backends, CommandSpec, Ctx, ProgressFn, Result, Severity, _no_progress
 
@@ -67,6 +67,8 @@ class Reply:
     duration_ms: float = 0.0
     #: set when the error is a bug: the reference id in the log
     ref: str | None = None
+    #: characters of text in the result (at least up to ``INLINE_LIMIT``): a big one is rendered off the loop
+    size: int = 0
     actor: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -161,7 +163,9 @@ class Engine:
                 result = await parsed.spec.run(ctx, parsed.args)
             # one redaction of the result itself: every renderer downstream sees only redacted data (in the
             # redaction thread: a big log must not stall the loop that serves everyone else)
-            reply.result = await off_loop(self.redacted, result)
+            dumped = result.model_dump()
+            reply.size = text_size(dumped)
+            reply.result = await off_loop_if_big(reply.size, self.redacted, type(result), dumped)
             reply.severity = reply.result.severity()
             reply.exit_code = 0 if reply.severity == "ok" else 1
             outcome, event = str(reply.severity), "succeeded"
@@ -182,9 +186,9 @@ class Engine:
         )
         return reply
 
-    def redacted(self, result: Result) -> Result:
-        """A copy of ``result`` with every string redacted (CPU-bound: call it through ``off_loop``)."""
-        return type(result).model_validate(self.redactor.data(result.model_dump()))
+    def redacted(self, kind: type[Result], dumped: dict[str, Any]) -> Result:
+        """A result of ``kind`` from ``dumped`` with every string redacted (CPU-bound: ``off_loop_if_big``)."""
+        return kind.model_validate(self.redactor.data(dumped))
 
     def make_ctx(self, request: Request) -> Ctx:
         """The context a command runs with."""

@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
 from bot.redact_names import MIN_SECRET_LENGTH, is_secret_name, learnable, url_secrets, variants
-from bot.redact_rules import MASK, redact_text
+from bot.redact_rules import CHUNK, MASK, redact_text
 
 __all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor", "is_secret_name", "off_loop"]
 
@@ -33,9 +34,36 @@ T = TypeVar("T")
 _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsbot-redact")
 
 
+#: text up to this size is redacted or rendered at once, on the loop (microseconds); more goes to the thread
+INLINE_LIMIT = 64 * 1024
+
+
 async def off_loop(fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)`` in the redaction thread (CPU work on big outputs: redact, render)."""
     return await asyncio.get_running_loop().run_in_executor(_WORKER, partial(fn, *args))
+
+
+async def off_loop_if_big(size: int, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``: at once when ``size`` (characters of text it works on) is small, else ``off_loop``.
+
+    A small answer (a ``status``) never queues behind a big one being redacted.
+    """
+    if size <= INLINE_LIMIT:
+        return fn(*args)
+    return await off_loop(fn, *args)
+
+
+def text_size(value: Any, limit: int = INLINE_LIMIT) -> int:
+    """The characters of the strings in JSON-like ``value``, counted until they pass ``limit``."""
+    if isinstance(value, str):
+        return len(value)
+    total = 0
+    items = value.values() if isinstance(value, Mapping) else value if isinstance(value, list | tuple) else ()
+    for item in items:
+        total += text_size(item, limit - total)
+        if total > limit:
+            break
+    return total
 
 
 class Redactor:
@@ -75,7 +103,15 @@ class Redactor:
         if not value:
             return value
         forms = self._forms
-        hits = [f for f in forms if f in value]
+        if len(value) > CHUNK:  # a long text: let a waiting thread (the event loop) in between the searches
+            hits = []
+            for i, f in enumerate(forms):
+                if f in value:
+                    hits.append(f)
+                if i % 8 == 7:
+                    time.sleep(0)
+        else:
+            hits = [f for f in forms if f in value]
         if hits:
             value = re.compile("|".join(map(re.escape, hits))).sub(MASK, value)
         return redact_text(value)

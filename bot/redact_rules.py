@@ -12,13 +12,15 @@ Nothing here crosses a line end, so long texts are redacted in chunks of whole l
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 
 from bot.redact_names import decodes_to_credentials, is_compound_secret_name, is_secret_name
 
 MASK = "[REDACTED]"
-#: a text longer than this is redacted in chunks of whole lines (rules never cross a line end)
-CHUNK = 64 * 1024
+#: a text longer than this is redacted in chunks of whole lines (rules never cross a line end); between
+#: chunks the thread lets others run (``time.sleep(0)``): the event loop never waits for a whole text
+CHUNK = 32 * 1024
 #: the characters of a key name (``db_password``, ``spring.datasource.password``, ``--db-pass``)
 NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_.-"
 #: how far back a key name is looked for from its secret-looking word
@@ -160,11 +162,13 @@ def redact_chunk(text: str) -> str:
     if "://" in text:
         text = _URL.sub(lambda m: f"://{m.group('user')}:{MASK}@", text)
     low = lowered(text)
-    if "bearer" in low:
-        text = splice(text, _sub_spans(text, low, _BEARER, lambda m: True))
+    spans = _sub_spans(text, low, _BEARER, lambda m: True)
+    if spans:
+        text = splice(text, spans)
         low = lowered(text)
-    if "basic" in low:
-        text = splice(text, _sub_spans(text, low, _BASIC, lambda m: decodes_to_credentials(text[slice(*m.span(1))])))
+    spans = _sub_spans(text, low, _BASIC, lambda m: decodes_to_credentials(text[slice(*m.span(1))]))
+    if spans:
+        text = splice(text, spans)
         low = lowered(text)
     for pattern in _KEY_VALUE:
         spans = _key_values(text, low, pattern)
@@ -202,4 +206,5 @@ def redact_text(text: str) -> str:
         end = len(text) if cut < 0 else cut + 1
         parts.append(redact_chunk(text[pos:end]))
         pos = end
+        time.sleep(0)  # give the GIL to a waiting thread (the event loop) between chunks
     return "".join(parts)

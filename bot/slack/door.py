@@ -31,7 +31,7 @@ from bot.engine import Reply, Request, new_request_id
 from bot.grammar import Parsed
 from bot.logs import request_id as request_id_var
 from bot.metrics import Metrics
-from bot.redact import off_loop
+from bot.redact import off_loop_if_big
 from bot.slack.blocks import Message, notice_message, progress_message, render_message
 from bot.slack.groups import SlackGroupResolver
 from bot.tasks import TaskSet
@@ -55,8 +55,8 @@ async def update_approval_message(app: App, reply: Reply, door: SlackDoor | None
     a = await app.engine.changes.approvals.get(reply.result.approval["id"])
     if not a.channel or not a.message_ts:
         return
-    message = await off_loop(render_message, reply)
-    text, blocks = await redacted(app, message)
+    message = await off_loop_if_big(reply.size, render_message, reply)
+    text, blocks = redacted(app, message)
     client = (
         door._client() if door is not None else web_client(app.settings.slack_bot_token, app.settings.slack_api_url)
     )
@@ -69,10 +69,9 @@ async def update_approval_message(app: App, reply: Reply, door: SlackDoor | None
         await door.upload(a.channel, a.message_ts, *message.file)
 
 
-async def redacted(app: App, message: Message) -> tuple[str, list[dict[str, Any]]]:
-    """The message's text and blocks redacted once more, in the redaction thread (never on the loop)."""
-    redact = app.redactor
-    return await off_loop(lambda: (redact.text(message.text), redact.data(message.blocks)))
+def redacted(app: App, message: Message) -> tuple[str, list[dict[str, Any]]]:
+    """The message's text and blocks redacted once more (a message is bounded: at most 30,000 characters)."""
+    return app.redactor.text(message.text), app.redactor.data(message.blocks)
 
 
 def web_client(token: str | None, base_url: str, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
@@ -171,7 +170,7 @@ class SlackDoor:
         self.metrics.observe("opsbot_run_seconds", reply.duration_ms / 1000, command=reply.command or "unknown")
 
     async def _ack_message(self, ack: Any, message: Message) -> None:
-        text, blocks = await redacted(self.app, message)
+        text, blocks = redacted(self.app, message)
         await ack(response_type="ephemeral", text=text, blocks=blocks)
 
     async def _finish_late(
@@ -210,7 +209,7 @@ class SlackDoor:
         request.progress = progress
         reply = await self.app.engine.execute(request, prepared)
         self._count(reply)
-        message = await off_loop(render_message, reply)  # a big log is rendered off the loop too
+        message = await off_loop_if_big(reply.size, render_message, reply)  # a big log: off the loop
         if ts is not None:
             ok = await self.update(channel, ts, message)
         else:
@@ -278,7 +277,8 @@ class SlackDoor:
         if not channel:
             log.info("no slack.alert_channels.%s: the %s notice is only in the log and the audit", severity, severity)
             return
-        message = await off_loop(notice_message, text, reply)  # text is plain: escaped there, like every string
+        size = reply.size if reply is not None else 0
+        message = await off_loop_if_big(size, notice_message, text, reply)  # text is plain: escaped there
         ts = await self.post(channel, message)
         if ts is not None and message.file is not None:
             await self.upload(channel, ts, *message.file)
@@ -327,7 +327,7 @@ class SlackDoor:
 
     async def post(self, channel: str, message: Message) -> str | None:
         """chat.postMessage; the message's ts, or None (logged) when Slack refused it."""
-        text, blocks = await redacted(self.app, message)
+        text, blocks = redacted(self.app, message)
         try:
             response = await self._client().chat_postMessage(channel=channel, text=text, blocks=blocks)
         except (TimeoutError, SlackApiError, OSError) as exc:
@@ -337,7 +337,7 @@ class SlackDoor:
 
     async def update(self, channel: str, ts: str, message: Message) -> bool:
         """chat.update of a message the bot posted; False (logged) when Slack refused it."""
-        text, blocks = await redacted(self.app, message)
+        text, blocks = redacted(self.app, message)
         try:
             await self._client().chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
         except (TimeoutError, SlackApiError, OSError) as exc:
@@ -347,7 +347,7 @@ class SlackDoor:
 
     async def upload(self, channel: str, ts: str | None, filename: str, content: str) -> None:
         """Attach the whole output, redacted, as a file in the message's thread."""
-        content = await off_loop(self.app.redactor.text, content)
+        content = await off_loop_if_big(len(content), self.app.redactor.text, content)
         try:
             await self._client().files_upload_v2(
                 channel=channel,
@@ -364,7 +364,7 @@ class SlackDoor:
         channel, user = body.get("channel_id"), body.get("user_id")
         if not channel or not user:
             return
-        text, blocks = await redacted(self.app, message)
+        text, blocks = redacted(self.app, message)
         try:
             await self._client().chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks)
         except (TimeoutError, SlackApiError, OSError) as exc:
