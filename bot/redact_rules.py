@@ -40,13 +40,14 @@ AUTH_SCHEMES = ("basic", "bearer", "token", "digest", "negotiate", "ntlm", "aws4
 #: well-known token shapes (detect-secrets' detectors' patterns), masked whole wherever they appear. Most
 #: start at their ``_`` or ``-`` (one search for each of these two characters finds them all); a named
 #: group says which matched and how many characters before the anchor belong to the token.
-_UNDERSCORE = re.compile(
-    r"_(?:(?P<gh3>(?<=gh[pousr]_)[A-Za-z0-9]{30,}+)|(?P<ghpat10>(?<=github_pat_)[A-Za-z0-9_]{40,}+)"  # GitHub
+_UNDERSCORE = re.compile(  # every prefix ends in p, t, k, c or m: other underscores are passed over at once
+    r"_(?<=[ptkcm]_)(?:(?P<gh3>(?<=gh[pousr]_)[A-Za-z0-9]{30,}+)"  # GitHub
+    r"|(?P<ghpat10>(?<=github_pat_)[A-Za-z0-9_]{40,}+)"
     r"|(?P<stripe2>(?<![A-Za-z0-9][sr]k_)(?<=[sr]k_)(?:live|test)_[A-Za-z0-9]{10,}+)"  # Stripe keys
     r"|(?P<whsec5>(?<=whsec_)[A-Za-z0-9+/=]{20,}+)|(?P<npm3>(?<=npm_)[A-Za-z0-9]{36}))"  # Stripe webhooks, npm
 )
-_DASH = re.compile(
-    r"-(?:(?P<xox4>(?<=xox[a-z]-)[A-Za-z0-9-]{6,}+)|(?P<xapp4>(?<=xapp-)[A-Za-z0-9-]{8,}+)"  # Slack tokens
+_DASH = re.compile(  # every prefix ends in a letter: the dashes of dates and numbers are passed over at once
+    r"-(?<=[a-z]-)(?:(?P<xox4>(?<=xox[a-z]-)[A-Za-z0-9-]{6,}+)|(?P<xapp4>(?<=xapp-)[A-Za-z0-9-]{8,}+)"  # Slack tokens
     r"|(?P<gl4>(?<=gl(?:dt|rt|ft)-)[A-Za-z0-9_-]{20,}+)|(?P<gl5>(?<=gl(?:pat|ptt|cbt|imt)-)[A-Za-z0-9_-]{20,}+)"
     r"|(?P<gl6>(?<=glsoat-)[A-Za-z0-9_-]{20,}+)"  # GitLab
     r"|(?P<sk2>(?<![A-Za-z0-9]sk-)(?<=sk-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}+)"  # OpenAI

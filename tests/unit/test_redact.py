@@ -108,6 +108,15 @@ MASKED = [
     ("aws AKIAIOSFODNN7EXAMPLE here", "AKIAIOSFODNN7EXAMPLE", "aws [REDACTED] here"),
     ("openai sk-proj-abcdefghijklmnopqrstuvwx", "abcdefghijklmnop", "openai [REDACTED]"),
     ("slack xoxb-1234567890-abcdefghij", "xoxb-123", "slack [REDACTED]"),
+    ("app xapp-1-A0123-4567-abcdef", "A0123-4567", "app [REDACTED]"),
+    (
+        "fine-grained github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz0123456789",
+        "11ABCDEFG",
+        "fine-grained [REDACTED]",
+    ),
+    ("stripe whsec_abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnop", "stripe [REDACTED]"),
+    ("npm npm_abcdefghijklmnopqrstuvwxyz0123456789", "abcdefghijklmnop", "npm [REDACTED]"),
+    ("gitlab deploy gldt-abcdefghij1234567890", "abcdefghij1234567890", "deploy [REDACTED]"),
     # a known secret in its other forms
     (f"ERROR auth failed for app using {KNOWN}", KNOWN, "ERROR auth failed for app using [REDACTED]"),
     ("login?pw=Zq8-hunter2-prod-db%21", "hunter2-prod", "login?pw=[REDACTED]"),
