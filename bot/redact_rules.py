@@ -28,7 +28,8 @@ NAME_BACK = 64
 
 Span = tuple[int, int, str]
 
-_VALUE = r"""(?P<val>[bru]?"(?:[^"\\\n]|\\.)*+"|[bru]?'(?:[^'\\\n]|\\.)*+'|[^\s"',;&<>(){}\[\]]++)"""
+#: a value: quoted (an unterminated quote runs to the line's end: a cut line still hides its secret), or a word
+_VALUE = r"""(?P<val>[bru]?"(?:[^"\\\n]|\\.)*+"?|[bru]?'(?:[^'\\\n]|\\.)*+'?|[^\s"',;&<>(){}\[\]]++)"""
 _SEP = r"""(?P<sep>["']?[ \t]*+(?:=>|:=|[:=])[ \t]*+|[ \t]++)"""
 #: key words of secret names, grouped by first letter so each search starts at a literal
 #: (``sk`` and ``pw`` only as a part of their own: not in ``task``, ``disk``, ``upward``)
@@ -102,7 +103,7 @@ def mask_value(value: str) -> str:
     for q in ('"', "'"):
         i = value.find(q)
         if 0 <= i <= 1 and value.endswith(q) and len(value) > i + 1:
-            return value[: i + 1] + MASK + q
+            return value if len(value) == i + 2 else value[: i + 1] + MASK + q  # an empty value stays empty
     return MASK
 
 
@@ -113,8 +114,11 @@ def _name_start(low: str, at: int, floor: int) -> int:
 
 
 def _header_end(low: str, start: int) -> int:
-    ends = [i for i in (low.find("\n", start), low.find('"', start), low.find("'", start)) if i >= 0]
-    return min(ends) if ends else len(low)
+    """Where a header's value ends: the line's end, or a quote before it (never searched past the line)."""
+    line_end = low.find("\n", start)
+    line_end = len(low) if line_end < 0 else line_end
+    quotes = [i for i in (low.find('"', start, line_end), low.find("'", start, line_end)) if i >= 0]
+    return min(quotes, default=line_end)
 
 
 def _key_values(text: str, low: str, pattern: re.Pattern[str]) -> list[Span]:

@@ -202,3 +202,16 @@ def test_an_adversarial_line_is_redacted_correctly():
     assert r.text(many) == " ".join([f"password={MASK}"] * 300)
     big = "\n".join([f"line {i} password=hunter2x ok" for i in range(20000)])  # redacted in chunks
     assert r.text(big) == "\n".join([f"line {i} password={MASK} ok" for i in range(20000)])
+
+
+def test_many_headers_on_many_lines_are_each_masked_once():
+    text = "\n".join(["authorization: Basic dXNlcjpwYXNzd29yZA=="] * 2000)
+    out = Redactor().text(text)
+    assert out == "\n".join([f"authorization: Basic {MASK}"] * 2000)
+
+
+def test_quoted_values_cut_or_empty():
+    r = Redactor()
+    assert r.text('password="hunter2x') == f"password={MASK}"  # a line cut inside the quotes
+    assert r.text('password="" user=bob') == 'password="" user=bob'
+    assert r.text('x password="a\\"b" y') == f'x password="{MASK}" y'
