@@ -62,7 +62,8 @@ SHAPES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         # SendGrid, Twilio
         # SendGrid, Twilio
         r"S(?:G\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}|K(?<![A-Za-z0-9]SK)[0-9a-f]{32}(?![0-9A-Za-z]))",
-        r"eyJ[A-Za-z0-9_=-]{8,}+\.[A-Za-z0-9_=-]{8,}+(?:\.[A-Za-z0-9_=+/-]*+)?",  # JWT
+        # JWT: one try per run of base64url (not at each "eyJ" inside one: ``eyJeyJ...`` stays linear)
+        r"eyJ(?<![A-Za-z0-9_-]eyJ)[A-Za-z0-9_-]{8,}+\.[A-Za-z0-9_-]{8,}+(?:\.[A-Za-z0-9_+/=-]*+)?",
         r"(hooks\.slack\.com/)(?:services|workflows|triggers)/[A-Za-z0-9_/+-]++",  # Slack webhooks
     )
 )

@@ -198,6 +198,8 @@ def test_an_adversarial_line_is_redacted_correctly():
     line = "token" * 819 + "=hunter2x"
     assert r.text(line) == "token" * 819 + f"={MASK}"
     assert r.text("token" * 820) == "token" * 820
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
+    assert r.text(f"jwt={jwt} eyJ{'eyJ' * 1000}") == f"jwt={MASK} eyJ{'eyJ' * 1000}"
     many = " ".join(["password=hunter2x"] * 300)
     assert r.text(many) == " ".join([f"password={MASK}"] * 300)
     big = "\n".join([f"line {i} password=hunter2x ok" for i in range(20000)])  # redacted in chunks
