@@ -65,6 +65,31 @@ def throughput(fn, lines: list[str]) -> float:
     return sum(map(len, lines)) / max(best, 1e-9) / 1e6
 
 
+#: repeated shapes that would make a backtracking rule quadratic; each must grow linearly
+REPEATED = {"tokentoken": "token", "token token": "token ", "eyJeyJ": "eyJ", "a://b:": "a://b:", "quotes": 'password="',
+            "PGPASSWORD": "PGPASSWORD ", "-----BEGIN": "-----BEGIN A ", "mysql -p": "-p", "headers": "authorization: ",
+            "dashes": "-", "flags": "--a ", "k=v": "a=b "}  # fmt: skip
+
+
+def linearity(r: Redactor) -> tuple[float, list[str]]:
+    """The worst ratio of the time for 4n characters to the time for n, over ``REPEATED`` (linear: about 4)."""
+    worst, lines = 0.0, []
+    for name, unit in REPEATED.items():
+        times = []
+        for size in (20_000, 80_000):
+            text = ("mysql " if unit == "-p" else "") + unit * (size // len(unit))
+            best = float("inf")
+            for _ in range(3):
+                start = time.process_time()
+                r.text(text)
+                best = min(best, time.process_time() - start)
+            times.append(max(best, 1e-6))
+        ratio = times[1] / times[0]
+        worst = max(worst, ratio)
+        lines.append(f"{name} {ratio:.1f}x")
+    return worst, lines
+
+
 def learnt(n: int) -> Redactor:
     r = Redactor(["xoxb-bench-bot-token-123456"])
     r.learn_env({f"SERVICE_{i}_PASSWORD": secrets.token_urlsafe(16) for i in range(n)})
@@ -143,6 +168,10 @@ def main() -> None:
         met = met and (ours >= GOAL_MBS or not goal)
         print(f"  {name:16} opsbot {ours:8.1f} MB/s   previous key=value rule alone {peer:8.2f} MB/s   "
               f"ratio {ours / peer:7.1f}x   goal >= {GOAL_MBS:.0f} MB/s: {verdict}")  # fmt: skip
+
+    worst, ratios = linearity(r)
+    print(f"linearity, time for 80 KB / time for 20 KB of a repeated shape (linear: ~4x): {', '.join(ratios)}")
+    print(f"  worst {worst:.1f}x; goal < 8x (no shape grows faster than linearly): {'met' if worst < 8 else 'NOT MET'}")
 
     alone, during, took = asyncio.run(stall(args.lines, args.secrets))
     worst_alone, worst_during = max(alone), max(during)
