@@ -159,24 +159,37 @@ def _sub_spans(text: str, low: str, pattern: re.Pattern[str], keep: Callable[[re
     return [(m.start("val"), m.end("val"), MASK) for m in pattern.finditer(low) if keep(m)]
 
 
+#: a text each rule needs (``in`` finds it at memchr speed, several times faster than a regex's own search)
+_SHAPE_NEEDS = ("A", "S", "eyJ", "hooks.slack.com/")
+_KEY_NEEDS = (None, None, "token", "key", "dsn", "cred", "auth")
+
+
 def redact_chunk(text: str) -> str:
     """One chunk (whole lines) with token shapes, URL passwords, auth headers and secret key values masked."""
-    for pattern, replacement in SHAPES:
-        text = pattern.sub(replacement, text)
-    for anchored in (_UNDERSCORE, _DASH):
-        text = splice(text, _anchored(text, anchored))
+    for (pattern, replacement), needs in zip(SHAPES, _SHAPE_NEEDS, strict=True):
+        if needs in text:
+            text = pattern.sub(replacement, text)
+    for anchored, needs in ((_UNDERSCORE, "_"), (_DASH, "-")):
+        if needs in text:
+            text = splice(text, _anchored(text, anchored))
     if "://" in text:
         text = _URL.sub(lambda m: f"://{m.group('user')}:{MASK}@", text)
     low = lowered(text)
-    spans = _sub_spans(text, low, _BEARER, lambda m: True)
+    spans = _sub_spans(text, low, _BEARER, lambda m: True) if "bearer" in low else []
     if spans:
         text = splice(text, spans)
         low = lowered(text)
-    spans = _sub_spans(text, low, _BASIC, lambda m: decodes_to_credentials(text[slice(*m.span(1))]))
+    spans = (
+        _sub_spans(text, low, _BASIC, lambda m: decodes_to_credentials(text[slice(*m.span(1))]))
+        if "basic" in low
+        else []
+    )
     if spans:
         text = splice(text, spans)
         low = lowered(text)
-    for pattern in _KEY_VALUE:
+    for pattern, word in zip(_KEY_VALUE, _KEY_NEEDS, strict=True):
+        if word is not None and word not in low:
+            continue
         spans = _key_values(text, low, pattern)
         if spans:
             text = splice(text, spans)
