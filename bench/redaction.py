@@ -8,6 +8,7 @@
    lines runs through the engine and what the Slack door does with it (render, redact the message and
    the uploaded file), against `status prod` alone. Engine on fakes (in process): the figures are the
    event loop's own. Goal: unchanged (the worst latency during the logs within 50 ms of the worst alone).
+3. Before both: the peak memory of ten concurrent `logs --lines 5000` of 4 KB lines.
 
     python bench/redaction.py [--lines 5000] [--secrets 10]
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import resource
 import secrets
 import statistics
 import sys
@@ -149,11 +151,37 @@ async def stall(lines: int, n_secrets: int) -> tuple[list[float], list[float], f
     return alone, during, took
 
 
+async def memory(lines: int, concurrent: int = 10) -> tuple[float, float]:
+    """Peak RSS (MB) before and after ``concurrent`` simultaneous `logs --lines N` of 4 KB lines, as the door
+    handles them (render, redact, upload text)."""
+    rt = FakeRuntime()
+    rt.add("worker", env={"DB_PASSWORD": secrets.token_urlsafe(16)})
+    start = datetime.now(UTC) - timedelta(minutes=10)
+    rt.log_lines["shop-worker-1"] = [
+        (start + timedelta(milliseconds=i), f"{i:05d} {ADVERSARIAL[:4000]}") for i in range(lines)
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database(Path(tmp) / "memory.db")
+        engine = Engine(make_config(), FakeBackends({"prod": rt}, FakeProbe()), db, Redactor())
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        try:
+            await asyncio.gather(*(big_logs(engine, lines, asyncio.Event()) for _ in range(concurrent)))
+        finally:
+            db.close()
+    return before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--lines", type=int, default=5000)
     parser.add_argument("--secrets", type=int, default=10)
     args = parser.parse_args()
+
+    before, peak = asyncio.run(memory(args.lines))  # first: the peak RSS only grows
+    print(
+        f"10 concurrent `logs --lines {args.lines}` of 4 KB lines (engine and door, in process): peak RSS "
+        f"{peak:.0f} MB, {peak - before:.0f} MB above the {before:.0f} MB before them (issue 11 saw 536 MB)"
+    )
 
     r = learnt(args.secrets)
     print(f"redaction throughput (MB per CPU second), 4 KB lines, {args.secrets} learnt secrets (best of 3):")
