@@ -40,6 +40,7 @@ bench: install
 	$(BIN)/python bench/status_fanout.py
 	$(BIN)/python bench/ack_latency.py
 	$(BIN)/python bench/slow_clients.py
+	$(BIN)/python bench/redaction.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

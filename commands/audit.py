@@ -2,7 +2,8 @@
 
 Every request, refusal, start, success and failure is an entry, with its time, who, through which
 door (slack, console, cli, scheduler), the environment, the command and its outcome. `--env` and
-`--user` filter; `--limit` (default 20, at most 500) bounds the list. The log is hash-chained:
+`--user` filter; `--limit` (default 20, at most 500) bounds the list. Only the entries of the
+environments in which you may run `audit` are listed (each environment's own `access` applies). The log is hash-chained:
 `opsbot audit verify` checks that no entry was altered, deleted or inserted.
 
 Guide: 7.4 Records.
@@ -14,7 +15,7 @@ from typing import Any
 
 from pydantic import Field
 
-from commands.base import Args, CommandSpec, Ctx, EnvName, Result, UserId
+from commands.base import Args, CommandSpec, Ctx, EnvName, Result, UserId, visible_to_actor
 
 
 class AuditArgs(Args):
@@ -53,7 +54,8 @@ class AuditResult(Result):
 
 async def run(ctx: Ctx, args: AuditArgs) -> AuditResult:
     """Read the entries."""
-    rows = await ctx.audit.entries(env=args.env, user=args.user, limit=args.limit)
+    hidden, known = await visible_to_actor(ctx)  # each environment's own access rules apply to its rows
+    rows = await ctx.audit.entries(env=args.env, user=args.user, limit=args.limit, hidden=hidden, known=known)
     return AuditResult(environment=args.env, user=args.user, entries=[AuditEntry(**r) for r in rows])
 
 

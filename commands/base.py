@@ -6,7 +6,7 @@ import difflib
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol
 
@@ -210,10 +210,36 @@ class AuditReader(Protocol):
     """Read access to the audit log, for the ``audit`` command."""
 
     async def entries(
-        self, *, env: str | None = None, user: str | None = None, limit: int = 20
+        self,
+        *,
+        env: str | None = None,
+        user: str | None = None,
+        limit: int = 20,
+        hidden: Collection[str] = (),
+        known: Collection[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """The newest entries, newest first."""
+        """The newest entries, newest first; rows of ``hidden`` (and of environments not ``known``) left out."""
         ...
+
+
+class Visibility(Protocol):
+    """Where the actor may look (``bot.core.access.Visible``): the environments whose rows it may see."""
+
+    environments: frozenset[str]
+    unknown: bool
+
+
+async def visible_to_actor(ctx: Ctx) -> tuple[list[str], list[str] | None]:
+    """For a listing across environments: the configured environments to hide from the actor, and the
+    environments whose rows may be shown at all (None: any, for admins). Without the engine's answer
+    (``ctx.extras["visible"]``) every environment is hidden."""
+    configured = list(ctx.config.environments)
+    ask = ctx.extras.get("visible")
+    if ask is None:
+        return configured, configured
+    seen: Visibility = await ask()
+    hidden = [e for e in configured if e not in seen.environments]
+    return hidden, None if seen.unknown else configured
 
 
 ProgressFn = Callable[[str], Awaitable[None]]

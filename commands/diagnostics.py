@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from adapters.errors import AdapterError, NotFound
 from commands.base import Ctx, Severity, worst
-from commands.inspect import by_threshold, check_rows, service_rows
+from commands.inspect import by_threshold, check_rows, learn_secrets, service_rows
 
 #: log lines worth showing when troubleshooting
 LOG_SIGNAL = re.compile(r"error|fatal|panic|exception|fail|timeout|timed out|refused|killed|oom|warn", re.I)
@@ -85,6 +85,7 @@ async def _stats(ctx: Ctx, env: str, words: list[str]) -> Finding:
 
 async def _logs(ctx: Ctx, env: str, words: list[str]) -> Finding:
     _, env_config = ctx.config.env(env)
+    await learn_secrets(ctx, env)  # before a line is read: what it holds must be redacted
     runtime = ctx.backends.runtime(env)
     wanted = [w.lower() for w in words if len(w) >= 3]
 
@@ -163,6 +164,7 @@ async def _custom(ctx: Ctx, env: str, name: str) -> Finding:
     spec = env_config.diagnostics.get(name)
     if spec is None:
         return Finding(name=name, severity="ok", summary=f"not defined for {env}")
+    await learn_secrets(ctx, env)  # before the command's output is read
     result = await ctx.backends.runtime(env).exec(spec.service, list(spec.command), timeout=spec.timeout)
     lines = result.output.splitlines()
     if result.exit_code != 0:

@@ -111,7 +111,23 @@ async def containers(ctx: Ctx, env: str, *, stats: bool) -> list[ContainerInfo]:
     infos = await ctx.backends.runtime(env).containers(stats=stats)
     for info in infos:
         ctx.redactor.learn_env(info.env)
+    ctx.extras.setdefault(LEARNT, set()).add(env)
     return infos
+
+
+#: ``ctx.extras`` key: the environments whose secrets this request has learnt
+LEARNT = "secrets_learnt"
+
+
+async def learn_secrets(ctx: Ctx, env: str) -> None:
+    """Learn ``env``'s secret values (its containers' environments) unless this request already has.
+
+    Called before anything an environment says (logs, command output, check errors) can reach a
+    user, so that redaction never depends on what ran before. Raises ``AdapterError`` when the
+    containers cannot be read: output that cannot be redacted is not shown.
+    """
+    if env not in ctx.extras.get(LEARNT, ()):
+        await containers(ctx, env, stats=False)
 
 
 async def service_rows(ctx: Ctx, env: str, *, stats: bool = True) -> list[ServiceRow]:

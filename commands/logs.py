@@ -1,8 +1,9 @@
 """Show a service's recent log lines, with secrets redacted.
 
 `--lines` (default 200, at most 5000) newest lines from all of the service's containers, stdout and
-stderr; `--since` limits them to a recent window (`15m`, `2h`; at most `365d`); `--grep` keeps only
-lines containing that text (case-insensitive). Secret values of the services' environments, passwords in URLs and
+stderr; `--since` limits them to a recent window (`15m`, `2h`; at most `365d`); `--grep` keeps only lines containing
+that text (case-insensitive). At most 2 MiB of the newest lines are shown (the answer says when
+older ones were left out). Secret values of the services' environments, passwords in URLs and
 known token shapes are replaced with [REDACTED].
 
 Guide: 6.4 Logs, 8.2 Diagnostics.
@@ -14,9 +15,10 @@ from datetime import timedelta
 
 from pydantic import Field
 
+from adapters.docker.io import MAX_LINE, MAX_LOG_TEXT
 from bot.config import parse_duration
 from commands.base import Args, CommandSpec, Ctx, EnvName, Result, ServiceName, Since, Text
-from commands.inspect import containers
+from commands.inspect import learn_secrets
 
 MAX_LINES = 5000
 
@@ -41,16 +43,20 @@ class LogsResult(Result):
     since: str | None = None
     grep: str | None = None
     requested: int
+    #: True when older lines were left out to stay within the text held per request (``MAX_LOG_TEXT``)
+    limited: bool = False
 
 
 async def run(ctx: Ctx, args: LogsArgs) -> LogsResult:
     """Read the newest lines, bounded in memory by ``--lines``."""
     assert args.env is not None
     # learn the environment's secrets first, so that the lines can be redacted
-    await containers(ctx, args.env, stats=False)
+    await learn_secrets(ctx, args.env)
     since = timedelta(seconds=parse_duration(args.since)) if args.since else None
     lines = await ctx.backends.runtime(args.env).logs(args.service, since=since, lines=args.lines, grep=args.grep)
+    limited = len(lines) < args.lines and sum(map(len, lines)) + MAX_LINE > MAX_LOG_TEXT
     return LogsResult(
+        limited=limited,
         environment=args.env,
         service=args.service,
         lines=lines,

@@ -1,5 +1,8 @@
 """List the approvals that wait, with their plan, requester, approvals so far and expiry.
 
+Only the approvals of the environments in which you may run `pending` are listed (each
+environment's own `access` applies).
+
 Guide: -
 """
 
@@ -9,7 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
-from commands.base import Args, CommandSpec, Ctx, EnvName, Result
+from commands.base import Args, CommandSpec, Ctx, EnvName, Result, visible_to_actor
 
 
 class PendingArgs(Args):
@@ -29,7 +32,12 @@ class PendingResult(Result):
 async def run(ctx: Ctx, args: PendingArgs) -> PendingResult:
     """Read them."""
     approvals = ctx.extras["approvals"]
-    waiting = await approvals.pending(args.env)
+    hidden, known = await visible_to_actor(ctx)  # each environment's own access rules apply to its approvals
+    waiting = [
+        a
+        for a in await approvals.pending(args.env)
+        if a.environment is None or (a.environment not in hidden and (known is None or a.environment in known))
+    ]
     return PendingResult(environment=args.env, approvals=[{**a.summary(), "plan": a.plan} for a in waiting])
 
 

@@ -32,6 +32,7 @@ from adapters.docker.io import (
     frames,
     image_version,
     memory_usage,
+    newest_within,
     parse_df,
     parse_time,
     time_key,
@@ -140,7 +141,7 @@ class ComposeRuntime(ComposeReplace, DockerStreams):
         if len(groups) == 1:
             return [text for _, text in groups[0]]
         merged = list(heapq.merge(*groups, key=lambda item: time_key(item[0])))
-        return [text for _, text in merged[max(len(merged) - lines, 0) :]]
+        return newest_within(merged[max(len(merged) - lines, 0) :])
 
     def _read_log(
         self, attrs: dict[str, Any], params: dict[str, Any], reader: LineReader, stop: threading.Event

@@ -8,12 +8,15 @@ from __future__ import annotations
 import collections
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 #: a log line is cut at this many characters
 MAX_LINE = 4096
+#: at most this many characters of log lines are kept per read (the newest ones): 5000 lines of 4 KiB
+#: would be 20 MB, held, redacted and rendered several times over by every concurrent request
+MAX_LOG_TEXT = 2 * 2**20
 #: an exec's output is cut at this many bytes
 MAX_EXEC_OUTPUT = 64 * 1024
 #: streams are read this many bytes at a time
@@ -104,16 +107,29 @@ def frames(raw: Any, *, tty: bool, stop: threading.Event) -> Iterator[tuple[int,
         del pending[:pos]
 
 
+def newest_within(lines: Sequence[tuple[Any, str]], budget: int = MAX_LOG_TEXT) -> list[str]:
+    """The texts of the newest ``lines`` (oldest first) that fit in ``budget`` characters (at least one)."""
+    total, start = 0, len(lines)
+    while start > 0 and (total + len(lines[start - 1][1]) <= budget or start == len(lines)):
+        start -= 1
+        total += len(lines[start][1])
+    return [text for _, text in lines[start:]]
+
+
 class LineReader:
     """Splits stream payloads into lines and keeps the newest ``keep`` (matching ``grep``) ones.
 
     Each line arrives as ``<timestamp> <text>``; kept as ``(timestamp, prefix + text)``, decoded
-    (invalid UTF-8 replaced) and cut at ``MAX_LINE`` characters. Memory: ``keep`` lines plus one
-    partial line per stream.
+    (invalid UTF-8 replaced) and cut at ``MAX_LINE`` characters. Memory: ``keep`` lines, at most
+    ``budget`` characters of them (the oldest go first), plus one partial line per stream.
     """
 
-    def __init__(self, keep: int, grep: str | None, *, prefix: str = "") -> None:
-        self.kept: collections.deque[tuple[str, str]] = collections.deque(maxlen=keep)
+    def __init__(self, keep: int, grep: str | None, *, prefix: str = "", budget: int = MAX_LOG_TEXT) -> None:
+        self.kept: collections.deque[tuple[str, str]] = collections.deque()
+        self.keep = keep
+        self.budget = budget
+        #: characters of the kept lines
+        self.size = 0
         self.needle = grep.lower() if grep else None
         self.prefix = prefix
         self.partial: dict[int, bytes] = {}
@@ -139,8 +155,12 @@ class LineReader:
     def _line(self, raw: bytes) -> None:
         stamp, _, text = raw.decode("utf-8", errors="replace").partition(" ")
         text = text.rstrip("\r")[:MAX_LINE]
-        if self.needle is None or self.needle in text.lower():
-            self.kept.append((stamp, self.prefix + text))
+        if self.keep > 0 and (self.needle is None or self.needle in text.lower()):
+            line = self.prefix + text
+            self.kept.append((stamp, line))
+            self.size += len(line)
+            while len(self.kept) > self.keep or (self.size > self.budget and len(self.kept) > 1):
+                self.size -= len(self.kept.popleft()[1])
 
     def close(self) -> list[tuple[str, str]]:
         """The kept lines, oldest first (a last line without newline included)."""

@@ -11,7 +11,7 @@ import heapq
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from adapters.docker.io import MAX_EXEC_OUTPUT, MAX_LINE, image_version, parse_df
+from adapters.docker.io import MAX_EXEC_OUTPUT, MAX_LINE, image_version, newest_within, parse_df
 from adapters.errors import AdapterError, AdapterTimeout, NotFound
 from adapters.fakes.certs import FakeCerts
 from adapters.fakes.changes import AfterRestart, FakeChanges, OneoffHandler
@@ -203,23 +203,28 @@ class FakeRuntime(FakeStreams, FakeChanges):
     async def logs(
         self, service: str, *, since: timedelta | None = None, lines: int = 200, grep: str | None = None
     ) -> list[str]:
-        """The newest ``lines`` lines of the service's containers, merged by time, as the real runtime does."""
+        """The newest ``lines`` lines of the service's containers, merged by time, as the real runtime does
+        (in a worker thread, as the real runtime reads them)."""
         await self._enter(f"logs {service}")
         containers = self._of(service, running=False)
         lines = max(int(lines), 0)
         after = datetime.now(UTC) - since if since else None
         needle = grep.lower() if grep else None
-        groups = []
-        for c in containers:
-            prefix = f"{c.name}: " if len(containers) > 1 else ""
-            picked = [
-                (at, prefix + line[:MAX_LINE])
-                for at, line in self.log_lines.get(c.name, [])
-                if (after is None or at >= after) and (needle is None or needle in line[:MAX_LINE].lower())
-            ]
-            groups.append(picked[max(len(picked) - lines, 0) :])
-        merged = list(heapq.merge(*groups, key=lambda item: item[0]))
-        return [text for _, text in merged[max(len(merged) - lines, 0) :]]
+
+        def read() -> list[str]:
+            groups = []
+            for c in containers:
+                prefix = f"{c.name}: " if len(containers) > 1 else ""
+                picked = [
+                    (at, prefix + line[:MAX_LINE])
+                    for at, line in self.log_lines.get(c.name, [])
+                    if (after is None or at >= after) and (needle is None or needle in line[:MAX_LINE].lower())
+                ]
+                groups.append(picked[max(len(picked) - lines, 0) :])
+            merged = list(heapq.merge(*groups, key=lambda item: item[0]))
+            return newest_within(merged[max(len(merged) - lines, 0) :])
+
+        return await asyncio.to_thread(read)
 
     async def exec(self, service: str, argv: list[str], *, timeout: float = 30.0) -> ExecResult:
         """A canned result for ``(service, *argv)``, else the handler's, else "executable file not found"."""

@@ -3,7 +3,8 @@
 An object is written under a temporary name (``.<name>.part-<random>``) in its final directory,
 fsynced, then renamed into place and the directory fsynced: it appears whole or not at all. Its
 metadata is a sidecar ``<name>.meta.json`` written (the same way) just before the rename. A file put
-there by hand, without a sidecar, is listed too. File I/O runs in worker threads.
+there by hand, without a sidecar, is listed too. File I/O runs in worker threads. Backups and their
+sidecars are created 0600 in folders of 0700 (they hold the whole database).
 """
 
 from __future__ import annotations
@@ -24,6 +25,24 @@ from adapters.store import PutResult, StoredObject, id_of, newest_first, time_of
 
 META = ".meta.json"
 READ_SIZE = 1 * 2**20
+#: backups and their metadata are readable by the bot's own user only, in folders only it can enter
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def private_dirs(root: Path, path: Path) -> None:
+    """Make the folders from ``root`` down to ``path`` (each 0700), tightening ours that are more open."""
+    for folder in [*reversed(path.relative_to(root).parents), path.relative_to(root)]:
+        full = root / folder
+        full.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        info = full.stat()
+        if info.st_uid == os.geteuid() and info.st_mode & 0o777 != DIR_MODE:
+            full.chmod(DIR_MODE)
+
+
+def private_open(path: Path) -> BinaryIO:
+    """A new file at ``path`` (it must not exist), mode 0600, open for binary writing."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -63,8 +82,8 @@ class FileStore:
         temp = path.with_name(f".{path.name}.part-{secrets.token_hex(4)}")
         sha, size = hashlib.sha256(), 0
         try:
-            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-            handle = await asyncio.to_thread(open, temp, "xb")
+            await asyncio.to_thread(private_dirs, self.root.resolve(), path.parent)
+            handle = await asyncio.to_thread(private_open, temp)
         except OSError as exc:
             raise AdapterError(f"cannot write in {self.url}: {exc.strerror or exc}") from exc
 
@@ -99,8 +118,8 @@ class FileStore:
     def _commit(self, temp: Path, path: Path, meta: dict[str, str]) -> None:
         sidecar = path.with_name(path.name + META)
         side_temp = path.with_name(f".{sidecar.name}.part-{secrets.token_hex(4)}")
-        with open(side_temp, "x") as out:
-            json.dump(meta, out, sort_keys=True)
+        with private_open(side_temp) as out:
+            out.write(json.dumps(meta, sort_keys=True).encode())
             out.flush()
             os.fsync(out.fileno())
         os.replace(side_temp, sidecar)

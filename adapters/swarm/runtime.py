@@ -275,7 +275,8 @@ class NewestLines(LineReader):
     """The newest ``keep`` lines by timestamp of an interleaved log (a service's tasks), ``grep`` applied.
 
     Lines arrive as ``<timestamp> <details> <text>`` (``details``: the engine's ``k=v,...`` attributes,
-    among them the task id). A heap of ``keep`` lines: memory stays bounded whatever the log's size.
+    among them the task id). A heap of ``keep`` lines (at most ``budget`` characters): memory stays
+    bounded whatever the log's size.
     """
 
     def __init__(self, keep: int, grep: str | None, names: dict[str, str]) -> None:
@@ -297,10 +298,10 @@ class NewestLines(LineReader):
         if self.keep <= 0 or (self.needle is not None and self.needle not in text.lower()):
             return
         item = (time_key(stamp), next(self.count), prefix + text)
-        if len(self.heap) < self.keep:
-            heapq.heappush(self.heap, item)
-        else:
-            heapq.heappushpop(self.heap, item)
+        heapq.heappush(self.heap, item)
+        self.size += len(item[2])
+        while len(self.heap) > self.keep or (self.size > self.budget and len(self.heap) > 1):
+            self.size -= len(heapq.heappop(self.heap)[2])  # the oldest goes
 
     def lines(self) -> list[str]:
         """The kept lines, oldest first (a last line without newline included)."""

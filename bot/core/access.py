@@ -8,6 +8,7 @@ expands; a group that cannot be resolved grants nothing, and the refusal says wh
 from __future__ import annotations
 
 import getpass
+from dataclasses import dataclass
 from typing import Protocol
 
 from adapters.errors import AccessDenied, AdapterError
@@ -38,6 +39,16 @@ class GroupResolver(Protocol):
     async def members(self, group_id: str) -> set[str]:
         """The members of ``group_id``; raises ``AdapterError`` when that cannot be known."""
         ...
+
+
+@dataclass(frozen=True)
+class Visible:
+    """Where an actor may look across environments (``audit``, ``pending`` without an environment)."""
+
+    #: the configured environments whose rows the actor may see
+    environments: frozenset[str]
+    #: rows of environments ops.yml no longer has: only for admins (no rule is left to apply to them)
+    unknown: bool
 
 
 class Access:
@@ -95,3 +106,15 @@ class Access:
         why = f" ({'; '.join(problems)})" if problems else ""
         names = " or ".join(sorted(needed))
         raise AccessDenied(f"{actor} may not run {spec.name}{where}: it needs the {names} role{why}.")
+
+    async def visible(self, actor: str, spec: CommandSpec) -> Visible:
+        """The environments in which ``actor`` may run ``spec`` (each with its own ``access``)."""
+        allowed: set[str] = set()
+        for name in self.config.environments:
+            try:
+                await self.authorize(actor, spec, name)
+            except AccessDenied:
+                continue
+            allowed.add(name)
+        roles, _ = await self.roles(actor, None)
+        return Visible(frozenset(allowed), "admins" in roles)

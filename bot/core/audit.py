@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import sqlite3
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -109,15 +110,32 @@ class AuditLog:
         return entry_id
 
     async def entries(
-        self, *, env: str | None = None, user: str | None = None, limit: int = 20
+        self,
+        *,
+        env: str | None = None,
+        user: str | None = None,
+        limit: int = 20,
+        hidden: Collection[str] = (),
+        known: Collection[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """The newest entries (optionally of one environment / actor), newest first."""
+        """The newest entries (optionally of one environment / actor), newest first.
+
+        Rows of the ``hidden`` environments are left out, and, when ``known`` is given, rows of
+        environments not in it; rows of no environment are always kept.
+        """
 
         def _read(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-            where, params = [], []
+            where: list[str] = []
+            params: list[Any] = []
             if env:
                 where.append("environment = ?")
                 params.append(env)
+            if hidden:
+                where.append(f"(environment IS NULL OR environment NOT IN ({', '.join('?' * len(hidden))}))")
+                params += list(hidden)
+            if known is not None:
+                where.append(f"(environment IS NULL OR environment IN ({', '.join('?' * len(known))}))")
+                params += list(known)
             if user:
                 where.append("actor = ?")
                 params.append(user)

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from adapters.errors import AccessDenied, OpsError, UserError
 from bot.config import OpsConfig
-from bot.config.redact import Redactor
+from bot.config.redact import Redactor, off_loop_if_big, text_size
 from bot.config.windows import WindowState, closed_text, describe, window_state, windows_of
 from bot.core.access import Access
 from bot.core.approvals import DONE, FAILED, STALE, Approval, Approvals
@@ -52,6 +52,14 @@ class EngineParts(Protocol):
 
     def make_ctx(self, request: Request) -> Ctx:
         """The context a command runs with."""
+        ...
+
+    async def learn_secrets(self, ctx: Ctx, env: str | None) -> None:
+        """Learn ``env``'s secrets before its command runs."""
+        ...
+
+    def redacted(self, kind: type[Result], dumped: dict[str, Any]) -> Result:
+        """A result of ``kind`` from ``dumped`` with every string redacted."""
         ...
 
     async def audit_event(
@@ -266,6 +274,7 @@ class Changes:
         try:
             parsed = parse(a.words, self.engine.registry, self.engine.config)
             ctx = self.engine.make_ctx(run_request)
+            await self.engine.learn_secrets(ctx, a.environment)
             ctx.extras["approval"] = {"id": a.id, "requester": a.requester, "approvers": list(a.approvers)}
             assert parsed.spec.plan is not None
             plan = await parsed.spec.plan(ctx, parsed.args)
@@ -283,7 +292,8 @@ class Changes:
             async with self.locks.hold(a.environment or "", f"`{a.command}` (approval {a.id} of {a.requester})"):
                 await self._audit_decision(request, a, "started", f"approved by {', '.join(a.approvers)}")
                 ran = await parsed.spec.run(ctx, parsed.args)
-            ran = type(ran).model_validate(self.engine.redactor.data(ran.model_dump()))
+            dumped = ran.model_dump()
+            ran = await off_loop_if_big(text_size(dumped), self.engine.redacted, type(ran), dumped)
         except EnvironmentBusy as exc:
             a = await self.approvals.finish(a.id, FAILED, str(exc))
             await self._audit_decision(request, a, "refused", str(exc))

@@ -7,6 +7,8 @@ loop never blocks on SQLite and no connection is shared across threads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -209,9 +211,35 @@ def _migrate(conn: sqlite3.Connection) -> None:
             conn.execute(f"PRAGMA user_version = {number}")
 
 
+#: the database and its -wal and -shm files: readable by the bot's own user only (SQLite gives the
+#: -wal and -shm files the database file's mode)
+FILE_MODE = 0o600
+
+
+def private_file(path: str | Path) -> None:
+    """Create ``path`` (and tighten its -wal/-shm companions) with mode 0600 before SQLite opens it.
+
+    An existing file of ours that is more open (an older opsbot made it 0644) is tightened too.
+    """
+    path = str(path)
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        if os.fstat(fd).st_mode & 0o777 != FILE_MODE:
+            os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path + suffix).st_mode & 0o777 != FILE_MODE:
+                os.chmod(path + suffix, FILE_MODE)
+
+
 def connect(path: str | Path) -> sqlite_utils.Database:
     """Open (and migrate) the database at ``path``; for use from one thread only."""
     try:
+        private_file(path)
         conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None, check_same_thread=True)
         conn.execute("PRAGMA busy_timeout=10000")
         conn.execute("PRAGMA journal_mode=WAL")
@@ -220,6 +248,8 @@ def connect(path: str | Path) -> sqlite_utils.Database:
         _migrate(conn)
     except sqlite3.Error as exc:
         raise DatabaseError(f"cannot open the database {path}: {exc}") from exc
+    except OSError as exc:
+        raise DatabaseError(f"cannot open the database {path}: {exc.strerror or exc}") from exc
     return sqlite_utils.Database(conn)
 
 

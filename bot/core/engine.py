@@ -16,7 +16,7 @@ from typing import Any
 
 from adapters.errors import OpsError, UserError
 from bot.config import OpsConfig
-from bot.config.redact import Redactor
+from bot.config.redact import Redactor, off_loop_if_big, text_size
 from bot.core.access import Access, GroupResolver
 from bot.core.approvals import Approval
 from bot.core.audit import AuditLog
@@ -29,10 +29,12 @@ from bot.core.grammar import Parsed, parse, split
 from bot.core.maintenance_runs import MaintenanceRuns
 from bot.core.request import DOORS, Reply, Request, new_request_id
 from commands import REGISTRY
-from commands.base import Backends, CommandSpec, Ctx
+from commands.base import Backends, CommandSpec, Ctx, Result
 
 log = logging.getLogger("opsbot.engine")
 __all__ = ["DOORS", "Engine", "Reply", "Request", "new_request_id"]
+#: commands that show only opsbot's own records, never what an environment says: no secrets to learn first
+OWN_RECORDS = frozenset({"help", "escalate", "audit", "pending", "history"})
 class Engine:
     """Runs requests. One per process; safe for concurrent requests."""
 
@@ -100,20 +102,28 @@ class Engine:
         await self._audit(request, reply, text, "requested", "accepted", {"args": parsed.args.model_dump(mode="json")})
         try:
             ctx = self.make_ctx(request)
+            if parsed.spec.name not in OWN_RECORDS:
+                await self.learn_secrets(ctx, reply.environment)
+            # listings across environments show only what the actor may see in each (``audit``, ``pending``)
+            ctx.extras["visible"] = partial(self.access.visible, request.actor, parsed.spec)
             if parsed.spec.changes and parsed.args.makes_change():
                 roles, _ = await self.access.roles(request.actor, reply.environment)
                 result = await self.changes.request(request, parsed, ctx, roles)
             else:
                 result = await parsed.spec.run(ctx, parsed.args)
-            # one redaction of the result itself: every renderer downstream sees only redacted data
-            reply.result = type(result).model_validate(self.redactor.data(result.model_dump()))
-            reply.severity = reply.result.severity()
+            # one redaction of the result itself: every renderer downstream sees only redacted data (in the
+            # redaction thread: a big log must not stall the loop that serves everyone else)
+            dumped = result.model_dump()
+            reply.size = text_size(dumped)
+            shown = await off_loop_if_big(reply.size, self.redacted, type(result), dumped)
+            reply.result = shown
+            reply.severity = shown.severity()
             reply.exit_code = 0 if reply.severity == "ok" else 1
             outcome, event = str(reply.severity), "succeeded"
-            if reply.result.kind == "plan":
+            if shown.kind == "plan":
                 outcome, event = "dry run: nothing changed", "planned"
-            elif reply.result.kind == "approval":
-                approval = getattr(reply.result, "approval", {})
+            elif shown.kind == "approval":
+                approval = getattr(shown, "approval", {})
                 outcome, event = f"approval {approval.get('id')} pending", "awaiting-approval"
         except OpsError as exc:
             reply.error, reply.exit_code = self.redactor.text(str(exc)), exc.exit_code
@@ -126,6 +136,10 @@ class Engine:
             request, reply, text, event, outcome, {"duration_ms": round(reply.duration_ms, 1)}
         )
         return reply
+
+    def redacted(self, kind: type[Result], dumped: dict[str, Any]) -> Result:
+        """A result of ``kind`` from ``dumped`` with every string redacted (CPU-bound: ``off_loop_if_big``)."""
+        return kind.model_validate(self.redactor.data(dumped))
 
     def make_ctx(self, request: Request) -> Ctx:
         """The context a command runs with."""
@@ -143,6 +157,18 @@ class Engine:
                     "started_at": time.time(), "audit_step": partial(self._step, request),
                     "maintenance": self.maintenance, "duties": self.duties, "clock": self.changes.clock},
         )  # fmt: skip
+
+    async def learn_secrets(self, ctx: Ctx, env: str | None) -> None:
+        """Learn ``env``'s secrets before its command runs, whatever ran before (best effort: a command
+        that shows what the environment says learns them itself, and fails when it cannot)."""
+        if env is None:
+            return
+        from commands.inspect import learn_secrets
+
+        try:
+            await learn_secrets(ctx, env)
+        except (OpsError, OSError) as exc:
+            log.debug("[%s] could not learn the secrets of %s yet: %s", ctx.request_id, env, exc)
 
     async def _step(self, request: Request, command: str, event: str, outcome: str, env: str | None,
                     details: dict[str, Any] | None = None) -> None:  # fmt: skip

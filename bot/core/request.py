@@ -51,6 +51,8 @@ class Reply:
     duration_ms: float = 0.0
     #: set when the error is a bug: the reference id in the log
     ref: str | None = None
+    #: characters of text in the result (at least up to ``INLINE_LIMIT``): a big one is rendered off the loop
+    size: int = 0
     actor: str = ""
 
     def to_json(self) -> dict[str, Any]:

@@ -158,10 +158,11 @@ async def _audit(args: argparse.Namespace) -> int:
         if args.json:
             _print_json(rows)
             return 0
-        from bot.render.text import _audit as render_audit
+        from bot.render.text import render_result
         from commands.audit import AuditEntry, AuditResult
 
-        print("\n".join(render_audit(AuditResult(entries=[AuditEntry(**r) for r in rows]))))
+        # the trusted local door: every row, whatever its environment; stored text printed escaped
+        print("\n".join(render_result(AuditResult(entries=[AuditEntry(**r) for r in rows]))))
         return 0
     finally:
         db.close()

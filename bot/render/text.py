@@ -35,6 +35,19 @@ from commands.verify_backup import VerifyResult
 
 MARK = {"ok": "OK  ", "warning": "WARN", "critical": "CRIT"}
 
+#: what a terminal would act on, shown escaped: C0 and C1 controls (ANSI escapes, \r, \n), DEL, the
+#: Unicode line and paragraph separators and the bidirectional overrides. A tab stays a tab.
+_ESCAPES: dict[int, str] = {
+    c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c != 0x09
+} | {0x0A: "\\n", 0x0D: "\\r"} | {c: f"\\u{c:04x}" for c in (0x2028, 0x2029, *range(0x202A, 0x202F),
+                                                              *range(0x2066, 0x206A))}  # fmt: skip
+
+
+def printable(text: str) -> str:
+    """``text`` with every control or line-separator character escaped (``\\n``, ``\\x1b``, ``\\u2028``), so
+    that a stored value can neither forge a line nor colour or move the terminal."""
+    return text.translate(_ESCAPES)
+
 
 def _table(rows: list[list[str]]) -> list[str]:
     if not rows:
@@ -97,6 +110,8 @@ def _logs(r: LogsResult) -> list[str]:
     window = f" since {r.since}" if r.since else ""
     grep = f" matching {r.grep!r}" if r.grep else ""
     head = f"{r.environment}/{r.service}: {len(r.lines)} lines{window}{grep}"
+    if r.limited:
+        head += " (older lines left out: at most 2 MiB of log text per request)"
     return [head, *r.lines] if r.lines else [head, "(no log lines)"]
 
 
@@ -128,7 +143,7 @@ def _help(r: HelpResult) -> list[str]:
         d = r.detail
         out = [f"Usage: {d.usage}", "", d.summary]
         if d.description:
-            out += ["", d.description]
+            out += ["", *d.description.splitlines()]
         out += ["", f"Changes anything: {'yes' if d.changes else 'no'}" + (f"   Guide: {d.guide}" if d.guide else "")]
         if d.examples:
             out += ["Examples:", *(f"  {e}" for e in d.examples)]
@@ -268,15 +283,15 @@ RESULT_TYPES: dict[str, type[Result]] = {t.kind: t for t in RENDERERS}
 
 
 def render_result(result: Result) -> list[str]:
-    """One result as lines of text."""
+    """One result as lines of text, each with its control characters escaped (``printable``)."""
     renderer = RENDERERS.get(type(result))
     if renderer is None:
         return result.model_dump_json(indent=2).splitlines()
-    return renderer(result)
+    return [printable(line) for line in renderer(result)]
 
 
 def render_text(reply: Reply) -> str:
-    """The reply as text: the rendered result, or ``error: ...``."""
+    """The reply as text: the rendered result, or ``error: ...``; no stored value can forge a line."""
     if reply.result is None:
-        return f"error: {reply.error}"
+        return f"error: {printable(reply.error or '')}"
     return "\n".join(render_result(reply.result)).rstrip()

@@ -89,7 +89,7 @@ def _status(r: StatusResult | HealthResult) -> Rendered:
 
 
 def _logs(r: LogsResult) -> Rendered:
-    window = f" since {r.since}" if r.since else ""
+    window = f" since {esc(r.since)}" if r.since else ""
     grep = f" matching {code(r.grep)}" if r.grep else ""
     out = Rendered(header=f"Logs of {r.service} in {r.environment}")
     if not r.lines:
@@ -98,6 +98,8 @@ def _logs(r: LogsResult) -> Rendered:
     body = "\n".join(r.lines)
     shown = r.lines[-40:]
     summary = f"{len(r.lines)} lines{window}{grep}"
+    if r.limited:
+        summary += " (older lines left out: at most 2 MiB of log text per request)"
     if len(shown) < len(r.lines) or len(body) > MAX_SECTION - 10:
         out.attach = True
         summary += f"; the last {len(shown)} below, all of them in the attached file"
@@ -421,12 +423,23 @@ def render_message(reply: Reply) -> Message:
         assert isinstance(reply.result, ApprovalResult)
         blocks.append(approval_buttons(reply.result.approval["id"]))
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context_line(reply)[:MAX_SECTION]}]})
-    text = f"{icon} {header}".strip()
+    text = esc(f"{icon} {header}".strip())  # the notification text is parsed as mrkdwn
     file = None
     if rendered.attach or cut:
         name = f"{reply.command or 'result'}-{reply.environment or 'all'}-{reply.request_id}.txt"
         file = (name, render_text(reply))
     return Message(text=text[:MAX_FALLBACK_TEXT], blocks=blocks, file=file)
+
+
+def notice_message(text: str, reply: Reply | None = None) -> Message:
+    """A notice for an alert channel (break glass, a scheduled run's alert): ``text`` is plain text,
+    escaped here; with ``reply``, it heads the rendered reply (long output: the file to attach)."""
+    head = esc(text)
+    if reply is None:
+        return Message(text=head[:MAX_FALLBACK_TEXT], blocks=[_section(head[:MAX_SECTION])])
+    rendered = render_message(reply)
+    blocks = [_section(head[:MAX_SECTION]), *rendered.blocks[: MAX_BLOCKS - 1]]
+    return Message(text=head[:MAX_FALLBACK_TEXT], blocks=blocks, file=rendered.file)
 
 
 def _section(text: str) -> dict[str, Any]:

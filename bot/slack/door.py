@@ -24,6 +24,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.config.redact import off_loop_if_big
 from bot.core.app import App
 from bot.core.changes import ApprovalResult, approval_result
 from bot.core.dedupe import Deliveries, RecentKeys
@@ -32,9 +33,9 @@ from bot.core.grammar import Parsed
 from bot.core.logs import request_id as request_id_var
 from bot.core.metrics import Metrics
 from bot.core.tasks import TaskSet
-from bot.slack.blocks import progress_message, render_message
+from bot.slack.blocks import notice_message, progress_message, render_message
 from bot.slack.groups import SlackGroupResolver
-from bot.slack.mrkdwn import MAX_BLOCKS, MAX_FALLBACK_TEXT, MAX_SECTION, Message, esc
+from bot.slack.mrkdwn import MAX_FALLBACK_TEXT, MAX_SECTION, Message, esc
 
 log = logging.getLogger("opsbot.slack")
 #: how long the acknowledgement may wait for parse + authorize before answering empty
@@ -55,20 +56,23 @@ async def update_approval_message(app: App, reply: Reply, door: SlackDoor | None
     a = await app.engine.changes.approvals.get(reply.result.approval["id"])
     if not a.channel or not a.message_ts:
         return
-    message = render_message(reply)
-    redact = app.redactor
+    message = await off_loop_if_big(reply.size, render_message, reply)
+    text, blocks = redacted(app, message)
     client = (
         door._client() if door is not None else web_client(app.settings.slack_bot_token, app.settings.slack_api_url)
     )
     try:
-        await client.chat_update(
-            channel=a.channel, ts=a.message_ts, text=redact.text(message.text), blocks=redact.data(message.blocks)
-        )
+        await client.chat_update(channel=a.channel, ts=a.message_ts, text=text, blocks=blocks)
     except (TimeoutError, SlackApiError, OSError) as exc:
         log.error("chat.update of approval %s failed: %s; the audit log has every step", a.id, exc)
         return
     if message.file is not None and door is not None:
         await door.upload(a.channel, a.message_ts, *message.file)
+
+
+def redacted(app: App, message: Message) -> tuple[str, list[dict[str, Any]]]:
+    """The message's text and blocks redacted once more (a message is bounded: at most 30,000 characters)."""
+    return app.redactor.text(message.text), app.redactor.data(message.blocks)
 
 
 def web_client(token: str | None, base_url: str, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
@@ -167,8 +171,8 @@ class SlackDoor:
         self.metrics.observe("opsbot_run_seconds", reply.duration_ms / 1000, command=reply.command or "unknown")
 
     async def _ack_message(self, ack: Any, message: Message) -> None:
-        redact = self.app.redactor
-        await ack(response_type="ephemeral", text=redact.text(message.text), blocks=redact.data(message.blocks))
+        text, blocks = redacted(self.app, message)
+        await ack(response_type="ephemeral", text=text, blocks=blocks)
 
     async def _finish_late(
         self, request: Request, preparing: asyncio.Future[Parsed | Reply], body: dict[str, Any], key: str | None
@@ -206,7 +210,7 @@ class SlackDoor:
         request.progress = progress
         reply = await self.app.engine.execute(request, prepared)
         self._count(reply)
-        message = render_message(reply)
+        message = await off_loop_if_big(reply.size, render_message, reply)  # a big log: off the loop
         if ts is not None:
             ok = await self.update(channel, ts, message)
         else:
@@ -266,22 +270,19 @@ class SlackDoor:
     async def notify(self, severity: str, text: str, reply: Reply | None = None) -> None:
         """Post to the alert channel of ``severity`` (ops.yml slack.alert_channels).
 
-        With ``reply`` (the scheduler's alerts), ``text`` heads the rendered reply, and long output is
+        ``text`` is plain text (a command, a reason, an error): it is escaped for Slack here. With
+        ``reply`` (the scheduler's alerts), ``text`` heads the rendered reply, and long output is
         attached as a file in the alert's thread.
         """
         channel = self.app.config.slack.alert_channels.get(severity)  # type: ignore[call-overload]
         if not channel:
             log.info("no slack.alert_channels.%s: the %s notice is only in the log and the audit", severity, severity)
             return
-        head = {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_SECTION]}}
-        if reply is None:
-            await self.post(channel, Message(text=text, blocks=[head]))
-            return
-        rendered = render_message(reply)
-        message = Message(text=text[:MAX_FALLBACK_TEXT], blocks=[head, *rendered.blocks[: MAX_BLOCKS - 1]])
+        size = reply.size if reply is not None else 0
+        message = await off_loop_if_big(size, notice_message, text, reply)  # text is plain: escaped there
         ts = await self.post(channel, message)
-        if ts is not None and rendered.file is not None:
-            await self.upload(channel, ts, *rendered.file)
+        if ts is not None and message.file is not None:
+            await self.upload(channel, ts, *message.file)
 
     async def post_notice(self, severity: str, text: str, thread_ts: str | None = None) -> tuple[str, str] | None:
         """Post plain ``text`` (escaped here, once) to the alert channel of ``severity``, in ``thread_ts``'s
@@ -349,11 +350,9 @@ class SlackDoor:
 
     async def post(self, channel: str, message: Message) -> str | None:
         """chat.postMessage; the message's ts, or None (logged) when Slack refused it."""
-        redact = self.app.redactor
+        text, blocks = redacted(self.app, message)
         try:
-            response = await self._client().chat_postMessage(
-                channel=channel, text=redact.text(message.text), blocks=redact.data(message.blocks)
-            )
+            response = await self._client().chat_postMessage(channel=channel, text=text, blocks=blocks)
         except (TimeoutError, SlackApiError, OSError) as exc:
             self._failed("chat.postMessage", exc)
             return None
@@ -361,11 +360,9 @@ class SlackDoor:
 
     async def update(self, channel: str, ts: str, message: Message) -> bool:
         """chat.update of a message the bot posted; False (logged) when Slack refused it."""
-        redact = self.app.redactor
+        text, blocks = redacted(self.app, message)
         try:
-            await self._client().chat_update(
-                channel=channel, ts=ts, text=redact.text(message.text), blocks=redact.data(message.blocks)
-            )
+            await self._client().chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
         except (TimeoutError, SlackApiError, OSError) as exc:
             self._failed("chat.update", exc)
             return False
@@ -373,11 +370,12 @@ class SlackDoor:
 
     async def upload(self, channel: str, ts: str | None, filename: str, content: str) -> None:
         """Attach the whole output, redacted, as a file in the message's thread."""
+        content = await off_loop_if_big(len(content), self.app.redactor.text, content)
         try:
             await self._client().files_upload_v2(
                 channel=channel,
                 thread_ts=ts,
-                content=self.app.redactor.text(content),
+                content=content,
                 filename=filename,
                 title=filename,
             )
@@ -389,11 +387,9 @@ class SlackDoor:
         channel, user = body.get("channel_id"), body.get("user_id")
         if not channel or not user:
             return
-        redact = self.app.redactor
+        text, blocks = redacted(self.app, message)
         try:
-            await self._client().chat_postEphemeral(
-                channel=channel, user=user, text=redact.text(message.text), blocks=redact.data(message.blocks)
-            )
+            await self._client().chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks)
         except (TimeoutError, SlackApiError, OSError) as exc:
             self._failed("chat.postEphemeral", exc)
 

@@ -19,7 +19,11 @@ ICON = {"ok": ":large_green_circle:", "warning": ":warning:", "critical": ":red_
 
 
 def esc(text: str) -> str:
-    """Escape text for mrkdwn: &, < and > (so that nothing a service logs becomes a mention)."""
+    """Escape text for Slack: &, < and > (so that nothing a user typed or a service logged becomes a
+    mention, a link or a broadcast). The one helper: every user- or engine-supplied string in every
+    mrkdwn text and every top-level ``text`` goes through it. Not escaped: ``plain_text`` (headers,
+    buttons: Slack never parses markup there), mentions we build from checked user ids (``mention``),
+    and escalation contacts, which ops.yml writes as mentions on purpose."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 

@@ -118,3 +118,25 @@ async def test_troubleshoot_phrases_fuzzy_and_no_match(app):
     assert "No guide entry matches" in text and reply.exit_code == 0
     _, data, _ = await run(app, "troubleshoot", "5040")  # numbers match exactly, never by prefix
     assert data["matches"] == []
+
+
+@pytest.mark.parametrize("diagnose", [["logs"], ["health", "logs"]], ids=["logs", "health-logs"])
+async def test_a_fresh_bot_redacts_troubleshoot_first(shop, tmp_path, diagnose):
+    """Issue 11, finding 2: nothing has listed the containers before; the worker logs its own secret."""
+    config = yaml.safe_load((ROOT / "examples" / "ops.yml").read_text())
+    prod = config["environments"]["prod"]
+    prod["url"] = shop.url
+    prod["runtime"].update(docker_host=shop.host, project=shop.project)
+    config["troubleshooting"] = [{"issue": "Worker cannot connect", "symptoms": ["connecting"],
+                                  "resolution": "Check the password", "diagnose": diagnose}]  # fmt: skip
+    path = tmp_path / "ops.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    fresh = App.build(Settings(opsbot_config=str(path), opsbot_db=str(tmp_path / "fresh.db")))
+    try:
+        _, data, text = await run(fresh, "troubleshoot", "connecting", actor="U0NOBODY")
+        [finding] = [f for f in data["matches"][0]["diagnostics"] if f["name"] == "logs"]
+        assert any("connecting with password [REDACTED]" in line for line in finding["lines"]), finding
+        no_secret(shop, data, text)
+        no_secret(shop, await fresh.engine.audit.entries(limit=50))
+    finally:
+        await fresh.close()

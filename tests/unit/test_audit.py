@@ -105,3 +105,28 @@ async def test_concurrent_appends_from_two_databases_keep_one_chain(tmp_path):
     assert v.ok and v.rows == 50
     a.close()
     b.close()
+
+
+async def test_the_database_and_its_wal_files_are_private(tmp_path):
+    """Issue 11, finding 6: opsbot.db, -wal and -shm are 0600 whatever the umask; an old 0644 file is tightened."""
+    import os
+    import stat
+
+    from bot.core.db import Database
+
+    old = os.umask(0o022)
+    try:
+        db = Database(tmp_path / "opsbot.db")
+        await db.call(lambda d: d.execute("CREATE TABLE t (x)"))
+        await db.call(lambda d: d.execute("INSERT INTO t VALUES (1)"))
+        files = [tmp_path / n for n in ("opsbot.db", "opsbot.db-wal", "opsbot.db-shm")]
+        for path in files:
+            assert path.exists() and stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        db.close()
+        (tmp_path / "opsbot.db").chmod(0o644)
+        db = Database(tmp_path / "opsbot.db")
+        await db.ping()
+        assert stat.S_IMODE((tmp_path / "opsbot.db").stat().st_mode) == 0o600
+        db.close()
+    finally:
+        os.umask(old)

@@ -410,3 +410,29 @@ async def test_a_backup_replaced_between_its_check_and_its_restore_is_said():
     with pytest.raises(DumpFailed, match=f"the backup changed while it was restored: .* not the {checked} checked"):
         await store_to_process(objects, "k", swapped, Meter(), sha256=checked)
     assert not swapped.closed
+
+
+async def test_file_store_backups_are_private(tmp_path):
+    """Issue 11, finding 6: backups and their metadata 0600, in folders of 0700, whatever the umask."""
+    import os
+    import stat
+
+    root = tmp_path / "backups"
+    root.mkdir(mode=0o755)
+    root.chmod(0o755)  # as an older opsbot (or the example's /var/tmp) left it
+    fs = FileStore(f"file://{root}/")
+
+    async def chunks():
+        yield b"CREATE TABLE secrets (password text);\n"
+
+    old = os.umask(0o022)
+    try:
+        await fs.put("prod/db/20240101T000000Z-abcdef.sql.gz", chunks(), {"requester": "U0OPERATOR"}, dict)
+    finally:
+        os.umask(old)
+    backup = root / "prod/db/20240101T000000Z-abcdef.sql.gz"
+    meta = backup.with_name(backup.name + ".meta.json")
+    for path in (backup, meta):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    for path in (root, root / "prod", root / "prod/db"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
