@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
 from adapters.errors import UserError
+from adapters.metrics.base import Metrics
 from adapters.probe import Probe
 from adapters.runtime import Runtime
 from adapters.store import BackupStore
@@ -183,6 +184,10 @@ class Backends(Protocol):
 
     def store(self, env: str) -> BackupStore:
         """The backup store of environment ``env`` (``UserError`` when it has no ``backup`` section)."""
+        ...
+
+    def metrics(self, source: str) -> Metrics:
+        """The metrics source ``prometheus`` or ``cloudwatch`` of ``monitoring``."""
         ...
 
 

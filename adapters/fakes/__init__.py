@@ -5,6 +5,7 @@ May import adapters' interfaces, models, errors and adapters.docker's pure helpe
 """
 
 from adapters.fakes.changes import AfterRestart, FakeChanges, OneoffHandler
+from adapters.fakes.metrics import FakeMetrics
 from adapters.fakes.runtime import FakeBackends, FakeProbe, FakeRuntime, exec_not_found
 from adapters.fakes.store import FakeProcess, FakeStreams, InMemoryStore
 
@@ -12,6 +13,7 @@ __all__ = [
     "AfterRestart",
     "FakeBackends",
     "FakeChanges",
+    "FakeMetrics",
     "FakeProbe",
     "FakeProcess",
     "FakeRuntime",

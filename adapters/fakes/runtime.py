@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from adapters.docker.io import MAX_EXEC_OUTPUT, MAX_LINE, image_version, parse_df
 from adapters.errors import AdapterError, AdapterTimeout, NotFound
 from adapters.fakes.changes import AfterRestart, FakeChanges, OneoffHandler
+from adapters.fakes.metrics import FakeMetrics
 from adapters.fakes.store import FakeStreams, InMemoryStore
 from adapters.lifecycle import TAIL_LINES, Look, Progress, grace_seconds, progress_line, wait_running
 from adapters.models import CheckResult, ContainerInfo, DiskUsage, ExecResult, ProbeRequest
@@ -335,6 +336,8 @@ class FakeBackends:
         self.runtimes = runtimes or {}
         self._probe = probe or FakeProbe()
         self.stores: dict[str, InMemoryStore] = {}
+        #: the metrics sources by name (``prometheus``, ``cloudwatch``), created with no data on first use
+        self.metrics_sources: dict[str, FakeMetrics] = {}
 
     @property
     def probe(self) -> FakeProbe:
@@ -348,6 +351,10 @@ class FakeBackends:
     def store(self, env: str) -> InMemoryStore:
         """The environment's in-memory backup store (created empty on first use)."""
         return self.stores.setdefault(env, InMemoryStore())
+
+    def metrics(self, source: str) -> FakeMetrics:
+        """The fake metrics source named ``source`` (created with no data on first use)."""
+        return self.metrics_sources.setdefault(source, FakeMetrics(source=source))
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -20,6 +20,7 @@ from commands.help import HelpResult
 from commands.history import HistoryResult
 from commands.inspect import CheckRow, ServiceRow
 from commands.logs import LogsResult
+from commands.measure import MetricRow
 from commands.pending import PendingResult
 from commands.restart import RestartResult
 from commands.restore import RestoreResult
@@ -76,6 +77,15 @@ def _checks(rows: list[CheckRow]) -> list[str]:
     return _table(table)
 
 
+def _metrics(rows: list[MetricRow]) -> list[str]:
+    table = [["", "METRIC", "VALUE", "WARN/CRIT", "SOURCE"]]
+    for m in rows:
+        value = f"{m.value:.4g} {m.unit}".strip() if m.value is not None else (m.error or "-")
+        levels = f"{m.warning:g}/{m.critical:g} {m.unit}".strip() if m.warning is not None else "-"
+        table.append([MARK[m.severity], m.name, value, levels, m.source])
+    return _table(table)
+
+
 def _status(r: StatusResult | HealthResult) -> list[str]:
     out = [f"{r.environment}: {r.overall.upper()}"]
     for e in getattr(r, "errors", []):
@@ -86,6 +96,8 @@ def _status(r: StatusResult | HealthResult) -> list[str]:
         out += ["", *_checks(r.checks)]
     elif isinstance(r, HealthResult):
         out.append("no health checks configured")
+    if r.metrics:
+        out += ["", *_metrics(r.metrics)]
     return out
 
 

@@ -39,6 +39,7 @@ from commands.help import HelpResult
 from commands.history import HistoryResult
 from commands.inspect import CheckRow, ServiceRow
 from commands.logs import LogsResult
+from commands.measure import MetricRow
 from commands.pending import PendingResult
 from commands.restart import RestartResult
 from commands.restore import RestoreResult
@@ -74,6 +75,13 @@ def _check(c: CheckRow) -> str:
     return f"{ICON[c.severity]} *{esc(c.name)}*: {result}{latency}{error}"
 
 
+def _metric(m: MetricRow) -> str:
+    if m.value is None:
+        return f"{ICON[m.severity]} *{esc(m.name)}*: {esc(m.error or 'could not measure')}"
+    levels = f" (warning {m.warning:g}, critical {m.critical:g})" if m.warning is not None else ""
+    return f"{ICON[m.severity]} *{esc(m.name)}*: {m.value:.4g}{esc(m.unit)}{levels} from {esc(m.source)}"
+
+
 def _status(r: StatusResult | HealthResult) -> Rendered:
     out = Rendered(header=f"{r.environment}: {r.overall.upper()}")
     for e in getattr(r, "errors", []):
@@ -81,6 +89,8 @@ def _status(r: StatusResult | HealthResult) -> Rendered:
     out.sections += [_service(s) for s in r.services]
     if r.checks:
         out.sections.append("*Health checks*\n" + "\n".join(_check(c) for c in r.checks))
+    if r.metrics:
+        out.sections.append("*Metrics*\n" + "\n".join(_metric(m) for m in r.metrics))
     return out
 
 
