@@ -6,6 +6,7 @@ May import adapters' interfaces, models, errors and adapters.docker's pure helpe
 
 from adapters.fakes.changes import AfterRestart, FakeChanges, OneoffHandler
 from adapters.fakes.metrics import FakeMetrics
+from adapters.fakes.notify import FakeEmail, FakePagerDuty, FakeSlackNotifier
 from adapters.fakes.runtime import FakeBackends, FakeProbe, FakeRuntime, exec_not_found
 from adapters.fakes.store import FakeProcess, FakeStreams, InMemoryStore
 
@@ -13,10 +14,13 @@ __all__ = [
     "AfterRestart",
     "FakeBackends",
     "FakeChanges",
+    "FakeEmail",
     "FakeMetrics",
+    "FakePagerDuty",
     "FakeProbe",
     "FakeProcess",
     "FakeRuntime",
+    "FakeSlackNotifier",
     "FakeStreams",
     "InMemoryStore",
     "OneoffHandler",

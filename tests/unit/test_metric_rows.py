@@ -13,7 +13,8 @@ from bot.slack.blocks import render_message
 from commands.measure import expand, metric_queries
 from tests.unit.conftest import make_config
 
-ERRORS = '100 * sum(rate(http_requests_total{env="{env}",code=~"5.."}[5m])) / sum(rate(http_requests_total{env="{env}"}[5m]))'
+ERRORS = ('100 * sum(rate(http_requests_total{env="{env}",code=~"5.."}[5m]))'
+          ' / sum(rate(http_requests_total{env="{env}"}[5m]))')
 LATENCY = '1000 * histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{env="{env}"}[5m])))'
 MONITORING = {"prometheus": {"url": "http://127.0.0.1:9090",
                              "queries": {"error_rate_percent": ERRORS, "response_time_ms": LATENCY}}}  # fmt: skip
