@@ -3,8 +3,8 @@
 ``SlackStandIn`` is a real aiohttp server on 127.0.0.1 that answers the Web API methods opsbot uses
 with the shapes Slack returns, records every call, checks tokens, enforces a few real limits
 (Block Kit sizes, ``msg_too_long``), can fail on demand (429 with ``Retry-After``, 5xx, ``ok: false``;
-``down = True``: every call 503, an outage), serves the file upload v2 flow, ``response_url`` posts, and Socket Mode (``apps.connections.open`` plus
-a websocket that greets with ``hello``, carries envelopes and records acknowledgements)::
+``down = True``: every call 503, an outage), serves the file upload v2 flow, ``response_url`` posts, and
+Socket Mode (``apps.connections.open`` plus a websocket that greets with ``hello``, carries envelopes and records acknowledgements)::
 
     async with SlackStandIn() as slack:
         client = AsyncWebClient(token="xoxb-test", base_url=slack.url)
