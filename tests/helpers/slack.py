@@ -4,7 +4,8 @@
 with the shapes Slack returns, records every call, checks tokens, enforces a few real limits
 (Block Kit sizes, ``msg_too_long``), can fail on demand (429 with ``Retry-After``, 5xx, ``ok: false``;
 ``down = True``: every call 503, an outage), serves the file upload v2 flow, ``response_url`` posts, and
-Socket Mode (``apps.connections.open`` plus a websocket that greets with ``hello``, carries envelopes and records acknowledgements)::
+Socket Mode (``apps.connections.open`` plus a websocket that greets with ``hello``, carries envelopes
+and records acknowledgements)::
 
     async with SlackStandIn() as slack:
         client = AsyncWebClient(token="xoxb-test", base_url=slack.url)
