@@ -272,6 +272,9 @@ class CommandSpec:
     #: for a change: False when it runs at once for an operator, without waiting for approvers
     #: (``backup``: it only adds a backup); ``--dry-run`` still only shows the plan
     approval: bool = True
+    #: for a change without approval: False when it does not hold the environment's lease (``ack`` and
+    #: ``silence`` touch only alerts, and must work while a deploy runs)
+    lease: bool = True
 
 
 def env_field(description: str = "the environment (default: default_environment)") -> Any:

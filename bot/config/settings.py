@@ -22,7 +22,10 @@ class Settings(BaseSettings):
     opsbot_drain_seconds: float = Field(60.0, description="how long SIGTERM waits for running procedures")
     log_level: str = "info"
     opsbot_scheduler: bool = Field(True, description="run ops.yml's schedules in `opsbot serve` (off: never)")
+    pagerduty_events_url: str | None = Field(None, description="PagerDuty Events API v2 endpoint (tests, proxies)")
+    smtp_password: str | None = Field(None, description="password of the user in alerting.email.smtp_url")
 
     def secrets(self) -> list[str]:
         """The bot's own secrets, which the redactor must never let through."""
-        return [s for s in (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token) if s]
+        return [s for s in (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token,
+                            self.smtp_password) if s]  # fmt: skip

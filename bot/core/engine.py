@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -25,6 +25,7 @@ from bot.core.changes import Changes
 from bot.core.db import Database
 from bot.core.deploys import Deploys
 from bot.core.grammar import Parsed, parse, split
+from bot.core.incidents import Incidents
 from bot.core.request import DOORS, Reply, Request, new_request_id
 from commands import REGISTRY
 from commands.base import Backends, CommandSpec, Ctx
@@ -54,6 +55,9 @@ class Engine:
         self.changes = Changes(self)
         self.deploys = Deploys(db)
         self.backups = Backups(db)
+        self.incidents = Incidents(db, config)
+        #: called after a command changed an alert (``ack``, ``silence``): wakes the outbox worker
+        self.alert_changed: Callable[[], None] | None = None
 
     async def handle(self, request: Request) -> Reply:
         """Run one request through the whole path; never raises."""
@@ -136,7 +140,8 @@ class Engine:
             progress=request.progress,
             registry=self.registry,
             extras={"approvals": self.changes.approvals, "deploys": self.deploys, "backups": self.backups,
-                    "started_at": time.time(), "audit_step": partial(self._step, request)},
+                    "started_at": time.time(), "audit_step": partial(self._step, request),
+                    "incidents": self.incidents, "alert_changed": self.alert_changed or (lambda: None)},
         )  # fmt: skip
 
     async def _step(self, request: Request, command: str, event: str, outcome: str, env: str | None,

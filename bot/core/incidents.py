@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -63,9 +64,11 @@ def _rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Inc
 class Incidents:
     """Transitions and reads of ``incidents`` and ``silences`` for one config."""
 
-    def __init__(self, db: Database, config: OpsConfig) -> None:
+    def __init__(self, db: Database, config: OpsConfig, *, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.config = config
+        #: the time of transitions people ask for (``ack``, ``silence``); tests and the benchmark simulate it
+        self.clock = clock
 
     # ---------------------------------------------------------------- plumbing
 
@@ -248,8 +251,9 @@ class Incidents:
             raise UserError(f"no alert {alert_id!r}: `alerts` lists the open ones")
         return rows[0]
 
-    async def ack(self, alert_id: str, actor: str, now: float) -> Incident:
+    async def ack(self, alert_id: str, actor: str, now: float | None = None) -> Incident:
         """firing/silenced -> acknowledged by ``actor``: escalation stops, the page is acknowledged."""
+        now = self.clock() if now is None else now
 
         def go(conn: sqlite3.Connection) -> Incident:
             inc = self._one(conn, alert_id)
@@ -271,8 +275,9 @@ class Incidents:
         return await self._tx(go)
 
     async def silence(self, env: str, what: str, seconds: float, reason: str | None, actor: str,
-                      now: float) -> tuple[dict[str, Any], list[Incident]]:  # fmt: skip
+                      now: float | None = None) -> tuple[dict[str, Any], list[Incident]]:  # fmt: skip
         """Hold ``what``'s alerts in ``env`` for ``seconds``; its open incidents show as silenced."""
+        now = self.clock() if now is None else now
 
         def go(conn: sqlite3.Connection) -> tuple[dict[str, Any], list[Incident]]:
             silence = {"id": secrets.token_hex(4), "environment": env, "what": what, "created_at": now,
@@ -362,8 +367,9 @@ class Incidents:
         """Every incident, oldest first (tests, the benchmark)."""
         return await self._tx(lambda c: _rows(c, "SELECT * FROM incidents ORDER BY opened_at", ()))
 
-    async def silences(self, env: str | None, now: float) -> list[dict[str, Any]]:
+    async def silences(self, env: str | None, now: float | None = None) -> list[dict[str, Any]]:
         """Silences still running, soonest to end first."""
+        now = self.clock() if now is None else now
 
         def go(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             sql = "SELECT id, environment, what, created_at, until, reason, created_by FROM silences WHERE until > ?"

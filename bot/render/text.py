@@ -8,7 +8,10 @@ from typing import Any
 
 from bot.core.changes import ApprovalResult, PlanResult
 from bot.core.request import Reply
+from bot.render.alerts import ack_text, alerts_text, silence_text
 from bot.render.backup import backup_text, backups_text, restore_text, verify_text
+from commands.ack import AckResult
+from commands.alerts import AlertsResult
 from commands.audit import AuditResult
 from commands.backup import BackupResult
 from commands.backups import BackupsResult
@@ -25,6 +28,7 @@ from commands.pending import PendingResult
 from commands.restart import RestartResult
 from commands.restore import RestoreResult
 from commands.rollout import RolloutResult
+from commands.silence import SilenceResult
 from commands.stages import StagesResult
 from commands.status import StatusResult
 from commands.troubleshoot import TroubleshootResult
@@ -245,6 +249,9 @@ def _stages(r: StagesResult) -> list[str]:
 
 
 RENDERERS: dict[type[Result], Callable[[Any], list[str]]] = {
+    AlertsResult: alerts_text,
+    AckResult: ack_text,
+    SilenceResult: silence_text,
     BackupResult: backup_text,
     BackupsResult: backups_text,
     VerifyResult: verify_text,

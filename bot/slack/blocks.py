@@ -14,6 +14,7 @@ from typing import Any
 from bot.core.changes import ApprovalResult, PlanResult
 from bot.core.engine import Reply
 from bot.render.text import RESULT_TYPES, render_text
+from bot.slack.blocks_alert import ack_blocks, alerts_blocks, silence_blocks
 from bot.slack.blocks_backup import backup_blocks, backups_blocks, restore_blocks, verify_blocks
 from bot.slack.mrkdwn import (
     ICON,
@@ -28,6 +29,8 @@ from bot.slack.mrkdwn import (
     esc,
     mention,
 )
+from commands.ack import AckResult
+from commands.alerts import AlertsResult
 from commands.audit import AuditResult
 from commands.backup import BackupResult
 from commands.backups import BackupsResult
@@ -44,6 +47,7 @@ from commands.pending import PendingResult
 from commands.restart import RestartResult
 from commands.restore import RestoreResult
 from commands.rollout import RolloutResult
+from commands.silence import SilenceResult
 from commands.stages import StagesResult
 from commands.status import StatusResult
 from commands.troubleshoot import TroubleshootResult
@@ -344,6 +348,9 @@ RENDERERS: dict[type[Result], Callable[[Any], Rendered]] = {
     EscalateResult: _escalate,
     HelpResult: _help,
     AuditResult: _audit,
+    AlertsResult: alerts_blocks,
+    AckResult: ack_blocks,
+    SilenceResult: silence_blocks,
 }
 
 
