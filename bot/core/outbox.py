@@ -6,7 +6,7 @@ transaction, so a state change and what it must tell are committed together or n
 database, one holds each row), delivers them and marks them ``sent``; a failure puts the row back with
 a backoff (or the receiver's Retry-After), never dropping it. Rows of one group (one incident's Slack
 message, one incident's pages) are delivered strictly in order: a row waits until the ones before it in
-its group are sent. An ``update`` (an edit rendered from the incident as it stands when delivered) that
+its group are sent (a diagnosis also waits for its incident's message). An ``update`` (an edit rendered from the incident as it stands when delivered) that
 has a later ``update`` of its group waiting is skipped, since the later one shows the same and more.
 """
 
@@ -87,27 +87,27 @@ class Outbox:
 
         def go(db: sqlite_utils.Database) -> list[Delivery]:
             with immediate(db.conn) as conn:
+                # an edit with a later edit of its group waiting shows nothing the later one will not
+                conn.execute(
+                    "UPDATE outbox SET state = ?, sent_at = ? WHERE op = 'update' AND state = 'pending' AND EXISTS "
+                    "(SELECT 1 FROM outbox l WHERE l.grp = outbox.grp AND l.id > outbox.id AND l.op = 'update' "
+                    "AND l.state = 'pending')", (SKIPPED, now),
+                )  # fmt: skip
                 conn.row_factory = sqlite3.Row
+                skip = "".join(f" AND o.notifier != '{n}'" for n in paused if n.isalnum())
                 try:
                     rows = conn.execute(
-                        "SELECT o.* FROM outbox o WHERE o.state IN ('pending', 'sending') AND o.next_at <= ? "
+                        "SELECT o.* FROM outbox o WHERE o.state IN ('pending', 'sending') AND o.next_at <= ? " + skip +
                         "AND (o.state = 'pending' OR o.lease_until < ?) "
-                        "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.grp = o.grp AND p.id < o.id "
-                        "AND p.state IN ('pending', 'sending')) ORDER BY o.id LIMIT ?",
-                        (now, now, limit * 4),
+                        "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.id < o.id AND p.state IN ('pending', 'sending') "
+                        "AND (p.grp = o.grp OR (o.op = 'diagnose' AND p.grp = 'slack:' || o.incident))) "
+                        "ORDER BY o.id LIMIT ?",
+                        (now, now, limit * 4 + 50),
                     ).fetchall()
                 finally:
                     conn.row_factory = None
                 out: list[Delivery] = []
                 for row in rows:
-                    if row["notifier"] in paused:
-                        continue
-                    if row["op"] == "update" and conn.execute(
-                        "SELECT 1 FROM outbox WHERE grp = ? AND id > ? AND op = 'update' AND state = 'pending'",
-                        (row["grp"], row["id"]),
-                    ).fetchone():
-                        conn.execute("UPDATE outbox SET state = ?, sent_at = ? WHERE id = ?", (SKIPPED, now, row["id"]))
-                        continue
                     changed = conn.execute(
                         "UPDATE outbox SET state = ?, owner = ?, lease_until = ?, attempts = attempts + 1 "
                         "WHERE id = ? AND state = ? AND attempts = ?",

@@ -40,14 +40,18 @@ class Tell:
         self._add(grp=f"slack:{inc.id}", notifier="slack", op="post", incident=inc.id, payload={"channel": channel})
 
     def update(self, inc: Incident) -> None:
-        """Edit the incident's message to show it as it stands (when it has one)."""
+        """Edit the incident's message (or its storm's summary) to show it as it stands."""
+        if inc.storm_id:
+            row = self.conn.execute("SELECT channel FROM storms WHERE id = ?", (inc.storm_id,)).fetchone()
+            if row is not None and row[0]:
+                inc.set(edited_at=self.now)
+                self.storm_update(inc.storm_id, str(row[0]))
+            return
         if inc.channel is None:
             return
         inc.set(edited_at=self.now)
         self._add(grp=f"slack:{inc.id}", notifier="slack", op="update", incident=inc.id,
                   payload={"channel": inc.channel})  # fmt: skip
-        if inc.storm_id:
-            self.storm_update(inc.storm_id, inc.channel)
 
     def reply(self, inc: Incident, event: dict[str, Any]) -> None:
         """A reply in the incident's thread (when it has a message)."""

@@ -27,9 +27,8 @@ from bot.core.alerting import Alerting
 from bot.core.db import immediate
 from bot.core.engine import Engine
 from bot.core.incident import Incident
-from bot.core.outbox import Delivery, Outbox, backoff
+from bot.core.outbox import LEASE_SECONDS, Delivery, Outbox, backoff
 from bot.core.request import Reply, Request, new_request_id
-from bot.core.schedule_state import LEASE_SECONDS
 from bot.core.tell import Tell
 from bot.render.alerts import digest_email
 from bot.slack.blocks import render_message

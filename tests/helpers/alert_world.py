@@ -142,5 +142,7 @@ class AlertWorld:
         return [a for m, a in self.slack.calls if m == "chat.update"]
 
     def close(self) -> None:
-        """Close the database."""
-        self.db.close()
+        """Close the database (once)."""
+        if not getattr(self, "_closed", False):
+            self._closed = True
+            self.db.close()
