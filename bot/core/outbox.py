@@ -6,8 +6,9 @@ transaction, so a state change and what it must tell are committed together or n
 database, one holds each row), delivers them and marks them ``sent``; a failure puts the row back with
 a backoff (or the receiver's Retry-After), never dropping it. Rows of one group (one incident's Slack
 message, one incident's pages) are delivered strictly in order: a row waits until the ones before it in
-its group are sent (a diagnosis also waits for its incident's message). An ``update`` (an edit rendered from the incident as it stands when delivered) that
-has a later ``update`` of its group waiting is skipped, since the later one shows the same and more.
+its group are sent (a diagnosis also waits for its incident's message). An ``update`` (an edit rendered
+from the incident as it stands when delivered) that has a later ``update`` of its group waiting is
+skipped, since the later one shows the same and more.
 """
 
 from __future__ import annotations
@@ -94,15 +95,16 @@ class Outbox:
                     "AND l.state = 'pending')", (SKIPPED, now),
                 )  # fmt: skip
                 conn.row_factory = sqlite3.Row
-                skip = "".join(f" AND o.notifier != '{n}'" for n in paused if n.isalnum())
+                marks = ", ".join("?" for _ in paused)
                 try:
                     rows = conn.execute(
-                        "SELECT o.* FROM outbox o WHERE o.state IN ('pending', 'sending') AND o.next_at <= ? " + skip +
-                        "AND (o.state = 'pending' OR o.lease_until < ?) "
-                        "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.id < o.id AND p.state IN ('pending', 'sending') "
+                        "SELECT o.* FROM outbox o WHERE o.state IN ('pending', 'sending') AND o.next_at <= ? "  # noqa: S608
+                        f"AND o.notifier NOT IN ({marks}) AND (o.state = 'pending' OR o.lease_until < ?) "
+                        "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.id < o.id "
+                        "AND p.state IN ('pending', 'sending') "
                         "AND (p.grp = o.grp OR (o.op = 'diagnose' AND p.grp = 'slack:' || o.incident))) "
                         "ORDER BY o.id LIMIT ?",
-                        (now, now, limit * 4 + 50),
+                        (now, *paused, now, limit * 4 + 50),
                     ).fetchall()
                 finally:
                     conn.row_factory = None

@@ -9,7 +9,6 @@ import pytest
 from adapters.fakes import FakePagerDuty
 from adapters.notify.base import DeliveryError
 from bot.core.db import Database
-from bot.doors.alerts import AlertWorker
 from tests.helpers.alert_world import AlertWorld
 
 REFUSED = "connection refused"
@@ -152,8 +151,8 @@ async def test_an_outbox_row_is_never_dropped_even_after_many_failures(world):
 async def test_rows_wait_for_the_earlier_ones_of_their_incident(tmp_path):
     db = Database(tmp_path / "o.db")
     try:
-        from bot.core.outbox import Outbox, add
         from bot.core.db import immediate
+        from bot.core.outbox import Outbox, add
 
         def write(sqlite_db):
             with immediate(sqlite_db.conn) as conn:
