@@ -29,12 +29,13 @@ async def test_a_slack_429_is_retried_after_its_retry_after_and_delivered_once(w
     world.slack.fail_next(DeliveryError("Slack rate limit", retry_after=30, code="ratelimited"))
     await world.run({"Check 1": REFUSED})
     assert world.posts() == [] and len(world.slack.attempts) == 1
-    await world.run({"Check 1": REFUSED}, advance=29)  # still inside Retry-After: not tried again
+    await world.run({"Check 1": REFUSED, "Check 2": REFUSED}, advance=5)  # a new alert waits for Slack too
+    await world.run({"Check 1": REFUSED, "Check 2": REFUSED}, advance=24)  # still inside Retry-After
     assert len(world.slack.attempts) == 1 and world.posts() == []
     assert world.pagerduty.events  # PagerDuty does not wait for Slack
-    await world.run({"Check 1": REFUSED}, advance=2)
-    assert len(world.posts()) == 1
-    await world.run({"Check 1": REFUSED}, advance=2)  # the diagnosis waited for the message to exist
+    await world.run({"Check 1": REFUSED, "Check 2": REFUSED}, advance=2)
+    assert len(world.posts()) == 2
+    await world.run({"Check 1": REFUSED, "Check 2": REFUSED}, advance=2)
     rows = await world.worker.outbox.rows()
     assert all(r["state"] in ("sent", "skipped") for r in rows)
     post = next(r for r in rows if r["notifier"] == "slack" and r["op"] == "post")
