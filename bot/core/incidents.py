@@ -44,6 +44,7 @@ from bot.core.incident import (
 from bot.core.tell import Tell
 
 T = TypeVar("T")
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
 @dataclass(frozen=True)
@@ -189,10 +190,13 @@ class Incidents:
             tell.reply(inc, {"kind": "severity", "from": inc.severity, "to": obs.severity})
             inc.set(severity=obs.severity)
             if told:
-                if inc.channel is None and after.slack_channel:
+                if inc.channel is None and inc.storm_id is None and after.slack_channel:
                     tell.post(inc, after.slack_channel)
                 else:
                     tell.update(inc)
+                    raised = SEVERITY_RANK.get(obs.severity, 0) > SEVERITY_RANK.get(before.severity, 0)
+                    if raised and after.slack_channel and after.slack_channel != inc.channel:
+                        tell.pointer(inc, after.slack_channel)
                 if after.pagerduty and inc.state == FIRING:
                     tell.page(inc, "trigger")
                 elif before.pagerduty and not after.pagerduty and inc.paged:

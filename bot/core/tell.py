@@ -75,6 +75,11 @@ class Tell:
         self._add(grp=f"slack:storm:{storm_id}", notifier="slack", op="reply", dedupe=dedupe,
                   payload={"channel": channel, "storm": storm_id, "event": {**event, "at": self.now}})  # fmt: skip
 
+    def pointer(self, inc: Incident, channel: str) -> None:
+        """One line in ``channel`` pointing at the incident's message elsewhere (its severity was raised)."""
+        self._add(grp=f"slack:{inc.id}", notifier="slack", op="pointer", incident=inc.id,
+                  dedupe=f"pointer:{inc.id}:{inc.severity}", payload={"channel": channel})  # fmt: skip
+
     def notice(self, severity: str, text: str, dedupe: str) -> None:
         """A one-off line in the alert channel of ``severity`` (at most once per ``dedupe``)."""
         channel = alert_channels(self.config).get(severity)

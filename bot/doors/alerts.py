@@ -32,7 +32,13 @@ from bot.core.request import Reply, Request, new_request_id
 from bot.core.tell import Tell
 from bot.render.alerts import digest_email
 from bot.slack.blocks import render_message
-from bot.slack.blocks_alert import incident_message, notice_message, reply_message, storm_message
+from bot.slack.blocks_alert import (
+    incident_message,
+    notice_message,
+    pointer_message,
+    reply_message,
+    storm_message,
+)  # fmt: skip
 from bot.slack.mrkdwn import Message
 
 log = logging.getLogger("opsbot.alerts")
@@ -208,6 +214,10 @@ class AlertWorker:
             ts = inc.message_ts
             message = (reply_message(self.config, inc, d.payload["event"]) if d.op == "reply"
                        else incident_message(self.config, inc, now))  # fmt: skip
+        if d.op == "pointer":
+            if ts is None:
+                raise NotYet("the message is not posted yet")
+            return {"method": "chat.postMessage", "args": self._args(channel, pointer_message(self.config, inc))}
         if d.op == "post":
             meta = {"event_type": "opsbot_alert", "event_payload": {"delivery_id": d.delivery_id}}
             return {"method": "chat.postMessage", "args": self._args(channel, message, metadata=meta)}

@@ -160,6 +160,14 @@ def storm_message(config: OpsConfig, env: str, members: list[Incident], now: flo
     return Message(text=esc(text)[:MAX_FALLBACK_TEXT], blocks=blocks)
 
 
+def pointer_message(config: OpsConfig, inc: Incident) -> Message:
+    """A line in the raised severity's channel pointing at the incident's message in its first channel."""
+    icon = ICON.get(inc.severity, "")
+    text = (f"{icon} *{esc(inc.severity.upper())}* now: {esc(inc.environment)} *{esc(inc.what)}*: "
+            f"{esc(inc.summary[:300])}. Its alert (`{esc(inc.id)}`) is in <#{inc.channel}>.")  # fmt: skip
+    return Message(text=text[:MAX_FALLBACK_TEXT], blocks=[_section(text)])
+
+
 def notice_message(text: str) -> Message:
     """A one-off line in an alert channel (a receiver that refuses alerts...)."""
     return Message(text=esc(text)[:MAX_FALLBACK_TEXT], blocks=[_section(f":warning: {esc(text)}")])

@@ -84,8 +84,10 @@ async def test_a_severity_change_edits_the_same_message_and_routes_as_the_new_se
     await world.run({"Check 1": REFUSED}, advance=60)  # now critical
     [inc] = await world.incidents.open()
     assert inc.severity == "critical" and inc.id == (await world.incidents.all())[0].id
-    assert len(world.posts()) == 1  # the same message...
+    assert len(world.posts("C0WARNING")) == 1  # the same message...
     assert "CRITICAL" in text_of(world.slack.messages[("C0WARNING", inc.message_ts)])  # ...edited
+    [pointer] = world.posts("C0CRITICAL")  # and the critical channel is told where it is
+    assert f"Its alert (`{inc.id}`) is in <#C0WARNING>" in text_of(pointer)
     assert [e["event_action"] for e in world.pagerduty.events] == ["trigger"]  # and paged as critical
     assert any("Severity raised from warning to *critical*" in text_of(r) for r in world.posts(replies=True))
     await world.run(slow={"Check 1": 700}, advance=60)  # back to warning: the page resolves
