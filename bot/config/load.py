@@ -35,8 +35,6 @@ class InvalidConfig(ConfigError):
 #: names each one present, so that nothing is accepted in silence.
 NOT_ACTED_ON: dict[str, str] = {
     "requirements": "the preflight `opsbot check --live` is not built yet",
-    "monitoring": "metrics are not measured yet",
-    "alerting": "alerts are not routed to PagerDuty or email and not escalated yet",
     "maintenance": "windows are not enforced and tasks are not run yet",
     "security_maintenance": "duties are not reminded, recorded or enforced yet",
     "backup.files": "file-storage backups (`backup <env> --files`) are not built yet",
