@@ -135,7 +135,7 @@ class Incidents(IncidentStore):
             quiet = inc.flaps > 0 and now - (inc.repeated_at or 0) < repeat_after(self.config)
             if not quiet:
                 tell.reply(inc, {"kind": "resolved", "after": now - inc.failing_since, "why": why})
-        if inc.paged:
+        if inc.paged and inc.flaps == 0:  # a flapping one is resolved in PagerDuty once it stays resolved
             tell.page(inc, "resolve")
         self._save(conn, inc)
         return Change(inc, "resolved", f"{why} after {round(now - inc.failing_since)} s")
@@ -156,7 +156,7 @@ class Incidents(IncidentStore):
                 if inc.flaps == 1 or now - (inc.repeated_at or 0) >= repeat_after(self.config):
                     inc.set(repeated_at=now)
                     tell.reply(inc, {"kind": "reopened", "flaps": inc.flaps})
-                if state == FIRING and route_of(self.config, inc.severity).pagerduty:
+                if state == FIRING and route_of(self.config, inc.severity).pagerduty and not inc.paged:
                     tell.page(inc, "trigger")
                 if state == FIRING:
                     inc.set(escalated_at=now)
@@ -238,6 +238,10 @@ class Incidents(IncidentStore):
                     out.append(Change(inc, "unheld", "the hold ended; still failing"))
                 self._save(conn, inc)
             out += self._escalate(conn, tell, now)
+            for inc in rows_of(conn, "SELECT * FROM incidents WHERE state = ? AND paged = 1 AND resolved_at <= ?",
+                               (RESOLVED, now - FLAP_WINDOW)):  # fmt: skip
+                tell.page(inc, "resolve")  # a flapping incident that stayed resolved
+                self._save(conn, inc)
             return out
 
         return await self._tx(go)

@@ -68,6 +68,11 @@ async def test_a_check_that_flaps_stays_one_incident_and_one_message(world):
     assert sum("Resolved after" in r for r in replies) == 1  # only the first recovery, before it flapped
     msg = next(m for m in world.slack.messages.values() if not m.get("thread_ts"))
     assert "RESOLVED" in text_of(msg)  # it ended passing
+    # PagerDuty: paged, resolved, paged again once; not once per flap; resolved once it stays resolved
+    assert [e["event_action"] for e in world.pagerduty.events] == ["trigger", "resolve", "trigger"]
+    for _ in range(11):
+        await world.run({}, advance=60)
+    assert [e["event_action"] for e in world.pagerduty.events] == ["trigger", "resolve", "trigger", "resolve"]
 
 
 async def test_a_failure_long_after_recovery_is_a_new_incident(world):
