@@ -39,6 +39,7 @@ from bot.slack.blocks_alert import (
     reply_message,
     storm_message,
 )  # fmt: skip
+from bot.slack.liveness import SlackLiveness
 from bot.slack.mrkdwn import Message
 
 log = logging.getLogger("opsbot.alerts")
@@ -76,6 +77,8 @@ class AlertWorker:
         self._event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._swept = 0.0
+        #: told whether Slack answered each delivery (``opsbot serve``: /health and /metrics)
+        self.liveness: SlackLiveness | None = None
 
     # ---------------------------------------------------------------- the loop
 
@@ -145,12 +148,17 @@ class AlertWorker:
             await self.outbox.retry(d, now, str(exc), after=1.0)
             return
         except DeliveryError as exc:
+            gone = exc.code in ("timeout", "unreachable", "http_5xx")
+            if self.liveness is not None and d.notifier == "slack" and gone:
+                self.liveness.api_failed(str(exc))
             await self._failed(d, exc, now)
             return
         except Exception as exc:
             log.exception("delivering %s %s of alert %s failed", d.notifier, d.op, d.incident)
             await self.outbox.retry(d, now, f"unexpected error: {type(exc).__name__}", after=backoff(d.attempts))
             return
+        if self.liveness is not None and d.notifier == "slack":
+            self.liveness.api_ok()
         if not await self.outbox.sent(d, self.clock(), result):
             log.warning("delivery %s was taken over by another process before it was marked sent", d.delivery_id)
         self.delivered += 1

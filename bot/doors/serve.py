@@ -23,6 +23,7 @@ from bot.doors.alerts import AlertWorker
 from bot.doors.notifiers import build_notifiers
 from bot.doors.scheduler import Scheduler, process_owner
 from bot.slack.door import SlackDoor
+from bot.slack.liveness import SlackLiveness
 from bot.slack.server import Server
 from bot.slack.socket import connect_socket_mode
 
@@ -85,19 +86,27 @@ async def serve_slack(app: App) -> int:
     door = SlackDoor(app, metrics, tasks)
     socket_mode = bool(settings.slack_app_token)
     server = Server(app, metrics, tasks, door if not socket_mode else None)
+    liveness = SlackLiveness(socket_mode=socket_mode, silent_after=settings.opsbot_slack_silent_after,
+                             unreachable_after=settings.opsbot_slack_unreachable_after)  # fmt: skip
+    server.liveness = door.liveness = liveness
+    metrics.describe("opsbot_slack_seconds_since_last_event", "gauge", "seconds since Socket Mode last heard Slack")
+    metrics.gauge("opsbot_slack_seconds_since_last_event", liveness.seconds_since_last_event)
+    metrics.describe("opsbot_slack_reconnects", "gauge", "Socket Mode reconnections made by the watchdog")
+    metrics.gauge("opsbot_slack_reconnects", lambda: float(liveness.reconnects))
     runner = web.AppRunner(server.web_app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.opsbot_host, settings.port)
     await site.start()
     handler = None
     if settings.slack_app_token:
-        handler = await connect_socket_mode(door, settings.slack_app_token)
+        handler = await connect_socket_mode(door, settings.slack_app_token, liveness)
         log.info("connected to Slack in Socket Mode; health and metrics on port %d", settings.port)
     else:
         log.info("serving Slack over HTTP on %s:%d (POST /slack/events)", settings.opsbot_host, settings.port)
     await door.recover()
     sweeper = asyncio.create_task(door.sweep_forever(), name="approval-sweeper")
     alerts, outbox = start_alerts(app, tasks)
+    alerts.liveness = liveness
     scheduler = start_scheduler(app, tasks, alerts)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -36,6 +36,7 @@ from bot.core.tasks import TaskSet
 from bot.slack.alert_clicks import AlertClick, alert_click, alert_words
 from bot.slack.blocks import progress_message, render_message
 from bot.slack.groups import SlackGroupResolver
+from bot.slack.liveness import SlackLiveness
 from bot.slack.mrkdwn import MAX_BLOCKS, MAX_FALLBACK_TEXT, MAX_SECTION, Message
 
 log = logging.getLogger("opsbot.slack")
@@ -99,6 +100,8 @@ class SlackDoor:
         self._clients: dict[int, tuple[AsyncWebClient, aiohttp.ClientSession]] = {}
         self.deliveries = Deliveries(app.db)
         self.recent = RecentKeys()
+        #: what the door hears from Slack (``opsbot serve`` sets it): Web API outcomes count
+        self.liveness: SlackLiveness | None = None
         self.app.engine.access.groups = SlackGroupResolver(self.client)
         self.bolt = AsyncApp(
             client=self.client,
@@ -368,6 +371,8 @@ class SlackDoor:
         except (TimeoutError, SlackApiError, OSError) as exc:
             self._failed("chat.postMessage", exc)
             return None
+        if self.liveness is not None:
+            self.liveness.api_ok()
         return str(response.get("ts"))
 
     async def update(self, channel: str, ts: str, message: Message) -> bool:
@@ -416,6 +421,8 @@ class SlackDoor:
             log.error("%s failed: %s (slack request id %s); the result is in the audit log", method, error, slack_req)
         else:
             log.error("%s failed: %s; the result is in the audit log", method, type(exc).__name__)
+            if self.liveness is not None:  # Slack did not answer at all
+                self.liveness.api_failed(f"{method}: {type(exc).__name__}")
 
     async def on_error(self, error: Exception, body: dict[str, Any]) -> None:
         """Bolt's global error handler: log with a reference, never crash."""

@@ -21,6 +21,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot.core.app import App
 from bot.core.metrics import Metrics
 from bot.core.tasks import TaskSet
+from bot.slack.liveness import SlackLiveness
 
 if TYPE_CHECKING:
     from bot.slack.door import SlackDoor
@@ -45,6 +46,8 @@ class Server:
         self.door = door
         secret = app.settings.slack_signing_secret
         self.verifier = SignatureVerifier(secret) if secret else None
+        #: set by ``opsbot serve``: /health answers 503 with the reason when Slack cannot be reached
+        self.liveness: SlackLiveness | None = None
 
     def web_app(self) -> web.Application:
         """The aiohttp application with every route."""
@@ -60,6 +63,9 @@ class Server:
         """The process answers (503 while draining, so a load balancer stops sending)."""
         if not self.tasks.accepting:
             return web.json_response({"status": "draining"}, status=503)
+        problem = self.liveness.problem() if self.liveness is not None else None
+        if problem is not None:
+            return web.json_response({"status": "slack unreachable", "reason": problem}, status=503)
         return web.json_response({"status": "ok"})
 
     async def health_db(self, request: web.Request) -> web.Response:

@@ -137,6 +137,8 @@ class SlackStandIn:
         self.down = False
         #: True: chat.update of a message never posted (or deleted) is ``message_not_found``, as in Slack
         self.strict_updates = False
+        #: True: open sockets stop reading, so the client's pings go unanswered (a half-open connection)
+        self.socket_silent = False
         self._faults: dict[str, list[_Fault]] = {}
         self._fixed: dict[str, dict[str, Any]] = {}
         self._uploads: dict[str, dict[str, Any]] = {}
@@ -652,7 +654,12 @@ class SlackStandIn:
         )
         await self._notify()
         try:
-            async for msg in ws:
+            while True:
+                while self.socket_silent and not ws.closed:
+                    await asyncio.sleep(0.05)
+                msg = await ws.receive()
+                if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                    break
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     try:
                         ack = json.loads(msg.data)
