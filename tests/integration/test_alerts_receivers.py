@@ -124,3 +124,16 @@ async def test_slack_down_for_two_minutes_everything_arrives_after_in_order_once
     assert len(acked) == 1 and len(resolved) == 1 and acked[0] < resolved[0]
     assert "Resolved after 2 min" in str(real.standin.message("C0CRITICAL", ts)["blocks"])
     assert all(r["state"] in ("sent", "skipped") for r in await real.worker.outbox.rows())
+
+
+async def test_pagerduty_400_for_a_bad_routing_key_is_said_once_in_the_critical_channel(real):
+    real.worker.notifiers["pagerduty"] = PagerDutyNotifier("not-a-valid-key", real.pd.url)
+    await real.run({"Check 1": REFUSED, "Check 2": REFUSED})
+    for _ in range(3):
+        await real.run({"Check 1": REFUSED, "Check 2": REFUSED}, advance=1800)
+    notices = [c for c in top_level(real.standin, "C0CRITICAL") if "Alerts to pagerduty are kept" in c.args["text"]]
+    assert len(notices) == 1 and "HTTP 400: Invalid routing key" in notices[0].args["text"]
+    assert [s for s, _ in real.pd.requests].count(400) >= 3 and real.pd.events == []  # retried, never accepted
+    real.worker.notifiers["pagerduty"] = PagerDutyNotifier(KEY, real.pd.url)  # the key fixed: the pages go out
+    await real.run({"Check 1": REFUSED, "Check 2": REFUSED}, advance=3600)
+    assert {e["dedup_key"] for e in real.pd.events} == {"prod/health/Check 1", "prod/health/Check 2"}
