@@ -13,13 +13,17 @@ Guide: 6.3 Alerting.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import model_validator
 
 from adapters.errors import UserError
 from bot.config import parse_duration
+
 from commands.base import ChangeArgs, CommandSpec, Ctx, EnvName, Plan, Result, Text, shown
+
+if TYPE_CHECKING:
+    from bot.config import OpsConfig
 
 #: the longest silence, in seconds
 MAX_SILENCE = 7 * 86400.0
@@ -36,12 +40,12 @@ def silence_seconds(text: str) -> float:
     return seconds
 
 
-def silenceable(ctx_config: Any, env: str) -> list[str]:
+def silenceable(config: OpsConfig, env: str) -> list[str]:
     """The names ``silence`` accepts in ``env``: its health checks, services, metrics and scheduled tasks."""
-    _, env_config = ctx_config.env(env)
+    _, env_config = config.env(env)
     names = [c.name for c in env_config.health_checks] + list(env_config.services)
-    names += [*type(ctx_config.thresholds).model_fields, "engine"]
-    names += [s.task for s in ctx_config.schedules if s.env == env]
+    names += [*type(config.thresholds).model_fields, "engine"]
+    names += [s.task for s in config.schedules if s.env == env]
     return list(dict.fromkeys(names))
 
 

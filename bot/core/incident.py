@@ -9,7 +9,6 @@ schedule) and what failed (the check, metric or service). Of one fingerprint at 
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +18,7 @@ from bot.config.windows import window_state
 
 FIRING, ACKNOWLEDGED, SILENCED, RESOLVED = "firing", "acknowledged", "silenced", "resolved"
 OPEN_STATES = (FIRING, ACKNOWLEDGED, SILENCED)
+#: where observations come from (``bot.core.observe``)
 SOURCES = ("health", "metric", "container", "runtime", "schedule")
 #: a check that fails again within this many seconds of recovering reopens the same incident (flapping)
 FLAP_WINDOW = 600.0
@@ -27,8 +27,6 @@ EDIT_EVERY = 60.0
 #: more incidents than this opening in one environment within STORM_SECONDS share one summary message
 STORM_AT = 10
 STORM_SECONDS = 60.0
-#: the longest silence
-MAX_SILENCE = 7 * 86400.0
 
 
 def fingerprint(env: str, source: str, what: str) -> str:
@@ -179,8 +177,3 @@ def window_hold(config: OpsConfig, env: str, now: float) -> Hold | None:
     if not state.open or state.closes_at is None:
         return None
     return Hold(until=state.closes_at.timestamp(), reason="maintenance window")
-
-
-def dumps(value: Any) -> str:
-    """JSON for a column."""
-    return json.dumps(value, sort_keys=True)

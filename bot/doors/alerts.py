@@ -77,6 +77,7 @@ class AlertWorker:
         self._event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._swept = 0.0
+        self._pruned = 0.0
         #: told whether Slack answered each delivery (``opsbot serve``: /health and /metrics)
         self.liveness: SlackLiveness | None = None
 
@@ -120,6 +121,9 @@ class AlertWorker:
         if now - self._swept >= self.poll:
             self._swept = now
             await self.alerting.sweep()
+            if now - self._pruned >= 3600:
+                self._pruned = now
+                await self.outbox.prune(now)
         paused = tuple(name for name, until in self.paused.items() if until > now)
         batch = await self.outbox.claim(now, limit=BATCH, paused=paused)
         if batch:
