@@ -19,7 +19,6 @@ from pydantic import model_validator
 
 from adapters.errors import UserError
 from bot.config import parse_duration
-
 from commands.base import ChangeArgs, CommandSpec, Ctx, EnvName, Plan, Result, Text, shown
 
 if TYPE_CHECKING:
