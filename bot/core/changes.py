@@ -120,6 +120,10 @@ class Changes:
         command = parsed.text
         if getattr(args, "dry_run", False):
             return PlanResult(command=command, environment=env_name, plan=plan)
+        if not spec.approval and not spec.lease:  # it only touches alerts (ack, silence): at once, no lease
+            await self.engine.audit_event(request, "started", command, "no approval needed", env_name,
+                                          {"plan": plan.model_dump(mode="json")})  # fmt: skip
+            return await spec.run(ctx, args)
         reason = getattr(args, "break_glass", None)
         if reason:
             if "admins" not in roles:
@@ -130,10 +134,6 @@ class Changes:
                                f"Reason: {reason}")  # fmt: skip
             async with self.locks.hold(env_name or "", f"`{command}` (break glass by {request.actor})"):
                 return await spec.run(ctx, args)
-        if not spec.approval and not spec.lease:  # it only touches alerts (ack, silence): at once, no lease
-            await self.engine.audit_event(request, "started", command, "no approval needed", env_name,
-                                          {"plan": plan.model_dump(mode="json")})  # fmt: skip
-            return await spec.run(ctx, args)
         if not spec.approval:  # it only adds (a backup): an operator runs it at once
             async with self.locks.hold(env_name or "", f"`{command}` (by {request.actor})"):
                 await self.engine.audit_event(request, "started", command, "no approval needed", env_name,
