@@ -144,3 +144,11 @@ async def test_a_failure_that_starts_silenced_posts_nothing_until_the_silence_en
         await world.run({"Check 2": REFUSED}, advance=60)
     [inc] = await world.incidents.open()
     assert inc.state == "firing" and len(world.posts()) == 1 and len(world.pagerduty.events) == 1
+
+
+async def test_ack_and_silence_work_while_a_change_holds_the_environment(world):
+    await world.run({"Check 1": REFUSED})
+    [inc] = await world.incidents.open()
+    async with world.engine.changes.locks.hold("prod", "`deploy prod 1.2` (by U0OPERATOR)"):
+        assert (await world.handle(["ack", inc.id])).exit_code == 0
+        assert (await world.handle(["silence", "prod", "Check 2", "30m"])).exit_code == 0
