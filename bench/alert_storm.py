@@ -114,6 +114,7 @@ class Checks:
 
 async def real_round(checks: int, interval: float, tmp: Path) -> dict[str, float]:
     """One storm through ``opsbot serve``: latencies as Slack sees them."""
+    tmp.mkdir(parents=True, exist_ok=True)
     served = Checks()
     async with SlackStandIn() as slack, serve(served.app) as url:
         config = {
@@ -177,27 +178,27 @@ async def main() -> None:
     parser.add_argument("--interval", type=float, default=10.0, help="the real round's check interval, seconds")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the simulated faults' retries would be logged one by one
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)  # the stand-in's requests cut at the bot's stop
     with tempfile.TemporaryDirectory(prefix="bench-storm-") as tmp:
         os.environ.pop("SLACK_APP_TOKEN", None)
         sim = await simulated(args.checks, args.minutes, Path(tmp))
-        real = await real_round(args.checks, args.interval, Path(tmp))
+        print(f"alert storm: {args.checks} checks fail together and flap for {args.minutes:g} min "
+              f"(simulated: {sim['runs']:.0f} runs every {SIM_INTERVAL:g} s, {sim['incidents']:.0f} incidents, "
+              f"{sim['flaps']:.0f} flaps, Slack 429 then down 2 min, PagerDuty 500; {sim['wall_s']:.1f} s of CPU time)")
+        print(f"  Slack messages posted:   opsbot {sim['posted']:.0f} (+{sim['thread_replies']:.0f} thread replies, "
+              f"{sim['edits']:.0f} edits) vs naive {sim['naive']:.0f} (a message per failing check per run): "
+              f"ratio {sim['posted'] / max(sim['naive'], 1):.4f}; goal: at most 10 + 1 summary: "
+              f"{verdict(sim['posted'] <= 11)}")
+        print(f"  notifications lost:      {sim['lost']:.0f} (goal 0: {verdict(sim['lost'] == 0)})")
+        print(f"  duplicates:              {sim['duplicates']:.0f} (goal 0: {verdict(sim['duplicates'] == 0)}); "
+              f"PagerDuty events {sim['pages']:.0f}", flush=True)
+        real = await real_round(args.checks, args.interval, Path(tmp) / "real")
     goal_first = args.interval + 2
-    print(f"alert storm: {args.checks} checks fail together and flap for {args.minutes:g} min "
-          f"(simulated: {sim['runs']:.0f} runs every {SIM_INTERVAL:g} s, {sim['incidents']:.0f} incidents, "
-          f"{sim['flaps']:.0f} flaps, Slack 429 then down 2 min, PagerDuty 500; {sim['wall_s']:.1f} s of CPU time)")
-    print(f"  Slack messages posted:   opsbot {sim['posted']:.0f} (+{sim['thread_replies']:.0f} thread replies, "
-          f"{sim['edits']:.0f} edits) vs naive {sim['naive']:.0f} (a message per failing check per run): "
-          f"ratio {sim['posted'] / max(sim['naive'], 1):.4f}; goal: at most 10 + 1 summary: "
-          f"{verdict(sim['posted'] <= 11)}")
-    print(f"  notifications lost:      {sim['lost']:.0f} (goal 0: {verdict(sim['lost'] == 0)})")
-    print(f"  duplicates:              {sim['duplicates']:.0f} (goal 0: {verdict(sim['duplicates'] == 0)}); "
-          f"PagerDuty events {sim['pages']:.0f}")
     print(f"real round (opsbot serve, Slack stand-in, {args.checks} HTTP checks every {args.interval:g} s):")
     print(f"  failure -> first notification: {real['to_first']:.2f} s (goal < {goal_first:g} s: "
           f"{verdict(real['to_first'] < goal_first)}); top-level messages {real['posted']:.0f}")
     print(f"  recovery -> summary edited: {real['summary_edit']:.2f} s; own messages edited RESOLVED: "
           f"{real['own_edits']:.0f} of {real['own']:.0f}, the slowest after {real['slowest_edit']:.2f} s")
-
 
 if __name__ == "__main__":
     asyncio.run(main())
