@@ -7,6 +7,8 @@ never import the engine or a door, and never know which door a request came thro
 from __future__ import annotations
 
 from commands import (
+    ack,
+    alerts,
     audit,
     backup,
     backups,
@@ -24,6 +26,7 @@ from commands import (
     restore,
     rollback,
     security,
+    silence,
     stages,
     status,
     troubleshoot,
@@ -37,6 +40,6 @@ REGISTRY: dict[str, CommandSpec] = {
         help.SPEC, status.SPEC, health.SPEC, logs.SPEC, troubleshoot.SPEC, escalate.SPEC, history.SPEC,
         pending.SPEC, audit.SPEC, config.SPEC, deploy.SPEC, rollback.SPEC, restart.SPEC, stages.STARTUP,
         stages.SHUTDOWN, flag.SPEC, backup.SPEC, backups.SPEC, verify_backup.SPEC, restore.SPEC,
-        maintenance.SPEC, security.SPEC,
+        maintenance.SPEC, security.SPEC, alerts.SPEC, ack.SPEC, silence.SPEC,
     )
 }  # fmt: skip

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
 from adapters.errors import UserError
+from adapters.metrics.base import Metrics
 from adapters.probe import Probe
 from adapters.runtime import Runtime
 from adapters.store import BackupStore
@@ -205,6 +206,10 @@ class Backends(Protocol):
         """The backup store of environment ``env`` (``UserError`` when it has no ``backup`` section)."""
         ...
 
+    def metrics(self, source: str) -> Metrics:
+        """The metrics source ``prometheus`` or ``cloudwatch`` of ``monitoring``."""
+        ...
+
 
 class AuditReader(Protocol):
     """Read access to the audit log, for the ``audit`` command."""
@@ -317,6 +322,9 @@ class CommandSpec:
     #: False: inside an open maintenance window it runs at once for an operator, without approvers
     #: (``maintenance <env> <task>``); True: inside a window it follows the environment's approval rules
     approval_inside_window: bool = True
+    #: for a change without approval: False when it does not hold the environment's lease (``ack`` and
+    #: ``silence`` touch only alerts, and must work while a deploy runs)
+    lease: bool = True
 
 
 def env_field(description: str = "the environment (default: default_environment)") -> Any:

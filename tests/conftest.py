@@ -101,3 +101,27 @@ def moto_s3() -> Iterator[MotoS3]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def prometheus():
+    """A real Prometheus (Debian's ``prometheus``) scraping the test exporter every second, for the session.
+
+    ``.url`` is its API; ``.exporter`` (tests/helpers/prometheus.py) serves ``http_requests_total`` and
+    ``http_request_duration_seconds`` for env ``prod`` and ``staging``, driven through ``.exporter.traffic``.
+    Skipped when prometheus is missing (a failure under ``CI=true``); stopped at the end of the session.
+    """
+    from tests.helpers.prometheus import Exporter, PrometheusMissing, start_prometheus
+
+    exporter = Exporter(("prod", "staging")).start()
+    try:
+        server = start_prometheus([exporter.target])
+    except PrometheusMissing as exc:
+        exporter.stop()
+        missing(str(exc))
+    server.exporter = exporter
+    try:
+        yield server
+    finally:
+        server.stop()
+        exporter.stop()

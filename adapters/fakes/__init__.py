@@ -6,6 +6,8 @@ May import adapters' interfaces, models, errors and adapters.docker's pure helpe
 
 from adapters.fakes.certs import FakeCerts
 from adapters.fakes.changes import AfterRestart, FakeChanges, OneoffHandler
+from adapters.fakes.metrics import FakeMetrics
+from adapters.fakes.notify import FakeEmail, FakePagerDuty, FakeSlackNotifier
 from adapters.fakes.runtime import FakeBackends, FakeProbe, FakeRuntime, exec_not_found
 from adapters.fakes.store import FakeProcess, FakeStreams, InMemoryStore
 
@@ -14,9 +16,13 @@ __all__ = [
     "FakeBackends",
     "FakeCerts",
     "FakeChanges",
+    "FakeEmail",
+    "FakeMetrics",
+    "FakePagerDuty",
     "FakeProbe",
     "FakeProcess",
     "FakeRuntime",
+    "FakeSlackNotifier",
     "FakeStreams",
     "InMemoryStore",
     "OneoffHandler",

@@ -15,6 +15,7 @@ from adapters.docker.io import MAX_EXEC_OUTPUT, MAX_LINE, image_version, newest_
 from adapters.errors import AdapterError, AdapterTimeout, NotFound
 from adapters.fakes.certs import FakeCerts
 from adapters.fakes.changes import AfterRestart, FakeChanges, OneoffHandler
+from adapters.fakes.metrics import FakeMetrics
 from adapters.fakes.store import FakeStreams, InMemoryStore
 from adapters.lifecycle import TAIL_LINES, Look, Progress, grace_seconds, progress_line, wait_running
 from adapters.models import CheckResult, ContainerInfo, DiskUsage, ExecResult, ProbeRequest
@@ -343,6 +344,8 @@ class FakeBackends:
         self.stores: dict[str, InMemoryStore] = {}
         #: the certificates ``cert_check`` reads
         self.certs = FakeCerts()
+        #: the metrics sources by name (``prometheus``, ``cloudwatch``), created with no data on first use
+        self.metrics_sources: dict[str, FakeMetrics] = {}
 
     @property
     def probe(self) -> FakeProbe:
@@ -356,6 +359,10 @@ class FakeBackends:
     def store(self, env: str) -> InMemoryStore:
         """The environment's in-memory backup store (created empty on first use)."""
         return self.stores.setdefault(env, InMemoryStore())
+
+    def metrics(self, source: str) -> FakeMetrics:
+        """The fake metrics source named ``source`` (created with no data on first use)."""
+        return self.metrics_sources.setdefault(source, FakeMetrics(source=source))
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -34,8 +34,6 @@ class InvalidConfig(ConfigError):
 #: configured sections whose feature opsbot does not run yet: path -> what it will do. ``opsbot check``
 #: names each one present, so that nothing is accepted in silence.
 NOT_ACTED_ON: dict[str, str] = {
-    "monitoring": "metrics are not measured yet",
-    "alerting": "alerts are not routed to PagerDuty or email and not escalated yet",
     "backup.files": "file-storage backups (`backup <env> --files`) are not built yet",
 }
 

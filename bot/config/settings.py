@@ -28,7 +28,12 @@ class Settings(BaseSettings):
         512, ge=1, description="HTTP connections open at once (lowered to leave a quarter of the open-file limit)"
     )
     opsbot_scheduler: bool = Field(True, description="run ops.yml's schedules in `opsbot serve` (off: never)")
+    pagerduty_events_url: str | None = Field(None, description="PagerDuty Events API v2 endpoint (tests, proxies)")
+    smtp_password: str | None = Field(None, description="password of the user in alerting.email.smtp_url")
+    opsbot_slack_silent_after: float = Field(60.0, description="reconnect a Socket Mode socket silent this long (s)")
+    opsbot_slack_unreachable_after: float = Field(120.0, description="/health is 503 after Slack is gone this long (s)")
 
     def secrets(self) -> list[str]:
         """The bot's own secrets, which the redactor must never let through."""
-        return [s for s in (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token) if s]
+        return [s for s in (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token,
+                            self.smtp_password) if s]  # fmt: skip

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from adapters.certs import CertSource
 from adapters.http.probe import HttpProbe
+from adapters.metrics.base import Metrics
+from adapters.metrics.prometheus import PrometheusMetrics
 from adapters.probe import Probe
 from adapters.runtime import Runtime
 from adapters.store import BackupStore
@@ -73,8 +75,29 @@ class RealBackends:
                 stores[env] = FileStore(url)
         return stores[env]
 
+    def metrics(self, source: str) -> Metrics:
+        """The metrics source ``prometheus`` or ``cloudwatch`` of ``monitoring``, kept for the process."""
+        sources: dict[str, Metrics] = self.__dict__.setdefault("_metrics", {})
+        if source not in sources:
+            monitoring = self.config.monitoring
+            if source == "prometheus" and monitoring is not None and monitoring.prometheus is not None:
+                p = monitoring.prometheus
+                sources[source] = PrometheusMetrics(p.url, timeout=p.timeout)
+            elif source == "cloudwatch" and monitoring is not None and monitoring.cloudwatch is not None:
+                from adapters.metrics.cloudwatch import CloudWatchMetrics  # imports boto3: only when needed
+
+                cw = monitoring.cloudwatch
+                sources[source] = CloudWatchMetrics(cw.region, timeout=cw.timeout)
+            else:
+                from adapters.errors import UserError
+
+                raise UserError(f"monitoring.{source} is not set in ops.yml")
+        return sources[source]
+
     async def close(self) -> None:
         """Close every adapter."""
+        for source in self.__dict__.pop("_metrics", {}).values():
+            await source.close()
         stores: dict[str, BackupStore] = self.__dict__.pop("_stores", {})
         for store in stores.values():
             await store.close()

@@ -178,6 +178,85 @@ MIGRATIONS: tuple[str, ...] = (
         version INTEGER NOT NULL DEFAULT 0
     )
     """,
+    # 10: alerts (bot/core/incidents.py): incidents, silences, and the outbox of their notifications
+    """
+    CREATE TABLE incidents (
+        id TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        source TEXT NOT NULL,
+        what TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        state TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        symptoms TEXT NOT NULL DEFAULT '',
+        opened_at REAL NOT NULL,
+        failing_since REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        resolved_at REAL,
+        count INTEGER NOT NULL DEFAULT 1,
+        flaps INTEGER NOT NULL DEFAULT 0,
+        acked_by TEXT,
+        acked_at REAL,
+        silence_id TEXT,
+        held_until REAL,
+        held_reason TEXT,
+        level INTEGER NOT NULL DEFAULT 0,
+        escalated_at REAL,
+        repeated_at REAL,
+        edited_at REAL,
+        diagnosed_at REAL,
+        paged INTEGER NOT NULL DEFAULT 0,
+        channel TEXT,
+        message_ts TEXT,
+        storm_id TEXT,
+        version INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX incidents_open ON incidents(fingerprint) WHERE state != 'resolved';
+    CREATE INDEX incidents_env ON incidents(environment, state);
+    CREATE INDEX incidents_fingerprint ON incidents(fingerprint, resolved_at);
+    CREATE TABLE silences (
+        id TEXT PRIMARY KEY,
+        environment TEXT NOT NULL,
+        what TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        until REAL NOT NULL,
+        reason TEXT,
+        created_by TEXT NOT NULL
+    );
+    CREATE INDEX silences_env ON silences(environment, what, until);
+    CREATE TABLE storms (
+        id TEXT PRIMARY KEY,
+        environment TEXT NOT NULL,
+        channel TEXT,
+        message_ts TEXT,
+        opened_at REAL NOT NULL,
+        last_join REAL NOT NULL,
+        version INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        delivery_id TEXT NOT NULL UNIQUE,
+        dedupe TEXT UNIQUE,
+        grp TEXT NOT NULL,
+        notifier TEXT NOT NULL,
+        op TEXT NOT NULL,
+        incident TEXT,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        next_at REAL NOT NULL,
+        owner TEXT,
+        lease_until REAL,
+        sent_at REAL,
+        last_error TEXT,
+        result TEXT
+    );
+    CREATE INDEX outbox_due ON outbox(state, next_at);
+    CREATE INDEX outbox_grp ON outbox(grp, id);
+    CREATE TABLE alert_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)
+    """,
 )
 
 

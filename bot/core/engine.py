@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -26,6 +26,7 @@ from bot.core.db import Database
 from bot.core.deploys import Deploys
 from bot.core.duties import Duties
 from bot.core.grammar import Parsed, parse, split
+from bot.core.incidents import Incidents
 from bot.core.maintenance_runs import MaintenanceRuns
 from bot.core.request import DOORS, Reply, Request, new_request_id
 from commands import REGISTRY
@@ -60,6 +61,9 @@ class Engine:
         self.backups = Backups(db)
         self.maintenance = MaintenanceRuns(db)
         self.duties = Duties(db)
+        self.incidents = Incidents(db, config)
+        #: called after a command changed an alert (``ack``, ``silence``): wakes the outbox worker
+        self.alert_changed: Callable[[], None] | None = None
 
     async def handle(self, request: Request) -> Reply:
         """Run one request through the whole path; never raises."""
@@ -155,7 +159,8 @@ class Engine:
             registry=self.registry,
             extras={"approvals": self.changes.approvals, "deploys": self.deploys, "backups": self.backups,
                     "started_at": time.time(), "audit_step": partial(self._step, request),
-                    "maintenance": self.maintenance, "duties": self.duties, "clock": self.changes.clock},
+                    "maintenance": self.maintenance, "duties": self.duties, "clock": self.changes.clock,
+                    "incidents": self.incidents, "alert_changed": self.alert_changed or (lambda: None)},
         )  # fmt: skip
 
     async def learn_secrets(self, ctx: Ctx, env: str | None) -> None:

@@ -51,6 +51,8 @@ GAUGES: dict[str, str] = {
     "opsbot_running_procedures": "procedures running now",
     "opsbot_http_connections": "HTTP connections open now",
     "opsbot_http_connection_limit": "the most HTTP connections kept open at once",
+    "opsbot_slack_seconds_since_last_event": "seconds since Socket Mode last heard Slack",
+    "opsbot_slack_reconnects": "Socket Mode reconnections made by the watchdog",
 }
 
 

@@ -21,7 +21,8 @@ from bot.core.db import Database, immediate
 LEASE_SECONDS = 120.0
 
 #: the commands each scheduled task runs (the same words a person types)
-TASK_WORDS: dict[str, str] = {"health_check": "health", "verify_backup": "verify-backup", "backup": "backup"}
+#: (``health_check`` runs ``status``: health checks, metrics and containers, each an alert of its own)
+TASK_WORDS: dict[str, str] = {"health_check": "status", "verify_backup": "verify-backup", "backup": "backup"}
 
 
 class Periodic(Protocol):

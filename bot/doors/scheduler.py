@@ -6,8 +6,9 @@ bot process on a database file gets each run) and runs its command (``health pro
 door ``scheduler``: parsed, authorized, run, redacted and audited like any other request. It alerts
 (guide 6.3) only when a run is warning or critical (an error is critical), in
 ``slack.alert_channels[severity]``, and when a schedule recovers (the last run was not ok, this one
-is) in the channel the last alert went to, or ``info``. A failing tick or run is logged with its
-request id, and the loop goes on.
+is) in the channel the last alert went to, or ``info``; or, with ``feed`` (``opsbot serve``), every run's
+reply goes to the incidents (``bot.core.alerting``): one message per incident, edited as it changes.
+A failing tick or run is logged with its request id, and the loop goes on.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ ICON = {"ok": ":large_green_circle:", "warning": ":warning:", "critical": ":red_
 Alert = Callable[[str, str, Reply | None], Awaitable[None]]
 #: runs a coroutine in the background, keeping it (``TaskSet.spawn``); default: a task on this loop
 Spawn = Callable[[Coroutine[Any, Any, Any]], object]
+#: ``feed(claim, reply)``: hand a run's reply to the incidents (``Alerting.observe_run``); replaces ``alert``
+Feed = Callable[[Claim, Reply], Awaitable[None]]
 
 
 def alert_for(previous: str | None, alerted: str | None, severity: str) -> tuple[str | None, str | None]:
@@ -67,6 +70,7 @@ class Scheduler:
         schedules: Sequence[Periodic] | None = None,
         *,
         alert: Alert | None = None,
+        feed: Feed | None = None,
         spawn: Spawn | None = None,
         accepting: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.time,
@@ -77,6 +81,7 @@ class Scheduler:
         self.engine = engine
         self.schedules: list[Periodic] = list(engine.config.schedules if schedules is None else schedules)
         self.alert = alert
+        self.feed = feed
         self.accepting = accepting
         self.clock = clock
         self.tick = tick
@@ -121,7 +126,13 @@ class Scheduler:
                               severity="critical", actor=SCHEDULER_ACTOR)  # fmt: skip
             severity = "critical" if reply.error else reply.severity
             log.info("scheduled %s: %s", " ".join(words), reply.error or severity)
-            alerted = await self._alert(claim, words, reply, severity)
+            if self.feed is not None:
+                try:
+                    await self.feed(claim, reply)
+                except Exception:
+                    log.exception("[%s] could not record the alerts of %s", claim.request_id, " ".join(words))
+            else:
+                alerted = await self._alert(claim, words, reply, severity)
             return reply
         finally:
             beat.cancel()

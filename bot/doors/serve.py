@@ -14,10 +14,15 @@ import signal
 from adapters.errors import ConfigError
 from bot.core.app import App
 from bot.core.metrics import Metrics
+from bot.core.request import Reply, Request
+from bot.core.schedule_state import Claim
 from bot.core.tasks import TaskSet
-from bot.doors.scheduler import Scheduler
+from bot.doors.alerts import AlertWorker
+from bot.doors.notifiers import build_notifiers
+from bot.doors.scheduler import Scheduler, process_owner
 from bot.doors.upkeep import Upkeep
 from bot.slack.door import SlackDoor
+from bot.slack.liveness import SlackLiveness
 from bot.slack.server import Server
 from bot.slack.socket import connect_socket_mode
 
@@ -33,14 +38,30 @@ def make_metrics(tasks: TaskSet) -> Metrics:
     return metrics
 
 
-def start_scheduler(app: App, tasks: TaskSet, door: SlackDoor) -> asyncio.Task[None] | None:
+def start_alerts(app: App, tasks: TaskSet) -> tuple[AlertWorker, asyncio.Task[None]]:
+    """The outbox worker of alerts on this loop; diagnoses run on the worker loop with the procedures."""
+
+    async def on_worker_loop(request: Request) -> Reply:
+        reply: Reply = await asyncio.wrap_future(tasks.spawn(app.engine.handle(request), name="alert-diagnosis"))
+        return reply
+
+    worker = AlertWorker(app.engine, build_notifiers(app), owner=process_owner(), run_request=on_worker_loop)
+    app.engine.alert_changed = worker.wake
+    return worker, asyncio.create_task(worker.run_forever(), name="alert-outbox")
+
+
+def start_scheduler(app: App, tasks: TaskSet, worker: AlertWorker, door: SlackDoor) -> asyncio.Task[None] | None:
     """The scheduler's tick loop, unless ``OPSBOT_SCHEDULER=off``; its runs go to ``tasks`` (drained)."""
     if not app.settings.opsbot_scheduler:
         log.info("scheduler off (OPSBOT_SCHEDULER): ops.yml's schedules are not run")
         return None
+
+    async def feed(claim: Claim, reply: Reply) -> None:
+        await worker.alerting.observe_run(claim.task, claim.environment, reply, claim.request_id)
+
     scheduler = Scheduler(
         app.engine,
-        alert=door.notify,
+        feed=feed,
         spawn=lambda coro: tasks.spawn(coro, name="scheduled-run"),
         accepting=lambda: tasks.accepting,
     )
@@ -64,16 +85,23 @@ async def serve_slack(app: App) -> int:
     door = SlackDoor(app, metrics, tasks)
     socket_mode = bool(settings.slack_app_token)
     server = Server(app, metrics, tasks, door if not socket_mode else None)
+    liveness = SlackLiveness(socket_mode=socket_mode, silent_after=settings.opsbot_slack_silent_after,
+                             unreachable_after=settings.opsbot_slack_unreachable_after)  # fmt: skip
+    server.liveness = door.liveness = liveness
+    metrics.gauge("opsbot_slack_seconds_since_last_event", liveness.seconds_since_last_event)
+    metrics.gauge("opsbot_slack_reconnects", lambda: float(liveness.reconnects))
     await server.start(settings.opsbot_host, settings.port)
     handler = None
     if settings.slack_app_token:
-        handler = await connect_socket_mode(door, settings.slack_app_token)
+        handler = await connect_socket_mode(door, settings.slack_app_token, liveness)
         log.info("connected to Slack in Socket Mode; health and metrics on port %d", settings.port)
     else:
         log.info("serving Slack over HTTP on %s:%d (POST /slack/events)", settings.opsbot_host, settings.port)
     await door.recover()
     sweeper = asyncio.create_task(door.sweep_forever(), name="approval-sweeper")
-    scheduler = start_scheduler(app, tasks, door)
+    alerts, outbox = start_alerts(app, tasks)
+    alerts.liveness = liveness
+    scheduler = start_scheduler(app, tasks, alerts, door)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -90,6 +118,10 @@ async def serve_slack(app: App) -> int:
                 await scheduler
         if handler is not None:
             await handler.close()
+        outbox.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await outbox
+        await alerts.close()
 
         async def close_worker_side() -> None:
             # procedures ran on the worker loop: what they opened there is closed there

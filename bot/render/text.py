@@ -8,8 +8,11 @@ from typing import Any
 
 from bot.core.changes import ApprovalResult, PlanResult
 from bot.core.request import Reply
+from bot.render.alerts import ack_text, alerts_text, silence_text
 from bot.render.backup import backup_text, backups_text, restore_text, verify_text
 from bot.render.upkeep import maintenance_text, security_done_text, security_text, task_text
+from commands.ack import AckResult
+from commands.alerts import AlertsResult
 from commands.audit import AuditResult
 from commands.backup import BackupResult
 from commands.backups import BackupsResult
@@ -23,11 +26,13 @@ from commands.inspect import CheckRow, ServiceRow
 from commands.logs import LogsResult
 from commands.maintenance import MaintenanceResult
 from commands.maintenance_tasks import TaskResult
+from commands.measure import MetricRow
 from commands.pending import PendingResult
 from commands.restart import RestartResult
 from commands.restore import RestoreResult
 from commands.rollout import RolloutResult
 from commands.security import SecurityDoneResult, SecurityResult
+from commands.silence import SilenceResult
 from commands.stages import StagesResult
 from commands.status import StatusResult
 from commands.troubleshoot import TroubleshootResult
@@ -93,6 +98,15 @@ def _checks(rows: list[CheckRow]) -> list[str]:
     return _table(table)
 
 
+def _metrics(rows: list[MetricRow]) -> list[str]:
+    table = [["", "METRIC", "VALUE", "WARN/CRIT", "SOURCE"]]
+    for m in rows:
+        value = f"{m.value:.4g} {m.unit}".strip() if m.value is not None else (m.error or "-")
+        levels = f"{m.warning:g}/{m.critical:g} {m.unit}".strip() if m.warning is not None else "-"
+        table.append([MARK[m.severity], m.name, value, levels, m.source])
+    return _table(table)
+
+
 def _status(r: StatusResult | HealthResult) -> list[str]:
     out = [f"{r.environment}: {r.overall.upper()}"]
     for e in getattr(r, "errors", []):
@@ -103,6 +117,8 @@ def _status(r: StatusResult | HealthResult) -> list[str]:
         out += ["", *_checks(r.checks)]
     elif isinstance(r, HealthResult):
         out.append("no health checks configured")
+    if r.metrics:
+        out += ["", *_metrics(r.metrics)]
     return out
 
 
@@ -253,6 +269,9 @@ def _stages(r: StagesResult) -> list[str]:
 
 
 RENDERERS: dict[type[Result], Callable[[Any], list[str]]] = {
+    AlertsResult: alerts_text,
+    AckResult: ack_text,
+    SilenceResult: silence_text,
     BackupResult: backup_text,
     BackupsResult: backups_text,
     VerifyResult: verify_text,

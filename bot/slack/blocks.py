@@ -14,6 +14,7 @@ from typing import Any
 from bot.core.changes import ApprovalResult, PlanResult
 from bot.core.engine import Reply
 from bot.render.text import RESULT_TYPES, render_text
+from bot.slack.blocks_alert import ack_blocks, alerts_blocks, silence_blocks
 from bot.slack.blocks_backup import backup_blocks, backups_blocks, restore_blocks, verify_blocks
 from bot.slack.blocks_upkeep import maintenance_blocks, security_blocks, security_done_blocks, task_blocks
 from bot.slack.mrkdwn import (
@@ -29,6 +30,8 @@ from bot.slack.mrkdwn import (
     esc,
     mention,
 )
+from commands.ack import AckResult
+from commands.alerts import AlertsResult
 from commands.audit import AuditResult
 from commands.backup import BackupResult
 from commands.backups import BackupsResult
@@ -42,11 +45,13 @@ from commands.inspect import CheckRow, ServiceRow
 from commands.logs import LogsResult
 from commands.maintenance import MaintenanceResult
 from commands.maintenance_tasks import TaskResult
+from commands.measure import MetricRow
 from commands.pending import PendingResult
 from commands.restart import RestartResult
 from commands.restore import RestoreResult
 from commands.rollout import RolloutResult
 from commands.security import SecurityDoneResult, SecurityResult
+from commands.silence import SilenceResult
 from commands.stages import StagesResult
 from commands.status import StatusResult
 from commands.troubleshoot import TroubleshootResult
@@ -78,6 +83,13 @@ def _check(c: CheckRow) -> str:
     return f"{ICON[c.severity]} *{esc(c.name)}*: {result}{latency}{error}"
 
 
+def _metric(m: MetricRow) -> str:
+    if m.value is None:
+        return f"{ICON[m.severity]} *{esc(m.name)}*: {esc(m.error or 'could not measure')}"
+    levels = f" (warning {m.warning:g}, critical {m.critical:g})" if m.warning is not None else ""
+    return f"{ICON[m.severity]} *{esc(m.name)}*: {m.value:.4g}{esc(m.unit)}{levels} from {esc(m.source)}"
+
+
 def _status(r: StatusResult | HealthResult) -> Rendered:
     out = Rendered(header=f"{r.environment}: {r.overall.upper()}")
     for e in getattr(r, "errors", []):
@@ -85,6 +97,8 @@ def _status(r: StatusResult | HealthResult) -> Rendered:
     out.sections += [_service(s) for s in r.services]
     if r.checks:
         out.sections.append("*Health checks*\n" + "\n".join(_check(c) for c in r.checks))
+    if r.metrics:
+        out.sections.append("*Metrics*\n" + "\n".join(_metric(m) for m in r.metrics))
     return out
 
 
@@ -349,6 +363,9 @@ RENDERERS: dict[type[Result], Callable[[Any], Rendered]] = {
     TaskResult: task_blocks,
     SecurityResult: security_blocks,
     SecurityDoneResult: security_done_blocks,
+    AlertsResult: alerts_blocks,
+    AckResult: ack_blocks,
+    SilenceResult: silence_blocks,
 }
 
 

@@ -24,6 +24,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.errors import OpsError
 from bot.config.redact import off_loop_if_big
 from bot.core.app import App
 from bot.core.changes import ApprovalResult, approval_result
@@ -33,8 +34,10 @@ from bot.core.grammar import Parsed
 from bot.core.logs import request_id as request_id_var
 from bot.core.metrics import Metrics
 from bot.core.tasks import TaskSet
+from bot.slack.alert_clicks import AlertClick, alert_click, alert_words
 from bot.slack.blocks import notice_message, progress_message, render_message
 from bot.slack.groups import SlackGroupResolver
+from bot.slack.liveness import SlackLiveness
 from bot.slack.mrkdwn import MAX_FALLBACK_TEXT, MAX_SECTION, Message, esc
 
 log = logging.getLogger("opsbot.slack")
@@ -101,6 +104,8 @@ class SlackDoor:
         self._clients: dict[int, tuple[AsyncWebClient, aiohttp.ClientSession]] = {}
         self.deliveries = Deliveries(app.db)
         self.recent = RecentKeys()
+        #: what the door hears from Slack (``opsbot serve`` sets it): Web API outcomes count
+        self.liveness: SlackLiveness | None = None
         self.app.engine.access.groups = SlackGroupResolver(self.client)
         self.bolt = AsyncApp(
             client=self.client,
@@ -111,6 +116,7 @@ class SlackDoor:
         for name in SLASH_COMMANDS:
             self.bolt.command(name)(self.on_command)
         self.bolt.action(re.compile(r"^approval:(approve|deny|cancel)$"))(self.on_approval_click)
+        self.bolt.action(re.compile(r"^alert:(ack|silence|troubleshoot)$"))(self.on_alert_click)
         self.app.engine.changes.notify = self.notify
         self.bolt.error(self.on_error)
 
@@ -267,6 +273,38 @@ class SlackDoor:
         self._count(reply)
         await update_approval_message(self.app, reply, door=self)
 
+    async def on_alert_click(self, ack: Any, body: dict[str, Any]) -> None:
+        """Acknowledge / Silence 1h / Troubleshoot on an alert: acknowledge, then run it as the clicking user."""
+        await ack()
+        click = alert_click(body)
+        if click is None or not self.recent.first(click.key):
+            self.metrics.inc("opsbot_duplicates_total", kind="click")
+            return
+        self.tasks.spawn(self._alert_action(click), name=f"alert-{click.verb}-{click.alert_id}")
+
+    async def _alert_action(self, click: AlertClick) -> None:
+        if not await self.deliveries.first(click.key):
+            self.metrics.inc("opsbot_duplicates_total", kind="click")
+            return
+        rid = new_request_id()
+        request_id_var.set(rid)
+        where = {"channel_id": click.channel, "user_id": click.user}
+        try:
+            words = await alert_words(self.app.engine.incidents, click)
+        except OpsError as exc:
+            await self._ephemeral(where, render_message(Reply(request_id=rid, error=str(exc), exit_code=2)))
+            return
+        request = Request(actor=click.user, door="slack", words=words, channel=click.channel, request_id=rid)
+        reply = await self.app.engine.handle(request)
+        self._count(reply)
+        message = render_message(reply)
+        if reply.result is None or click.verb != "troubleshoot":
+            await self._ephemeral(where, message)  # the alert's own message is edited by the outbox
+            return
+        await self.post(click.channel, message, thread_ts=click.message_ts or None)
+        if message.file is not None:
+            await self.upload(click.channel, click.message_ts or None, *message.file)
+
     async def notify(self, severity: str, text: str, reply: Reply | None = None) -> None:
         """Post to the alert channel of ``severity`` (ops.yml slack.alert_channels).
 
@@ -348,14 +386,18 @@ class SlackDoor:
         if kept is not None:
             await kept[1].close()
 
-    async def post(self, channel: str, message: Message) -> str | None:
-        """chat.postMessage; the message's ts, or None (logged) when Slack refused it."""
+    async def post(self, channel: str, message: Message, thread_ts: str | None = None) -> str | None:
+        """chat.postMessage (in ``thread_ts``'s thread when given); the message's ts, or None (logged) when refused."""
         text, blocks = redacted(self.app, message)
         try:
-            response = await self._client().chat_postMessage(channel=channel, text=text, blocks=blocks)
+            response = await self._client().chat_postMessage(
+                channel=channel, text=text, blocks=blocks, thread_ts=thread_ts
+            )
         except (TimeoutError, SlackApiError, OSError) as exc:
             self._failed("chat.postMessage", exc)
             return None
+        if self.liveness is not None:
+            self.liveness.api_ok()
         return str(response.get("ts"))
 
     async def update(self, channel: str, ts: str, message: Message) -> bool:
@@ -401,6 +443,8 @@ class SlackDoor:
             log.error("%s failed: %s (slack request id %s); the result is in the audit log", method, error, slack_req)
         else:
             log.error("%s failed: %s; the result is in the audit log", method, type(exc).__name__)
+            if self.liveness is not None:  # Slack did not answer at all
+                self.liveness.api_failed(f"{method}: {type(exc).__name__}")
 
     async def on_error(self, error: Exception, body: dict[str, Any]) -> None:
         """Bolt's global error handler: log with a reference, never crash."""

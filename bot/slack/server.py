@@ -30,6 +30,7 @@ from bot.core.metrics import CONTENT_TYPE, Metrics
 from bot.core.tasks import TaskSet
 from bot.slack.guard import ConnectionGuard, connection_limit, middleware
 from bot.slack.listener import Listener
+from bot.slack.liveness import SlackLiveness
 
 if TYPE_CHECKING:
     from bot.slack.door import SlackDoor
@@ -78,6 +79,8 @@ class Server:
             lambda total, parts, seconds: f"rejected {total:,} /slack/events requests in the last {seconds:g} s: "
             f"{parts}",
         )
+        #: set by ``opsbot serve``: /health answers 503 with the reason when Slack cannot be reached
+        self.liveness: SlackLiveness | None = None
         self._runner: web.AppRunner | None = None
         self._listener = Listener(self.guard)
 
@@ -129,6 +132,9 @@ class Server:
         """The process answers (503 while draining, so a load balancer stops sending)."""
         if not self.tasks.accepting:
             return web.json_response({"status": "draining"}, status=503)
+        problem = self.liveness.problem() if self.liveness is not None else None
+        if problem is not None:
+            return web.json_response({"status": "slack unreachable", "reason": problem}, status=503)
         return web.json_response({"status": "ok"})
 
     async def health_db(self, request: web.Request) -> web.Response:

@@ -2,9 +2,10 @@
 
 ``SlackStandIn`` is a real aiohttp server on 127.0.0.1 that answers the Web API methods opsbot uses
 with the shapes Slack returns, records every call, checks tokens, enforces a few real limits
-(Block Kit sizes, ``msg_too_long``), can fail on demand (429 with ``Retry-After``, 5xx, ``ok: false``),
-serves the file upload v2 flow, ``response_url`` posts, and Socket Mode (``apps.connections.open`` plus
-a websocket that greets with ``hello``, carries envelopes and records acknowledgements)::
+(Block Kit sizes, ``msg_too_long``), can fail on demand (429 with ``Retry-After``, 5xx, ``ok: false``;
+``down = True``: every call 503, an outage), serves the file upload v2 flow, ``response_url`` posts, and
+Socket Mode (``apps.connections.open`` plus a websocket that greets with ``hello``, carries envelopes
+and records acknowledgements)::
 
     async with SlackStandIn() as slack:
         client = AsyncWebClient(token="xoxb-test", base_url=slack.url)
@@ -134,6 +135,12 @@ class SlackStandIn:
         self.socket_acks: list[dict[str, Any]] = []
         self.socket_connections = 0
         self.port = 0
+        #: the outage switch: while True, every Web API call is answered HTTP 503 (and recorded)
+        self.down = False
+        #: True: chat.update of a message never posted (or deleted) is ``message_not_found``, as in Slack
+        self.strict_updates = False
+        #: True: open sockets stop reading, so the client's pings go unanswered (a half-open connection)
+        self.socket_silent = False
         self._faults: dict[str, list[_Fault]] = {}
         self._fixed: dict[str, dict[str, Any]] = {}
         self._uploads: dict[str, dict[str, Any]] = {}
@@ -383,7 +390,9 @@ class SlackStandIn:
             auth = request.headers.get("Authorization", "")
             token = auth[7:].strip() if auth.startswith("Bearer ") else args.get("token")
             args.pop("token", None)
-            if method not in self._methods and method not in self._fixed:
+            if self.down:
+                status, body = 503, {"ok": False, "error": "service_unavailable"}
+            elif method not in self._methods and method not in self._fixed:
                 body: dict[str, Any] = {"ok": False, "error": "unknown_method", "req_method": method}
             elif error := self._token_error(method, token):
                 body = {"ok": False, "error": error}
@@ -465,6 +474,8 @@ class SlackStandIn:
             raise _Reply("message_not_found")
         self._check_message(args, text_limit=4000)
         channel, ts = self._channel_id(str(args["channel"])), str(args["ts"])
+        if self.strict_updates and (channel, ts) not in self.messages:
+            raise _Reply("message_not_found")
         message = {**self.messages.get((channel, ts), {}), **self._message(args, ts)}
         if "blocks" not in args:
             message.pop("blocks", None)
@@ -645,7 +656,12 @@ class SlackStandIn:
         )
         await self._notify()
         try:
-            async for msg in ws:
+            while True:
+                while self.socket_silent and not ws.closed:
+                    await asyncio.sleep(0.05)
+                msg = await ws.receive()
+                if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                    break
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     try:
                         ack = json.loads(msg.data)

@@ -186,7 +186,7 @@ async def test_help(engine):
     assert names == [
         "help", "status", "health", "logs", "troubleshoot", "escalate", "history", "pending", "audit", "config",
         "deploy", "rollback", "restart", "startup", "shutdown", "flag", "backup", "backups", "verify-backup",
-        "restore", "maintenance", "security",
+        "restore", "maintenance", "security", "alerts", "ack", "silence",
     ]  # fmt: skip
     detail = (await handle(engine, "help logs")).to_json()["detail"]
     assert detail["usage"].startswith("logs <env> <service>") and "[REDACTED]" in detail["description"]

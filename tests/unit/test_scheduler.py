@@ -100,7 +100,7 @@ async def test_first_run_is_due_at_start_and_a_restart_keeps_next_due(engines, t
     first = Scheduler(engines(schedules), clock=clock)
     [claim] = await first.claim_due()
     reply = await first.run(claim)
-    assert reply.exit_code == 0 and reply.command == "health"
+    assert reply.exit_code == 0 and reply.command == "status"
     clock.now += 10
     assert await first.claim_due() == []
     # a new process on the same file (the first one is gone)
@@ -184,14 +184,14 @@ async def test_alerts_ok_critical_critical_ok_then_warning_ok(engines):
     assert (await run_once(latency=700)).severity == "warning"
     assert (await run_once()).severity == "ok"
     assert [(sev, text) for sev, text, _ in alerts.posted] == [
-        ("critical", ":red_circle: Scheduled `health prod`: CRITICAL"),
-        ("critical", ":red_circle: Scheduled `health prod`: CRITICAL"),
-        ("critical", ":large_green_circle: Scheduled `health prod` recovered: OK (was CRITICAL)"),
-        ("warning", ":warning: Scheduled `health prod`: WARNING"),
-        ("warning", ":large_green_circle: Scheduled `health prod` recovered: OK (was WARNING)"),
+        ("critical", ":red_circle: Scheduled `status prod`: CRITICAL"),
+        ("critical", ":red_circle: Scheduled `status prod`: CRITICAL"),
+        ("critical", ":large_green_circle: Scheduled `status prod` recovered: OK (was CRITICAL)"),
+        ("warning", ":warning: Scheduled `status prod`: WARNING"),
+        ("warning", ":large_green_circle: Scheduled `status prod` recovered: OK (was WARNING)"),
     ]
     critical_reply = alerts.posted[0][2]
-    assert critical_reply.result.kind == "health" and critical_reply.environment == "prod"
+    assert critical_reply.result.kind == "status" and critical_reply.environment == "prod"
 
 
 async def test_an_error_is_critical_and_the_loop_goes_on(engines, caplog):

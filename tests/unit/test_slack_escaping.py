@@ -27,18 +27,28 @@ from tests.unit.conftest import make_config
 
 HOSTILE = "<!channel> <http://evil.example|runbook> <@U0VICTIM> & <!subteam^S0ALL> x"
 #: the markup we build on purpose: mentions of checked user ids; the config's own escalation contacts
-OURS = re.compile(r"<@U0(?:ADMIN|OPERATOR|SENIOR)>|<!subteam\^S0ONCALL>")
+OURS = re.compile(r"<@U0(?:ADMIN|OPERATOR|SENIOR)>|<!subteam\^S0ONCALL>|<!date\^\d+\^[^|<>]*\|\d+>")
 APPROVAL = {"id": "a1b2c3d4", "state": "pending", "requester": "U0OPERATOR", "approvers": ["U0ADMIN"],
             "required": 1, "expires_at": HOSTILE, "environment": HOSTILE, "command": HOSTILE}  # fmt: skip
 DEPLOY = {"id": 1, "kind": HOSTILE, "version": HOSTILE, "outcome": HOSTILE, "requester": "U0OPERATOR",
           "approvers": ["U0ADMIN"], "after": {HOSTILE: HOSTILE}, "services": [HOSTILE], "finished_at": 0.0}  # fmt: skip
+ALERT = {"id": HOSTILE, "environment": HOSTILE, "source": HOSTILE, "what": HOSTILE, "severity": "critical",
+         "state": HOSTILE, "summary": HOSTILE, "failing_since": HOSTILE, "opened_at": HOSTILE,
+         "acked_by": "U0ADMIN", "level": HOSTILE}  # fmt: skip
+SILENCE = {"id": HOSTILE, "environment": HOSTILE, "what": HOSTILE, "until": 1767225600, "created_by": "U0ADMIN",
+           "reason": HOSTILE}  # fmt: skip
+WINDOW = {"environment": HOSTILE, "window": HOSTILE, "open": False, "until": HOSTILE, "next_start": HOSTILE}
 #: dict fields the renderers read by key, and fields that are not user- or engine-supplied
 FIELDS: dict[str, Any] = {"approval": APPROVAL, "deploys": [DEPLOY], "result": None,
                           "result_kind": None, "migration": {"exit_code": 1}, "contact": "<@U0SENIOR>",
                           "mention": False, "timezone": "UTC"}  # fmt: skip
 #: fields whose meaning depends on the model (``lines`` of logs are text; of an access report, entries)
 BY_MODEL: dict[str, dict[str, Any]] = {"LogsResult": {"lines": [HOSTILE] * 3},
-                                        "PendingResult": {"approvals": [APPROVAL]}}
+                                        "PendingResult": {"approvals": [APPROVAL]},
+                                        "AlertsResult": {"alerts": [ALERT], "silences": [{**SILENCE, "until": HOSTILE}],
+                                                         "windows": [WINDOW]},
+                                        "AckResult": {"alert": ALERT},
+                                        "SilenceResult": {"silence": SILENCE, "alerts": [ALERT]}}
 
 
 def hostile(annotation: Any) -> Any:

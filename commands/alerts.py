@@ -1,0 +1,73 @@
+"""List the open alerts: firing, acknowledged and silenced, newest first.
+
+Each alert shows its id (for `ack`), severity, what failed, since when, who acknowledged it and its
+escalation level. The silences still running and the maintenance windows (which hold the alerts of
+their environment while open) are listed too. With an environment, only that environment's.
+
+Guide: 6.3 Alerting.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import Field
+
+from bot.config.windows import describe, window_state, windows_of
+from commands.base import Args, CommandSpec, Ctx, EnvName, Result
+
+
+class AlertsArgs(Args):
+    """Arguments of ``alerts``."""
+
+    env: EnvName | None = None
+
+
+class AlertsResult(Result):
+    """Open alerts, silences and windows."""
+
+    kind = "alerts"
+    environment: str | None = None
+    alerts: list[dict[str, Any]] = Field(default_factory=list)
+    silences: list[dict[str, Any]] = Field(default_factory=list)
+    #: maintenance windows: environment, window, open now, until / next start
+    windows: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+async def run(ctx: Ctx, args: AlertsArgs) -> AlertsResult:
+    """Read them."""
+    incidents = ctx.extras["incidents"]
+    now = incidents.clock()
+    alerts = [i.summary_json(ctx.config) for i in await incidents.open(args.env)]
+    silences = [{**s, "created_at": _iso(s["created_at"]), "until": _iso(s["until"])}
+                for s in await incidents.silences(args.env, now)]  # fmt: skip
+    windows = []
+    for env in [args.env] if args.env else sorted(ctx.config.environments):
+        state = window_state(ctx.config, env, datetime.fromtimestamp(now, UTC))
+        for w in windows_of(ctx.config, env):
+            windows.append({"environment": env, "window": describe(w), "open": state.open,
+                            "until": state.closes_at.isoformat() if state.open and state.closes_at else None,
+                            "next_start": state.next_start.isoformat() if state.next_start else None})  # fmt: skip
+    return AlertsResult(environment=args.env, alerts=alerts, silences=silences, windows=windows)
+
+
+SPEC = CommandSpec(
+    name="alerts",
+    summary="open alerts (firing, acknowledged, silenced), newest first, with silences and windows",
+    help=__doc__ or "",
+    args=AlertsArgs,
+    run=run,
+    usage="alerts [env]",
+    positionals=("env",),
+    guide="6.3",
+    verb="Listing alerts",
+    examples=("alerts", "alerts prod"),
+    results=(AlertsResult,),
+)

@@ -1,0 +1,113 @@
+"""Storms, the email digest, diagnostics in the thread, maintenance windows (on fakes, simulated time)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers.alert_world import T0, AlertWorld, world_config
+
+REFUSED = "connection refused"
+
+
+def text_of(message: dict) -> str:
+    return " ".join(b.get("text", {}).get("text", "") for b in message.get("blocks", []) if b["type"] == "section")
+
+
+@pytest.fixture
+async def world(tmp_path):
+    w = AlertWorld(str(tmp_path / "a.db"))
+    yield w
+    w.close()
+
+
+async def test_many_incidents_within_a_minute_share_one_summary_message(tmp_path):
+    world = AlertWorld(str(tmp_path / "s.db"), checks=40)
+    try:
+        failing = {name: REFUSED for name in world.checks}
+        await world.run(failing)
+        assert len(await world.incidents.open()) == 40
+        posts = world.posts("C0CRITICAL")
+        assert len(posts) == 11  # ten alerts of their own, then one summary for the other 30
+        summary = next(p for p in posts if "alerts in prod within a minute" in text_of(p))
+        assert "30 alerts in prod within a minute" in text_of(summary)
+        assert len(world.pagerduty.events) == 40  # every one is paged (PagerDuty groups them its own way)
+        await world.run({}, advance=60)  # all recover
+        ts = next(ts for (ch, ts), m in world.slack.messages.items() if "within a minute" in text_of(m))
+        assert "0 still open, 30 resolved" in text_of(world.slack.messages[("C0CRITICAL", ts)])
+        assert len(world.posts("C0CRITICAL")) == 11
+    finally:
+        world.close()
+
+
+async def test_the_digest_goes_once_at_digest_at_on_weekdays_in_the_time_zone(tmp_path):
+    world = AlertWorld(str(tmp_path / "d.db"))
+    try:
+        world.clock.now = T0 - 4 * 3600  # Monday 08:00 in Berlin: not yet
+        await world.run({"Check 1": REFUSED})
+        assert world.email.sent == []
+        await world.run({}, advance=600)  # resolved at 08:10
+        await world.run({"Check 2": "HTTP 503"}, advance=600)
+        world.clock.now = T0 - 3 * 3600 + 1  # 09:00:01 Berlin
+        await world.deliver()
+        [digest] = world.email.sent
+        assert digest["to"] == ["ops@example.com"] and digest["subject"].startswith("[shop] opsbot digest 2026-05-04")
+        assert "Check 2" in digest["text"].split("Resolved")[0] and "Check 1" in digest["text"].split("Resolved")[1]
+        for _ in range(10):  # the rest of Monday: no second digest
+            await world.run({}, advance=3600)
+        assert len(world.email.sent) == 1
+        world.clock.now = T0 + 4 * 86400 + 3600  # Friday 13:00: Tuesday to Friday each had one
+        await world.deliver()
+        assert len(world.email.sent) == 2  # missed days are not caught up one by one: one digest now
+        world.clock.now = T0 + 5 * 86400 + 3600  # Saturday 13:00: none
+        await world.deliver()
+        assert len(world.email.sent) == 2
+    finally:
+        world.close()
+
+
+async def test_an_incident_opens_with_the_matching_diagnosis_in_its_thread_once(world):
+    world.probe.answer("http://127.0.0.1:18080/c1", ok=False, status=504, error="HTTP 504")
+    await world.run({"Check 2": "timed out"})
+    diagnosis = [a for m, a in world.slack.calls if a.get("thread_ts") and "API Timeout" in str(a.get("blocks"))]
+    assert len(diagnosis) == 1 and "Troubleshooting: API Timeout" in str(diagnosis[0]["blocks"])
+    assert "xoxb-secret-token" not in str(world.slack.calls)
+    await world.run({}, advance=60)
+    await world.run({"Check 2": "timed out"}, advance=60)  # flapped: no second diagnosis within repeat_after
+    assert len([a for m, a in world.slack.calls if "Troubleshooting: API Timeout" in str(a.get("blocks"))]) == 1
+
+
+async def test_a_failure_without_a_matching_entry_is_not_diagnosed(world):
+    await world.run({"Check 1": "body has no key 'status'"})
+    assert [a for m, a in world.slack.calls if a.get("thread_ts")] == []
+
+
+async def test_a_maintenance_window_holds_alerts_until_it_closes(tmp_path):
+    config = world_config(maintenance={"windows": {"prod": [{"days": ["mon"], "from": "11:00", "to": "13:00"}]}})
+    world = AlertWorld(str(tmp_path / "w.db"), config=config)
+    try:
+        await world.run({"Check 1": REFUSED})  # Monday 12:00 Berlin: inside the window
+        [inc] = await world.incidents.open()
+        assert inc.state == "silenced" and inc.held_reason == "maintenance window"
+        assert world.posts() == [] and world.pagerduty.events == []
+        listed = (await world.handle(["alerts", "prod"])).to_json()
+        assert listed["alerts"][0]["state"] == "silenced" and listed["windows"][0]["open"] is True
+        for _ in range(61):  # the window closes at 13:00: still failing, so it is told
+            await world.run({"Check 1": REFUSED}, advance=60)
+        [inc] = await world.incidents.open()
+        assert inc.state == "firing" and len(world.posts()) == 1 and len(world.pagerduty.events) == 1
+    finally:
+        world.close()
+
+
+async def test_without_alerting_each_severity_goes_to_its_slack_channel_only(tmp_path):
+    config = world_config(alerting=None)
+    world = AlertWorld(str(tmp_path / "n.db"), config=config)
+    try:
+        await world.run({"Check 1": REFUSED}, slow={"Check 2": 900})
+        assert len(world.posts("C0CRITICAL")) == 1 and len(world.posts("C0WARNING")) == 1
+        assert world.pagerduty.events == [] and world.email.sent == []
+        for _ in range(20):  # no escalate_after without alerting: nobody is escalated to
+            await world.run({"Check 1": REFUSED}, slow={"Check 2": 900}, advance=600)
+        assert not any("escalating" in text_of(r) for r in world.posts(replies=True))
+    finally:
+        world.close()
