@@ -9,6 +9,7 @@ from typing import Any
 from bot.core.changes import ApprovalResult, PlanResult
 from bot.core.request import Reply
 from bot.render.backup import backup_text, backups_text, restore_text, verify_text
+from bot.render.plain import plain
 from commands.audit import AuditResult
 from commands.backup import BackupResult
 from commands.backups import BackupsResult
@@ -139,6 +140,11 @@ def _help(r: HelpResult) -> list[str]:
 
 
 def _audit(r: AuditResult) -> list[str]:
+    if r.verification is not None:
+        v = r.verification
+        if v.ok:
+            return [f"audit log intact: {v.rows} entries, chain verified"]
+        return [f"CRIT  audit log broken at entry {v.bad_id}: {v.reason} ({v.rows} entries walked)"]
     table = [["ID", "TIME", "ACTOR", "DOOR", "ENV", "EVENT", "OUTCOME", "COMMAND"]]
     for e in r.entries:
         table.append(
@@ -267,7 +273,7 @@ def render_result(result: Result) -> list[str]:
 
 
 def render_text(reply: Reply) -> str:
-    """The reply as text: the rendered result, or ``error: ...``."""
+    """The reply as plain text (no Slack markup: ``bot.render.plain``): the rendered result, or ``error: ...``."""
     if reply.result is None:
-        return f"error: {reply.error}"
-    return "\n".join(render_result(reply.result)).rstrip()
+        return plain(f"error: {reply.error}")
+    return plain("\n".join(render_result(reply.result)).rstrip())
