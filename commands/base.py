@@ -195,6 +195,34 @@ class AuditReader(Protocol):
         """The newest entries, newest first."""
         ...
 
+    async def verify(self) -> ChainVerdict:
+        """Walk the whole hash chain."""
+        ...
+
+
+class ChainVerdict(Protocol):
+    """What walking the audit log's hash chain found (``bot.core.audit.Verification``)."""
+
+    @property
+    def ok(self) -> bool:
+        """True when every entry matches."""
+        ...
+
+    @property
+    def rows(self) -> int:
+        """Entries walked."""
+        ...
+
+    @property
+    def bad_id(self) -> int | None:
+        """The first entry that does not match."""
+        ...
+
+    @property
+    def reason(self) -> str:
+        """Why it does not match."""
+        ...
+
 
 ProgressFn = Callable[[str], Awaitable[None]]
 
