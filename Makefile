@@ -1,9 +1,9 @@
-# opsbot: `make run` (the bot, local console on the example config) and `make test` (the whole suite).
+# opsbot: `make run` (the bot: the local console on ./ops.yml, or on the demo world without one) and `make test`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# ./ops.yml when there is one, else the bundled example
-CONFIG ?= $(if $(wildcard ops.yml),ops.yml,examples/ops.yml)
+# ./ops.yml when there is one, else the demo world (opsbot serve --demo: an in-process shop, nothing real)
+CONFIG ?= $(wildcard ops.yml)
 PYTEST_ARGS ?=
 
 .PHONY: install run test test-fast engines lint bench clean
@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 run: install
-	$(BIN)/opsbot serve --config $(CONFIG)
+	$(BIN)/opsbot serve $(if $(CONFIG),--config $(CONFIG),--demo)
 
 engines:
 	bash scripts/install-engines

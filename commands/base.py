@@ -226,6 +226,34 @@ class AuditReader(Protocol):
         """The newest entries, newest first; rows of ``hidden`` (and of environments not ``known``) left out."""
         ...
 
+    async def verify(self) -> ChainVerdict:
+        """Walk the whole hash chain."""
+        ...
+
+
+class ChainVerdict(Protocol):
+    """What walking the audit log's hash chain found (``bot.core.audit.Verification``)."""
+
+    @property
+    def ok(self) -> bool:
+        """True when every entry matches."""
+        ...
+
+    @property
+    def rows(self) -> int:
+        """Entries walked."""
+        ...
+
+    @property
+    def bad_id(self) -> int | None:
+        """The first entry that does not match."""
+        ...
+
+    @property
+    def reason(self) -> str:
+        """Why it does not match."""
+        ...
+
 
 class Visibility(Protocol):
     """Where the actor may look (``bot.core.access.Visible``): the environments whose rows it may see."""

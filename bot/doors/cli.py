@@ -19,6 +19,7 @@ from bot.doors import tools
 
 if TYPE_CHECKING:
     from bot.core.app import App
+    from commands.base import Backends
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -30,10 +31,10 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _app(settings: Settings, *, tracebacks: bool = False) -> App:
+def _app(settings: Settings, *, tracebacks: bool = False, backends: Backends | None = None) -> App:
     from bot.core.app import App
 
-    app = App.build(settings)
+    app = App.build(settings, backends=backends)
     logs.setup(settings.log_level, app.redactor.text, tracebacks=tracebacks)
     return app
 
@@ -100,17 +101,46 @@ async def _decide(args: argparse.Namespace) -> int:
 
 async def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    if settings.slack_app_token or settings.slack_signing_secret:
+    slack = bool(settings.slack_app_token or settings.slack_signing_secret)
+    if args.demo:
+        from bot.doors.demo import banner, demo_world
+
+        with demo_world(settings) as world:
+            text = banner(world, slack=slack)
+            if slack:
+                logging.getLogger("opsbot.demo").info("%s", text)
+            else:
+                print(text, flush=True)
+            return await _serve_app(settings, slack, world.backends())
+    return await _serve_app(settings, slack, None)
+
+
+def _serve_check(args: argparse.Namespace) -> None:
+    """Refuse ``serve`` at once when its ops.yml is missing (pointing at the demo), or with --demo and --config."""
+    if args.demo:
+        if args.config:
+            raise ConfigError("--demo runs on the demo's own ops.yml: give --demo or --config, not both")
+        return
+    path = _settings(args).opsbot_config
+    if not os.path.exists(path):
+        raise ConfigError(
+            f"{path}: no such file (set OPSBOT_CONFIG or --config; examples/ops.yml shows the format);"
+            " or try the demo world: opsbot serve --demo"
+        )
+
+
+async def _serve_app(settings: Settings, slack: bool, backends: Backends | None) -> int:
+    if slack:
         from bot.doors.serve import serve_slack
 
-        app = _app(settings, tracebacks=True)
+        app = _app(settings, tracebacks=True, backends=backends)
         try:
             return await serve_slack(app)
         finally:
             await app.close()
     from bot.doors.console import run_console
 
-    app = _app(settings, tracebacks=False)
+    app = _app(settings, tracebacks=False, backends=backends)
     try:
         return await run_console(app)
     finally:
@@ -176,6 +206,8 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="the bot: Socket Mode, HTTP, or the local console")
     serve.add_argument("--config", help="path of ops.yml (default: $OPSBOT_CONFIG or ./ops.yml)")
     serve.add_argument("--port", type=int, help="HTTP port (default: $PORT or 3000)")
+    serve.add_argument("--demo", action="store_true",
+                       help="the demo world (an in-process shop: no Docker, no database) instead of ops.yml")
 
     run = sub.add_parser("run", help="run one command, as if typed in Slack")
     run.add_argument("--config", help="path of ops.yml")
@@ -222,6 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             return asyncio.run(_run(args))
         if args.command == "serve":
+            _serve_check(args)
             return asyncio.run(_serve(args))
         if args.command == "audit":
             return asyncio.run(_audit(args))

@@ -19,6 +19,7 @@ from bot.core.access import local_operator
 from bot.core.app import App
 from bot.core.changes import ApprovalResult
 from bot.core.engine import Request
+from bot.render.plain import plain
 from bot.render.text import render_text
 from commands.base import USER_RE
 
@@ -110,10 +111,12 @@ async def _ask_approval(
             return False
         await decide(actor, "approve" if answer.strip().lower() in ("y", "yes") else "cancel")
         return True
+    access = app.config.access_for(approval.get("environment"))
+    who_may = ", ".join(dict.fromkeys([*access.approvers, *access.admins])) or "none in ops.yml"
     while True:
         print(
-            f"Approver's Slack user id (needs {approval['required']}, not you), or Enter to leave {approval_id} "
-            "pending: ",
+            f"Approver's Slack user id (needs {approval['required']}, not you; approvers: {who_may}), or Enter to"
+            f" leave {approval_id} pending: ",
             file=out,
             flush=True,
         )
@@ -146,7 +149,7 @@ async def run_console(app: App, *, out: TextIO = sys.stdout) -> int:
     lines = Lines(asyncio.get_running_loop(), interactive)
 
     async def progress(message: str) -> None:
-        print(f"... {app.redactor.text(message)}", file=out, flush=True)
+        print(f"... {plain(app.redactor.text(message))}", file=out, flush=True)
 
     while True:
         line = await lines.next()

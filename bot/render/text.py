@@ -10,6 +10,7 @@ from bot.core.changes import ApprovalResult, PlanResult
 from bot.core.request import Reply
 from bot.render.alerts import ack_text, alerts_text, silence_text
 from bot.render.backup import backup_text, backups_text, restore_text, verify_text
+from bot.render.plain import plain
 from bot.render.upkeep import maintenance_text, security_done_text, security_text, task_text
 from commands.ack import AckResult
 from commands.alerts import AlertsResult
@@ -174,6 +175,11 @@ def _help(r: HelpResult) -> list[str]:
 
 
 def _audit(r: AuditResult) -> list[str]:
+    if r.verification is not None:
+        v = r.verification
+        if v.ok:
+            return [f"audit log intact: {v.rows} entries, chain verified"]
+        return [f"CRIT  audit log broken at entry {v.bad_id}: {v.reason} ({v.rows} entries walked)"]
     table = [["ID", "TIME", "ACTOR", "DOOR", "ENV", "EVENT", "OUTCOME", "COMMAND"]]
     for e in r.entries:
         table.append(
@@ -310,7 +316,8 @@ def render_result(result: Result) -> list[str]:
 
 
 def render_text(reply: Reply) -> str:
-    """The reply as text: the rendered result, or ``error: ...``; no stored value can forge a line."""
+    """The reply as plain text (no Slack markup: ``bot.render.plain``): the rendered result, or ``error: ...``;
+    no stored value can forge a line."""
     if reply.result is None:
-        return f"error: {printable(reply.error or '')}"
-    return "\n".join(render_result(reply.result)).rstrip()
+        return plain(f"error: {printable(reply.error or '')}")
+    return plain("\n".join(render_result(reply.result)).rstrip())

@@ -175,6 +175,12 @@ def _help(r: HelpResult) -> Rendered:
 
 def _audit(r: AuditResult) -> Rendered:
     out = Rendered(header="Audit log")
+    if r.verification is not None:
+        v = r.verification
+        out.header = "Audit log: chain intact" if v.ok else "Audit log: chain BROKEN"
+        broken = f"{ICON['critical']} *broken at entry {v.bad_id}*: {esc(v.reason)} ({v.rows} entries walked)"
+        out.sections.append(f"{ICON['ok']} intact: {v.rows} entries, chain verified" if v.ok else broken)
+        return out
     if not r.entries:
         out.sections.append("No audit entries.")
     for e in r.entries:

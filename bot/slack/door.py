@@ -80,7 +80,13 @@ def redacted(app: App, message: Message) -> tuple[str, list[dict[str, Any]]]:
 
 def web_client(token: str | None, base_url: str, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
     """A Web API client that retries on 429 (honouring Retry-After), 5xx and connection errors."""
-    client = AsyncWebClient(token=token, base_url=base_url, timeout=15, session=session)
+    return tuned(AsyncWebClient(token=token, base_url=base_url, timeout=15, session=session), base_url)
+
+
+def tuned(client: AsyncWebClient, base_url: str) -> AsyncWebClient:
+    """``client`` on ``base_url`` (``SLACK_API_URL``), with a 15 s timeout and our retries."""
+    client.base_url = base_url
+    client.timeout = 15
     client.retry_handlers = [
         AsyncConnectionErrorRetryHandler(max_retry_count=3),
         AsyncRateLimitErrorRetryHandler(max_retry_count=3),
@@ -97,8 +103,16 @@ class SlackDoor:
         self.app = app
         self.metrics = metrics
         self.tasks = tasks
-        # Bolt's client (the front loop); it opens a session per call, which is fine for the few calls there
-        self.client = web_client(settings.slack_bot_token, settings.slack_api_url)
+        # Bolt makes its client from the token (given a client too, it warns at start-up that the token,
+        # which it also reads from SLACK_BOT_TOKEN, goes unused); it is tuned like ours. It serves the front
+        # loop and opens a session per call, which is fine for the few calls there.
+        self.bolt = AsyncApp(
+            token=settings.slack_bot_token,
+            signing_secret=settings.slack_signing_secret or "",
+            process_before_response=True,
+            raise_error_for_unhandled_request=False,
+        )
+        self.client = tuned(self.bolt.client, settings.slack_api_url)
         # one client with a kept session per event loop for the many calls procedures make: a new session
         # per call costs a TLS context each time (tens of milliseconds of CPU)
         self._clients: dict[int, tuple[AsyncWebClient, aiohttp.ClientSession]] = {}
@@ -107,12 +121,6 @@ class SlackDoor:
         #: what the door hears from Slack (``opsbot serve`` sets it): Web API outcomes count
         self.liveness: SlackLiveness | None = None
         self.app.engine.access.groups = SlackGroupResolver(self.client)
-        self.bolt = AsyncApp(
-            client=self.client,
-            signing_secret=settings.slack_signing_secret or "",
-            process_before_response=True,
-            raise_error_for_unhandled_request=False,
-        )
         for name in SLASH_COMMANDS:
             self.bolt.command(name)(self.on_command)
         self.bolt.action(re.compile(r"^approval:(approve|deny|cancel)$"))(self.on_approval_click)

@@ -80,9 +80,11 @@ class BotProcess:
             assert bad not in text, f"{bad!r} in the bot's log:\n{text[-3000:]}"
 
 
-async def start_bot(tmp: Path, config: Path, slack_url: str, *, nofile: int | None = None, **env: str) -> BotProcess:
+async def start_bot(tmp: Path, config: Path | None, slack_url: str, *, args: tuple[str, ...] = (),
+                    nofile: int | None = None, **env: str) -> BotProcess:  # fmt: skip
     """Start the bot in HTTP mode against the Slack stand-in; wait until /health answers.
 
+    ``args`` are added to ``opsbot serve`` (``--demo``); without a ``config``, OPSBOT_CONFIG is not set.
     ``nofile`` lowers the process's open-file limit (as a smaller machine or container has it).
     """
     port = free_port()
@@ -90,8 +92,10 @@ async def start_bot(tmp: Path, config: Path, slack_url: str, *, nofile: int | No
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_"))}
     environ.update(
         SLACK_SIGNING_SECRET=SECRET, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_API_URL=slack_url, PORT=str(port),
-        OPSBOT_HOST="127.0.0.1", OPSBOT_CONFIG=str(config), OPSBOT_DB=str(tmp / "opsbot.db"), LOG_LEVEL="info",
+        OPSBOT_HOST="127.0.0.1", OPSBOT_DB=str(tmp / "opsbot.db"), LOG_LEVEL="info",
     )  # fmt: skip
+    if config is not None:
+        environ["OPSBOT_CONFIG"] = str(config)
     environ.update(env)
     handle = log.open("wb")
     limit = None
@@ -102,7 +106,7 @@ async def start_bot(tmp: Path, config: Path, slack_url: str, *, nofile: int | No
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
 
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "serve", stdout=handle, stderr=asyncio.subprocess.STDOUT, env=environ,
+        sys.executable, "-m", "bot", "serve", *args, stdout=handle, stderr=asyncio.subprocess.STDOUT, env=environ,
         cwd=str(ROOT), preexec_fn=limit,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

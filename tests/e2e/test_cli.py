@@ -141,7 +141,7 @@ async def test_console_runs_commands_and_ends_on_eof(tmp_path, env):
     code, out, _ = await opsbot("serve", "--config", config, stdin=script, env=env)
     assert code == 0
     assert "opsbot console" in out and "Commands:" in out
-    assert "Escalating to L2: <@U0SENIOR>" in out
+    assert "Escalating to L2: @U0SENIOR (Complex issues)" in out and "<@" not in out  # plain text, no markup
     assert "unknown environment 'nowhere'" in out
     assert "Usage: logs <env> <service>" in out
     assert out.rstrip().endswith("bye")

@@ -96,8 +96,8 @@ def die_with_parent() -> None:
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def start_engine(timeout: float = 60.0) -> Engine:
-    """Start a private dockerd and wait until it answers."""
+def start_engine(timeout: float = 60.0, *, storage_driver: str = "vfs") -> Engine:
+    """Start a private dockerd and wait until it answers (``storage_driver``: vfs, or overlay2 where it works)."""
     dockerd = shutil.which("dockerd")
     if dockerd is None or not os.path.exists(BUSYBOX):
         raise EngineMissing("dockerd or busybox-static is not installed (run: bash scripts/install-engines)")
@@ -108,7 +108,7 @@ def start_engine(timeout: float = 60.0) -> Engine:
         [
             dockerd, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
             "--pidfile", str(root / "dockerd.pid"), "-H", f"unix://{sock}",
-            "--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs",
+            "--iptables=false", "--ip6tables=false", "--bridge=none", f"--storage-driver={storage_driver}",
         ],
         stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
     )  # fmt: skip

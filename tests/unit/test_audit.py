@@ -130,3 +130,33 @@ async def test_the_database_and_its_wal_files_are_private(tmp_path):
         db.close()
     finally:
         os.umask(old)
+
+
+async def test_audit_verify_as_a_command_in_any_door(tmp_path):
+    from adapters.fakes import FakeBackends
+    from bot.core.engine import Engine, Request
+    from bot.render.text import render_text
+    from tests.unit.conftest import make_config
+
+    db = Database(tmp_path / "engine.db")
+    engine = Engine(make_config(), FakeBackends(), db, Redactor())
+
+    async def ask(text):
+        return await engine.handle(Request(actor="U0OPERATOR", door="slack", text=text))
+
+    try:
+        for _ in range(3):
+            await ask("escalate")
+        reply = await ask("audit verify")
+        assert reply.exit_code == 0 and render_text(reply).startswith("audit log intact: 7 entries, chain verified")
+        refused = await ask("audit verify --limit 3")
+        assert refused.exit_code == 2 and "takes no --env, --user or --limit" in refused.error
+        assert (await ask("audit prod")).exit_code == 2
+        sqlite3.connect(db.path, isolation_level=None).execute("UPDATE audit SET actor = 'U0EVIL' WHERE id = 3")
+        reply = await ask("audit verify")
+        assert reply.exit_code == 1 and reply.to_json()["verification"] == {
+            "ok": False, "rows": 3, "bad_id": 3, "reason": "its content does not match its hash (the row was altered)"
+        }  # fmt: skip
+        assert render_text(reply).startswith("CRIT  audit log broken at entry 3: its content does not match")
+    finally:
+        db.close()

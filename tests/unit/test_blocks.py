@@ -216,3 +216,17 @@ def test_errors_render_as_one_line():
     message = render_message(reply)
     assert_valid(message)
     assert "unknown environment" in message.text
+
+
+def test_audit_verify_says_intact_or_where_it_breaks():
+    from commands.audit import ChainCheck
+
+    intact = render_message(reply_for(AuditResult(verification=ChainCheck(ok=True, rows=12)), command="audit"))
+    assert_valid(intact)
+    assert "intact: 12 entries, chain verified" in json.dumps(intact.blocks)
+    check = ChainCheck(ok=False, rows=3, bad_id=3, reason="its content does not match its hash <@U0X>")
+    broken = render_message(reply_for(AuditResult(verification=check), command="audit"))
+    assert_valid(broken)
+    text = json.dumps(broken.blocks)
+    assert "*broken at entry 3*" in text and "&lt;@U0X&gt;" in text and "<@U0X>" not in text
+    assert intact.text == "Audit log: chain intact" and broken.text == "Audit log: chain BROKEN"
