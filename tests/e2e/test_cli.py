@@ -126,8 +126,9 @@ async def test_access_denied_for_a_non_viewer(tmp_path, env):
     config = str(write_config(tmp_path / "ops.yml", "http://127.0.0.1:9", viewers=["U0VIEWER"]))
     code, _, err = await opsbot("run", "--config", config, "--as", "U0STRANGER", "health", "prod", env=env)
     assert code == 2 and "may not run health" in err
-    code, _, _ = await opsbot("run", "--config", config, "--as", "U0VIEWER", "escalate", env=env)
-    assert code == 0
+    code, out, _ = await opsbot("run", "--config", config, "--as", "U0VIEWER", "escalate", env=env)
+    assert code == 0 and out.splitlines()[:2] == ["Escalation path:", "  L1: <!subteam^S0ONCALL> (First response)"]
+    assert "  L4: Vendor support (External dependencies)" in out
 
 
 async def test_console_runs_commands_and_ends_on_eof(tmp_path, env):

@@ -17,6 +17,7 @@ from adapters.errors import AdapterError, AdapterTimeout, NotFound
 from adapters.fakes import AfterRestart, FakeRuntime
 from adapters.models import ExecResult
 from adapters.runtime import Runtime
+from tests.helpers.contract import signature_mismatches
 from tests.helpers.docker_engine import API_SCRIPT, run_service
 from tests.helpers.http_servers import free_port
 
@@ -63,7 +64,10 @@ async def runtime(request):
 
 async def test_both_are_runtimes(runtime):
     assert isinstance(runtime, Runtime)
-    assert runtime.description
+    # the same methods with the same parameters (names, kinds, defaults): a call that works on one works on both
+    assert signature_mismatches(runtime, Runtime) == []
+    fake = isinstance(runtime, FakeRuntime)
+    assert runtime.description == ("fake engine" if fake else f"Docker engine at {runtime.docker_host}")
 
 
 async def test_containers(runtime):

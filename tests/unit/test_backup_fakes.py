@@ -86,6 +86,12 @@ def store(engine) -> InMemoryStore:
     return engine.backends.store("prod")
 
 
+def slack_text(reply) -> str:
+    """Every text of the reply's Slack blocks, one per line: what a person sees in the channel."""
+    blocks = render_message(reply).blocks
+    return "\n".join(b["text"]["text"] for b in blocks if "text" in b)
+
+
 async def test_backup_runs_at_once_for_an_operator_and_is_refused_to_a_viewer(engine, world):
     refused = await handle(engine, "backup prod", actor="U0VIEWER")
     assert refused.exit_code == 2 and "operators" in refused.error
@@ -97,7 +103,10 @@ async def test_backup_runs_at_once_for_an_operator_and_is_refused_to_a_viewer(en
     key = f"backups/prod/db/{b['id']}.sql.gz"
     assert gzip.decompress(store(engine).objects[key]) == world[1].content
     assert store(engine).meta[key]["requester"] == "U0OPERATOR" and store(engine).meta[key]["kind"] == "backup"
-    assert "stored" in render_text(reply) and render_message(reply).blocks
+    assert "stored" in render_text(reply)
+    shown = slack_text(reply)
+    assert shown.startswith("Backup of prod: stored") and f"s3://fake-bucket/{key}" in shown
+    assert hashlib.sha256(store(engine).objects[key]).hexdigest() in shown
 
 
 async def test_progress_says_bytes_and_rate(engine):
@@ -144,9 +153,13 @@ async def test_backups_and_verify(engine):
     b = (await handle(engine, "backup prod")).to_json()["backup"]
     listed = await handle(engine, "backups prod", actor="U0VIEWER")
     assert [x["id"] for x in listed.to_json()["backups"]] == [b["id"]]
-    assert "newest first" in render_text(listed) and render_message(listed).blocks
+    assert "newest first" in render_text(listed)
+    assert slack_text(listed).startswith(f"Backups of prod\n*{b['id']}* ") and "by <@U0OPERATOR>" in slack_text(listed)
     ok = await handle(engine, "verify-backup prod", actor="U0VIEWER")
-    assert ok.exit_code == 0 and render_message(ok).blocks
+    assert ok.exit_code == 0
+    assert slack_text(ok).startswith(f"Backup {b['id']} of prod: verified") and f"*sha256* {b['sha256']} matches" in (
+        slack_text(ok)
+    )  # fmt: skip
     # a restore test creates and drops a scratch database: not a viewer's to ask
     refused = await handle(engine, "verify-backup prod --restore-test", actor="U0VIEWER")
     assert refused.exit_code == 2 and "needs the admins or operators role" in refused.error
@@ -178,7 +191,11 @@ async def test_restore_order_and_safety_backup(engine, world):
     assert gzip.decompress(store(engine).objects[f"backups/prod/db/{result['safety_backup']['id']}.sql.gz"]) == (
         b"-- broken since\n"
     )  # fmt: skip
-    assert "restore" in render_text(done) and render_message(done).blocks
+    assert "restore" in render_text(done)
+    shown = slack_text(done)
+    assert shown.startswith(f"Done: restore the database of prod from backup {b['id']}")
+    assert f"Safety backup: *{result['safety_backup']['id']}*" in shown
+    assert "6. verify — every health check passes" in shown
 
 
 async def test_failed_restore_says_where_and_names_the_safety_backup(engine, world):
