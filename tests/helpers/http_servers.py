@@ -17,10 +17,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: app keys of the /gate route: set GATE_OPEN to let its requests through; GATE_ENTERED is set when one waits
+GATE_OPEN = web.AppKey("gate_open", asyncio.Event)
+GATE_ENTERED = web.AppKey("gate_entered", asyncio.Event)
+
+
 def health_app(*, delay: float = 0.0) -> web.Application:
-    """An app with the routes the probe tests need; ``delay`` slows every /health answer."""
+    """An app with the routes the probe tests need; ``delay`` slows every /health answer.
+
+    ``/gate`` holds each request until the test sets ``app[GATE_OPEN]`` (a check that takes as long as
+    the test wants, no longer), then answers 503 ``{"status": "down"}``.
+    """
     app = web.Application()
     hits: dict[str, int] = {}
+    app[GATE_OPEN] = asyncio.Event()
+    app[GATE_ENTERED] = asyncio.Event()
 
     async def ok(request: web.Request) -> web.Response:
         hits[request.path] = hits.get(request.path, 0) + 1
@@ -40,6 +51,11 @@ def health_app(*, delay: float = 0.0) -> web.Application:
     async def slow(request: web.Request) -> web.Response:
         await asyncio.sleep(float(request.query.get("s", "0.3")))
         return web.json_response({"status": "ok"})
+
+    async def gate(request: web.Request) -> web.Response:
+        app[GATE_ENTERED].set()
+        await app[GATE_OPEN].wait()
+        return web.json_response({"status": "down"}, status=503)
 
     async def hang(request: web.Request) -> web.Response:
         await asyncio.sleep(3600)
@@ -70,6 +86,7 @@ def health_app(*, delay: float = 0.0) -> web.Application:
     app.router.add_get("/html", not_json)
     app.router.add_get("/slow", slow)
     app.router.add_get("/hang", hang)
+    app.router.add_get("/gate", gate)
     app.router.add_get("/slow-body", slow_body)
     app.router.add_get("/redirect", redirect)
     app.router.add_get("/big", big)
