@@ -36,7 +36,7 @@ def health_app(*, delay: float = 0.0) -> web.Application:
     async def ok(request: web.Request) -> web.Response:
         hits[request.path] = hits.get(request.path, 0) + 1
         if delay:
-            await asyncio.sleep(delay)
+            await asyncio.sleep(delay)  # timing: a peer that answers slowly
         return web.json_response({"status": "ok"})
 
     async def status_500(request: web.Request) -> web.Response:
@@ -49,7 +49,7 @@ def health_app(*, delay: float = 0.0) -> web.Application:
         return web.Response(text="<html>ok</html>", content_type="text/html")
 
     async def slow(request: web.Request) -> web.Response:
-        await asyncio.sleep(float(request.query.get("s", "0.3")))
+        await asyncio.sleep(float(request.query.get("s", "0.3")))  # timing: a peer that answers slowly
         return web.json_response({"status": "ok"})
 
     async def gate(request: web.Request) -> web.Response:
@@ -58,14 +58,14 @@ def health_app(*, delay: float = 0.0) -> web.Application:
         return web.json_response({"status": "down"}, status=503)
 
     async def hang(request: web.Request) -> web.Response:
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # timing: a peer that never answers
         return web.Response()
 
     async def slow_body(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
         await response.write(b'{"status":')
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # timing: a peer that stops half-way
         return response
 
     async def redirect(request: web.Request) -> web.Response:
