@@ -24,12 +24,17 @@ def _clock(node: ast.AST) -> bool:
     return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in CLOCKS
 
 
-def _difference(node: ast.AST) -> bool:
-    """``clock() - x`` or ``x - clock()`` (also inside a bigger expression)."""
-    return any(
-        isinstance(n, ast.BinOp) and isinstance(n.op, ast.Sub) and (_clock(n.left) or _clock(n.right))
-        for n in ast.walk(node)
+def _stopwatch(node: ast.AST) -> bool:
+    """``clock() - start`` (a stopwatch read: a clock minus a name, not minus a constant)."""
+    return (
+        isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub) and _clock(node.left)
+        and isinstance(node.right, ast.Name | ast.Attribute)
     )
+
+
+def _difference(node: ast.AST) -> bool:
+    """A stopwatch read anywhere in ``node``."""
+    return any(_stopwatch(n) for n in ast.walk(node))
 
 
 def _names(node: ast.AST) -> set[str]:
@@ -44,7 +49,7 @@ def audit(path: Path) -> tuple[list[str], list[str], list[str]]:
     parents = {child: parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
     timed = {"elapsed", "took"}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and _difference(node.value):
+        if isinstance(node, ast.Assign) and _stopwatch(node.value):
             timed |= {t.id for t in node.targets if isinstance(t, ast.Name)}
     sleeps, walls, allowed = [], [], []
     for node in ast.walk(tree):

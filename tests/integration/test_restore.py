@@ -46,7 +46,10 @@ def project(docker_engine):
         info = tarfile.TarInfo("dump.sql")
         info.size = len(dump)
         tar.addfile(info, io.BytesIO(dump))
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30
+    while not client.api.inspect_container(made["db"].id)["State"]["Running"]:  # exec needs it running
+        assert time.monotonic() < deadline, "the db container did not start"
+        time.sleep(0.05)
     made["db"].exec_run(["mkdir", "-p", "/data"])
     assert made["db"].put_archive("/data", archive.getvalue())
     yield {"name": name, "port": port, "host": docker_engine.host, "client": client, "containers": made, "dump": dump}

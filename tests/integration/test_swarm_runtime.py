@@ -144,8 +144,10 @@ async def test_tasks_replicas_and_counts(rt, stack):
 
 @pytest.mark.docker
 async def test_logs_of_the_service(rt, stack):
-    first = min(i.started_at for i in await rt.containers())
-    await asyncio.sleep(max(0.0, 2.5 - (datetime.now(UTC) - first).total_seconds()))
+    deadline = time.monotonic() + 60
+    while len(await rt.logs("worker", grep="TICK", lines=3)) < 3:  # the workers tick once a second
+        assert time.monotonic() < deadline, "the workers did not tick three times"
+        await asyncio.sleep(0.2)
     lines = await rt.logs("worker", lines=4)
     assert len(lines) == 4 and all(line.startswith(("worker.1: ", "worker.2: ")) for line in lines)
     errors = await rt.logs("worker", grep="error")
@@ -301,10 +303,9 @@ async def test_a_crashing_service_fails_the_wait_with_its_log(rt, stack):
                              ["sh", "-c", "echo starting; echo cannot connect >&2; exit 3"])  # fmt: skip
     stack.services["crasher"] = crasher
     try:
-        started = time.monotonic()
-        with pytest.raises(AdapterError) as info:
-            await rt.wait_running("crasher", timeout=30)
-        assert time.monotonic() - started < 25  # it failed fast: the wait allowed 30 s
+        with pytest.raises(AdapterError) as info:  # it fails fast: the wait allows 600 s, the backstop 120
+            await asyncio.wait_for(rt.wait_running("crasher", timeout=600), 120)
+        assert not isinstance(info.value, AdapterTimeout)
         text = str(info.value)
         assert text.startswith("service 'crasher' did not come up: its tasks failed ")
         assert "task: non-zero exit (3)" in text
@@ -321,15 +322,14 @@ async def test_a_crashing_service_fails_the_wait_with_its_log(rt, stack):
 
 async def test_an_engine_that_is_not_there_is_one_clear_line(tmp_path):
     path = tmp_path / "d.sock"
-    rt = SwarmRuntime(f"unix://{path}", "shop", timeout=3)
+    # a timeout far beyond the backstop: a call that waited for it (instead of failing at once) fails the test
+    rt = SwarmRuntime(f"unix://{path}", "shop", timeout=600)
     calls = (rt.containers(), rt.replicas(), rt.replica_counts(), rt.logs("api"), rt.exec("api", ["true"]),
-             rt.disk("api"), rt.restart("api"), rt.wait_running("api", timeout=5), rt.update_image("api", "a:1"),
+             rt.disk("api"), rt.restart("api"), rt.wait_running("api", timeout=600), rt.update_image("api", "a:1"),
              rt.rollback("api"), rt.scale("api", 0), rt.stop("api"), rt.start("api"))  # fmt: skip
     for call in calls:
-        started = time.perf_counter()
         with pytest.raises(EngineUnavailable) as info:
-            await call
-        assert time.perf_counter() - started < 1
+            await asyncio.wait_for(call, 60)
         assert str(info.value) == f"Docker engine at unix://{path} does not answer (no such socket)"
     await rt.close()
 
@@ -355,10 +355,8 @@ async def test_an_engine_that_never_answers_times_out(tmp_path):
     rt = SwarmRuntime(f"unix://{path}", "shop", timeout=0.5)
     try:
         for call in (rt.containers(), rt.update_image("api", "a:1"), rt.wait_running("api", timeout=5)):
-            started = time.perf_counter()
-            with pytest.raises(AdapterTimeout) as info:
-                await call
-            assert time.perf_counter() - started < 1.0
+            with pytest.raises(AdapterTimeout) as info:  # (a backstop, should its timeout not hold)
+                await asyncio.wait_for(call, 60)
             assert str(info.value) == f"Docker engine at unix://{path} did not answer within 0.5s (listing services)"
     finally:
         stop.set()
