@@ -21,7 +21,7 @@ from bot.settings import Settings
 from tests.helpers.docker_engine import API_SCRIPT, WORKER_SCRIPT, build_image, run_service
 from tests.helpers.http_servers import free_port
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.postgres, pytest.mark.s3]
 OPERATOR, APPROVER = "U0OPERATOR", "U0APPROVER1"
 
 

@@ -25,7 +25,7 @@ from tests.helpers.docker_engine import build_image, busybox_tar
 from tests.helpers.http_servers import free_port
 from tests.helpers.swarm import HEALTH, SECOND, STACK_LABEL, create_service, swarm_engine, wait_stack  # noqa: F401
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.swarm]
 
 API = (
     'if [ -n "$OPSBOT_BROKEN" ]; then mkdir -p /empty && exec httpd -f -p 127.0.0.1:$PORT -h /empty; fi; '
