@@ -73,7 +73,8 @@ class FakeChanges:
         after_restart: dict[str, AfterRestart]
         _pending: dict[str, AfterRestart]
 
-        async def _enter(self, what: str, timeout: float | None = None) -> None: ...
+        async def _enter(self, what: str) -> None: ...
+        async def _never_finishes(self, key: tuple[str, ...], timeout: float, message: str) -> None: ...
         def _of(self, service: str, *, running: bool) -> list[ContainerInfo]: ...
         def log(self, container: str, *lines: str, at: datetime | None = None) -> None: ...
 
@@ -108,9 +109,14 @@ class FakeChanges:
     async def run_oneoff(self, service: str, image: str, argv: list[str], *, timeout: float = 300.0) -> ExecResult:
         """A canned result for ``(service, *argv)``, else the handler's, else "executable file not found" (127)."""
         argv = check_argv(argv, "a one-off")
-        await self._enter(f"run_oneoff {service} {image} {argv}", timeout)
+        await self._enter(f"run_oneoff {service} {image} {argv}")
         self._of(service, running=False)
         ref = self._need(image)
+        await self._never_finishes(
+            (service, *argv), timeout,
+            f"{argv[0]} in a one-off container of service {service!r} did not finish within {timeout:g}s"
+            " (it was killed and removed)",
+        )  # fmt: skip
         self.oneoffs.append((service, ref, argv))
         result = self.oneoff_results.get((service, *argv))
         if result is None:
