@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound
+from adapters.fakes_swarm import FakeSwarmRuntime
 from adapters.models import Replacement
 from adapters.runtime import Runtime
 from adapters.swarm import NewestLines, SwarmRuntime
@@ -365,3 +366,70 @@ async def test_an_engine_that_never_answers_times_out(tmp_path):
             conn.close()
         server.close()
         await rt.close()
+
+
+# ---------------------------------------------------------------------- the fake's Swarm answers, held to Swarm's
+
+
+async def _swarm_steps(rt, settle) -> list[tuple]:
+    """replace, revert, stop and start the service ``contract``; (replicas, replica count, previous image)
+    after each, once ``settle(rt)`` says the tasks are where they are going."""
+    seen = []
+
+    async def look() -> None:
+        await settle(rt)
+        replicas, counts, previous = await rt.replicas(), await rt.replica_counts(), await rt.previous_images()
+        seen.append((replicas["contract"], counts["contract"], previous.get("contract")))
+
+    await look()
+    record = await rt.replace("contract", "shop/worker:1.1")
+    await look()
+    await rt.revert(record)
+    await rt.commit(record)
+    await look()
+    await rt.stop("contract")
+    await look()
+    await rt.start("contract")
+    await look()
+    return seen
+
+
+@pytest.mark.docker
+async def test_the_fake_counts_replicas_and_previous_images_as_swarm_does(rt, stack):
+    client = stack.engine.client
+    build_image(client, "shop/worker", "1.1")
+    service = create_service(client, stack.name, "contract", "shop/worker:1.0", ["sh", "-c", "sleep 100000"],
+                             replicas=2)  # fmt: skip
+    stack.services["contract"] = service
+
+    async def settled(runtime) -> None:  # every task wanted runs, and no other
+        deadline = time.monotonic() + 90
+        while True:
+            desired, running = (await runtime.replicas())["contract"]
+            tasks = [i for i in await runtime.containers() if i.service == "contract" and i.state == "running"]
+            if running == desired == len(tasks):
+                return
+            assert time.monotonic() < deadline, (desired, running, tasks)
+            await asyncio.sleep(0.2)
+
+    try:
+        real = await _swarm_steps(rt, settled)
+    finally:
+        service.remove()
+        del stack.services["contract"]
+    fake = FakeSwarmRuntime()
+    for number in (1, 2):
+        fake.add("contract", image="shop/worker:1.0", number=number)
+    fake.images.add("shop/worker:1.1")
+
+    async def nothing_to_wait_for(runtime) -> None:
+        return None
+
+    assert await _swarm_steps(fake, nothing_to_wait_for) == real
+    assert real == [
+        ((2, 2), 2, None),
+        ((2, 2), 2, "shop/worker:1.0"),
+        ((2, 2), 2, None),
+        ((0, 0), 0, "shop/worker:1.0"),  # scaling is an update too: the spec before it is the previous one
+        ((2, 2), 2, "shop/worker:1.0"),
+    ]
