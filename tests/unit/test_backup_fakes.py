@@ -426,3 +426,79 @@ async def test_a_backup_replaced_between_its_check_and_its_restore_is_said():
     with pytest.raises(DumpFailed, match=f"the backup changed while it was restored: .* not the {checked} checked"):
         await store_to_process(objects, "k", swapped, Meter(), sha256=checked)
     assert not swapped.closed
+
+
+async def test_verify_says_a_backup_older_than_its_period_is_too_old(engine):
+    old_id = "20200101T000000Z-abcdef"
+    data = gzip.compress(b"CREATE TABLE t (id int);\n")
+    store(engine).add(f"backups/prod/db/{old_id}.sql.gz", data, {"sha256": hashlib.sha256(data).hexdigest()})
+    reply = await handle(engine, f"verify-backup prod {old_id}", actor="U0VIEWER")
+    checks = {c["name"]: c for c in reply.to_json()["checks"]}
+    assert reply.exit_code == 1 and not reply.to_json()["ok"]
+    assert checks["sha256"]["severity"] == checks["gzip"]["severity"] == "ok"  # intact, only too old
+    assert checks["age"]["severity"] == "critical" and checks["age"]["detail"].endswith("days old (limit 24.0 h)")
+    rows = [r for r in await engine.audit.entries(limit=10) if r["event"] == "backup-verify-failed"]
+    assert rows and rows[0]["outcome"].startswith(f"{old_id}: exists ok; sha256 ok; gzip ok; age critical")
+
+
+async def test_a_restore_test_of_a_damaged_backup_is_not_run(engine, world):
+    _, fake_db = world
+    b = (await handle(engine, "backup prod")).to_json()["backup"]
+    key = f"backups/prod/db/{b['id']}.sql.gz"
+    data = store(engine).objects[key]
+    store(engine).objects[key] = data[:-1] + bytes([data[-1] ^ 1])
+    fake_db.log.clear()
+    reply = await handle(engine, f"verify-backup prod {b['id']} --restore-test")
+    checks = {c["name"]: c for c in reply.to_json()["checks"]}
+    assert reply.exit_code == 1 and checks["sha256"]["severity"] == "critical"
+    assert checks["restore test"] == {"name": "restore test", "severity": "critical",
+                                      "detail": "not run: the backup is damaged"}  # fmt: skip
+    assert fake_db.log == []  # no scratch database was made
+
+
+async def test_a_restore_test_needs_a_psql_restore_command(tmp_path, world):
+    rt, _ = world
+    envs = copy.deepcopy(BASE["environments"])
+    envs["prod"]["backup"] = {"store": "s3://fake-bucket/backups/", "database": {
+        "service": "postgres", "dump": ["mysqldump", "shop"], "restore": ["mysql", "shop"]}}  # fmt: skip
+    ran: list[str] = []
+
+    def mysql(argv, stdin):
+        ran.append(argv[0])
+        return (0, b"CREATE TABLE t (id int);\n", b"") if argv[0] == "mysqldump" else (0, b"", b"")
+
+    rt.stream_handler = mysql
+    db = Database(tmp_path / "m.db")
+    engine = Engine(make_config(access=ACCESS, environments=envs), FakeBackends({"prod": rt}, FakeProbe()), db,
+                    Redactor())  # fmt: skip
+    try:
+        backed_up = await handle(engine, "backup prod")
+        assert backed_up.exit_code == 0, backed_up.error
+        b = backed_up.to_json()["backup"]
+        ran.clear()
+        reply = await handle(engine, f"verify-backup prod {b['id']} --restore-test")
+        checks = {c["name"]: c for c in reply.to_json()["checks"]}
+        assert reply.exit_code == 1 and checks["sha256"]["severity"] == "ok"
+        assert checks["restore test"]["severity"] == "critical" and checks["restore test"]["detail"] == (
+            "--restore-test needs backup.database.restore to be `psql ... <database>` (PostgreSQL) "
+            "ending with the database name"
+        )
+        assert ran == []  # nothing was run in the database's container
+    finally:
+        db.close()
+
+
+async def test_retention_says_each_deletion_in_the_audit_log(engine):
+    s = store(engine)
+    old = datetime.now(UTC) - timedelta(days=90)
+    for name in ("20200101T000000Z-aaaaaa", "20200102T000000Z-bbbbbb"):
+        s.add(f"backups/prod/db/{name}.sql.gz", gzip.compress(b"old"), at=old)
+    reply = await handle(engine, "backup prod")
+    assert sorted(reply.to_json()["deleted"]) == ["20200101T000000Z-aaaaaa", "20200102T000000Z-bbbbbb"]
+    rows = [r for r in reversed(await engine.audit.entries(limit=20)) if r["event"] == "backup-deleted"]
+    assert [(r["command"], r["outcome"]) for r in rows] == [
+        ("backup prod", "20200102T000000Z-bbbbbb (older than 30 days)"),
+        ("backup prod", "20200101T000000Z-aaaaaa (older than 30 days)"),
+    ]
+    names = ("20200102T000000Z-bbbbbb", "20200101T000000Z-aaaaaa")
+    assert [r["details"]["location"] for r in rows] == [s.location(f"backups/prod/db/{n}.sql.gz") for n in names]
