@@ -326,13 +326,21 @@ async def test_command_line_approvals(stage, tmp_path):
     other = json.loads(out)["approval"]["id"]
     code, out, _ = await opsbot("deny", other, "--as", "U0APPROVER2", "--reason", "not during the sale", env=env)
     assert code == 0 and "denied by U0APPROVER2: not during the sale" in out
+    code, out, _ = await opsbot("run", "--as", "U0OPERATOR", "--json", "restart", "stage", "api", env=env)
+    mine = json.loads(out)["approval"]["id"]
+    code, _, err = await opsbot("cancel", mine, "--as", "U0APPROVER2", env=env)
+    assert code == 2 and "only the requester can cancel" in err
+    code, out, _ = await opsbot("cancel", mine, "--as", "U0OPERATOR", env=env)
+    assert code == 0 and "cancelled" in out
+    code, _, err = await opsbot("approve", mine, "--as", "U0APPROVER2", env=env)
+    assert code == 2 and "already cancelled" in err
     code, out, _ = await opsbot("run", "--json", "restart", "stage", "api", "--dry-run", env=env)
     assert json.loads(out)["kind"] == "plan" and code == 0
     code, out, _ = await opsbot("audit", "verify", env=env)
     assert code == 0
     code, out, _ = await opsbot("audit", "list", "--json", "--limit", "50", env=env)
     events = [r["event"] for r in reversed(json.loads(out))]
-    for event in ("awaiting-approval", "refused", "approved", "started", "succeeded", "denied", "planned"):
+    for event in ("awaiting-approval", "refused", "approved", "started", "succeeded", "denied", "cancelled", "planned"):
         assert event in events, event
 
 
