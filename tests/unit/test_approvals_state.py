@@ -69,6 +69,10 @@ async def test_deny_cancel_expire(approvals):
     c = await new(approvals, 1, expires_in=0)  # past its time from the start: no need to wait for it
     with pytest.raises(ApprovalError, match="expired"):
         await approvals.approve(c.id, "U0APPROVER1")
+    with pytest.raises(ApprovalError, match="has expired; request the change again"):
+        await approvals.deny(c.id, "U0APPROVER1")
+    with pytest.raises(ApprovalError, match="has expired; request the change again"):
+        await approvals.cancel(c.id, REQUESTER)
     assert [x.id for x in await approvals.pending()] == []
 
 
