@@ -132,22 +132,23 @@ async def _disk(ctx: Ctx, env: str, words: list[str]) -> Finding:
     usages = await asyncio.gather(*(runtime.disk(s) for s in services), return_exceptions=True)
     lines: list[str] = []
     levels: list[Severity] = []
+    unread: list[str] = []
     for service, usage in zip(services, usages, strict=True):
         if isinstance(usage, AdapterError):
             lines.append(f"{service}: unknown ({usage})")
+            unread.append(service)
             continue
         if isinstance(usage, BaseException):
             raise usage
         level, _ = by_threshold(usage.percent, ctx.config.thresholds.disk_percent, "disk", "%")
         levels.append(level)
         lines.append(f"{level.upper():8} {service}: {usage.percent:.0f}% of {usage.size_bytes // 2**20} MiB used")
-    full = [ln for ln in lines if not ln.startswith("OK")]
-    return Finding(
-        name="disk",
-        severity=worst(levels),
-        summary="disk use within thresholds" if worst(levels) == "ok" else f"{len(full)} filesystems filling up",
-        lines=lines,
-    )
+    full = [ln for ln in lines if ln.startswith(("WARNING", "CRITICAL"))]
+    summary = "disk use within thresholds" if worst(levels) == "ok" else f"{len(full)} filesystems filling up"
+    if unread:  # not measured is never ok
+        summary += f"; could not read: {', '.join(unread)}"
+        levels.append("warning")
+    return Finding(name="disk", severity=worst(levels), summary=summary, lines=lines)
 
 
 BUILTINS: dict[str, Callable[[Ctx, str, list[str]], Awaitable[Finding]]] = {

@@ -14,12 +14,36 @@ from tests.helpers.postgres import MotoS3, Postgres, PostgresMissing, start_post
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+#: the fixtures that start an engine, and the mark every test using one (directly or not) must carry
+ENGINE_MARKS = {"docker_engine": "docker", "swarm_engine": "swarm", "postgres": "postgres", "moto_s3": "s3"}
+
 
 def missing(reason: str) -> None:
     """Skip, except in CI where a missing engine is a failure."""
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: a missing engine fails the run)", pytrace=False)
     pytest.skip(reason)
+
+
+def _who() -> str:
+    import pwd
+
+    uid = os.geteuid()
+    try:
+        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that needs an engine carries its mark (``-m "not docker"`` leaves it out): added here
+    from the fixtures it uses, directly or through others, so that no test can go unmarked."""
+    for item in items:
+        used = getattr(item, "fixturenames", ())
+        for fixture, mark in ENGINE_MARKS.items():
+            if fixture in used and item.get_closest_marker(mark) is None:
+                item.add_marker(getattr(pytest.mark, mark))
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +55,7 @@ def docker_engine() -> Iterator[Engine]:
     with its containerd and directories, at the end of the session.
     """
     if os.geteuid() != 0:
-        missing("the private Docker engine needs root")
+        missing(f"the private Docker engine needs root; these tests run as {_who()}")
     try:
         engine = start_engine()
     except EngineMissing as exc:
@@ -85,7 +109,7 @@ def moto_s3() -> Iterator[MotoS3]:
     try:
         import moto.server  # noqa: F401
     except ImportError as exc:
-        missing(f"moto[server] is not installed ({exc})")
+        missing(f"moto[server] is not installed: import moto.server failed ({exc}); pip install '.[test]'")
     server = MotoS3()
     server.start()
     saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",

@@ -74,6 +74,7 @@ class FakeChanges:
         _pending: dict[str, AfterRestart]
 
         async def _enter(self, what: str, timeout: float | None = None) -> None: ...
+        async def _never_finishes(self, key: tuple[str, ...], timeout: float, message: str) -> None: ...
         def _of(self, service: str, *, running: bool) -> list[ContainerInfo]: ...
         def log(self, container: str, *lines: str, at: datetime | None = None) -> None: ...
 
@@ -123,6 +124,11 @@ class FakeChanges:
         await self._enter(f"run_oneoff {service} {image} {argv}", timeout)
         self._of(service, running=False)
         ref = self._need(image)
+        await self._never_finishes(
+            (service, *argv), timeout,
+            f"{argv[0]} in a one-off container of service {service!r} did not finish within {timeout:g}s"
+            " (it was killed and removed)",
+        )  # fmt: skip
         self.oneoffs.append((service, ref, argv))
         result = self.oneoff_results.get((service, *argv))
         if result is None:

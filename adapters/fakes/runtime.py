@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from adapters.docker.io import MAX_EXEC_OUTPUT, MAX_LINE, image_version, newest_within, parse_df
-from adapters.errors import AdapterError, AdapterTimeout, NotFound
+from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound
 from adapters.fakes.certs import FakeCerts
 from adapters.fakes.changes import AfterRestart, FakeChanges, OneoffHandler
 from adapters.fakes.metrics import FakeMetrics
@@ -50,8 +50,11 @@ class FakeRuntime(FakeStreams, FakeChanges):
     ``containers``: the containers; ``logs``: container name -> its log lines, oldest first;
     ``exec_results``: ``(service, *argv)`` -> canned result; ``exec_handler``: called for any other
     argv. Without either, a command is "executable file not found" (exit 126), as on the engine.
-    Set ``fail`` to make every call raise (an engine that does not answer) and ``delay`` to make
-    every call take that long. ``calls`` records what was asked.
+    Set ``fail`` to make every call raise (``go_away`` sets the engine's own "does not answer") and
+    ``delay`` to make every call take that long: past ``timeout`` (the engine-call bound, 10 s as on
+    ``ComposeRuntime``) it ends as the real runtime's does. A ``(service, *argv)`` in ``slow_commands``
+    never finishes: ``exec`` and ``run_oneoff`` end at their timeout with the real message.
+    ``calls`` records what was asked. (tests/integration/test_fakes_contract.py holds these to the engine.)
 
     ``restart`` does what the engine does: each container runs again with a new ``started_at``,
     ``restarts`` back to 0 (Docker's RestartCount counts only the restart policy's restarts since the
@@ -71,8 +74,13 @@ class FakeRuntime(FakeStreams, FakeChanges):
         exec_handler: ExecHandler | None = None,
         project: str = "shop",
         description: str = "fake engine",
+        timeout: float = 10.0,
     ) -> None:
         self.description = description
+        #: the bound of one engine call
+        self.timeout = timeout
+        #: ``(service, *argv)`` of commands that never finish (exec and one-offs time out)
+        self.slow_commands: set[tuple[str, ...]] = set()
         self.project = project
         self.items: list[ContainerInfo] = list(containers)
         #: container name -> (time, line) pairs, oldest first
@@ -158,16 +166,31 @@ class FakeRuntime(FakeStreams, FakeChanges):
 
     # ------------------------------------------------------------------ Runtime
 
+    def go_away(self, reason: str = "no such socket") -> None:
+        """From now on every call fails as on an engine that is not there."""
+        self.fail = EngineUnavailable(f"{self.description} does not answer ({reason})")
+
     async def _enter(self, what: str, timeout: float | None = None) -> None:
         self.calls.append(what)
-        if self.delay:
-            if timeout is not None and self.delay > timeout:
-                await asyncio.sleep(timeout)
-                raise AdapterTimeout(f"{self.description} did not answer within {timeout:g}s")
-            await asyncio.sleep(self.delay)
         if self.fail is not None:
             raise self.fail
+        if self.delay:
+            if timeout is not None and self.delay > timeout:  # a call bounded by its own timeout (a one-off's)
+                await asyncio.sleep(timeout)
+                raise AdapterTimeout(f"{self.description} did not answer within {timeout:g}s")
+            if self.delay > self.timeout:  # the real runtime lists the containers first, bounded
+                await asyncio.sleep(self.timeout)
+                raise AdapterTimeout(
+                    f"{self.description} did not answer within {self.timeout:g}s (listing containers)"
+                )
+            await asyncio.sleep(self.delay)
         self._settle()
+
+    async def _never_finishes(self, key: tuple[str, ...], timeout: float, message: str) -> None:
+        """A command in ``slow_commands`` runs until its timeout, then fails as on the engine."""
+        if key in self.slow_commands:
+            await asyncio.sleep(timeout)
+            raise AdapterTimeout(message)
 
     def _settle(self) -> None:
         """Restarted containers become what ``after_restart`` says (their first look after the restart)."""
@@ -231,8 +254,13 @@ class FakeRuntime(FakeStreams, FakeChanges):
         """A canned result for ``(service, *argv)``, else the handler's, else "executable file not found"."""
         if isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):
             raise AdapterError("exec takes a non-empty list of arguments (argv), never a shell string")
-        await self._enter(f"exec {service} {argv}", timeout)
+        await self._enter(f"exec {service} {argv}")
         self._of(service, running=True)
+        await self._never_finishes(
+            (service, *argv), timeout,
+            f"{argv[0]} in service {service!r} did not finish within {timeout:g}s"
+            " (it may still be running in the container)",
+        )  # fmt: skip
         return self._run(service, list(argv))
 
     def _run(self, service: str, argv: list[str]) -> ExecResult:
@@ -305,31 +333,39 @@ class FakeRuntime(FakeStreams, FakeChanges):
 
 
 class FakeProbe:
-    """Health checks answered from a table: url -> (ok, status, latency, error)."""
+    """Health checks answered from a table: url -> (ok, status, latency, error), concurrently like
+    ``HttpProbe``; a server slower (``delay``, or the URL's own) than a request's timeout is "timed out"
+    once that timeout has passed. (tests/integration/test_fakes_contract.py holds it to HttpProbe.)"""
 
     def __init__(self, answers: dict[str, CheckResult] | None = None, *, delay: float = 0.0) -> None:
         self.answers = dict(answers or {})
         self.delay = delay
+        #: url -> seconds its server takes to answer (besides ``delay``)
+        self.delays: dict[str, float] = {}
         self.requests: list[ProbeRequest] = []
 
     def answer(self, url: str, *, ok: bool = True, status: int | None = 200, latency: float = 5.0,
-               error: str | None = None) -> None:  # fmt: skip
-        """Set what a check of ``url`` returns."""
+               error: str | None = None, delay: float = 0.0) -> None:  # fmt: skip
+        """Set what a check of ``url`` returns (after ``delay`` seconds)."""
         self.answers[url] = CheckResult(name="", url=url, ok=ok, status_code=status, latency_ms=latency, error=error)
+        self.delays[url] = delay
+
+    async def _one(self, r: ProbeRequest) -> CheckResult:
+        wait = self.delay + self.delays.get(r.url, 0.0)
+        if wait > r.timeout:
+            await asyncio.sleep(r.timeout)
+            return CheckResult(name=r.name, url=r.url, ok=False, latency_ms=r.timeout * 1000, error="timed out")
+        if wait:
+            await asyncio.sleep(wait)
+        a = self.answers.get(r.url)
+        if a is None:
+            return CheckResult(name=r.name, url=r.url, ok=False, error="connection refused")
+        return a.model_copy(update={"name": r.name})
 
     async def check(self, requests: Sequence[ProbeRequest]) -> list[CheckResult]:
         """One result per request, in order; unknown URLs are refused connections."""
         self.requests.extend(requests)
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        out = []
-        for r in requests:
-            a = self.answers.get(r.url)
-            if a is None:
-                out.append(CheckResult(name=r.name, url=r.url, ok=False, error="connection refused"))
-            else:
-                out.append(a.model_copy(update={"name": r.name}))
-        return out
+        return list(await asyncio.gather(*(self._one(r) for r in requests)))
 
     async def close(self) -> None:
         """Nothing to release."""

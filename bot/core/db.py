@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -315,13 +317,47 @@ def private_file(path: str | Path) -> None:
                 os.chmod(path + suffix, FILE_MODE)
 
 
+#: how long opening waits for other processes opening (or migrating) the same file
+OPEN_TIMEOUT = 10.0
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+def _use_wal(conn: sqlite3.Connection, path: str | Path) -> None:
+    """Switch the file to WAL, retrying while other processes hold it.
+
+    The switch needs the file to itself, and SQLite answers "database is locked" at once, without
+    waiting the busy timeout, when another connection is opening the same new file at that moment.
+    """
+    deadline = time.monotonic() + OPEN_TIMEOUT
+    while True:
+        try:
+            mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+            if mode.lower() != "wal":
+                mode = str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.002, 0.02))  # back off (jittered) and try again
+            continue
+        if mode.lower() != "wal":
+            raise DatabaseError(f"cannot open the database {path}: it cannot use WAL (journal mode {mode})")
+        return
+
+
 def connect(path: str | Path) -> sqlite_utils.Database:
-    """Open (and migrate) the database at ``path``; for use from one thread only."""
+    """Open (and migrate) the database at ``path``; for use from one thread only.
+
+    Safe when several processes open (and migrate) the same new file at the same moment.
+    """
     try:
         private_file(path)
-        conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None, check_same_thread=True)
-        conn.execute("PRAGMA busy_timeout=10000")
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn = sqlite3.connect(str(path), timeout=OPEN_TIMEOUT, isolation_level=None, check_same_thread=True)
+        conn.execute(f"PRAGMA busy_timeout={int(OPEN_TIMEOUT * 1000)}")  # before anything that may wait
+        _use_wal(conn, path)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         _migrate(conn)

@@ -53,9 +53,11 @@ class RecentKeys:
     def first(self, key: str) -> bool:
         """True when ``key`` was not seen within ``ttl`` (and records it)."""
         now = time.monotonic()
-        while self._seen and (len(self._seen) >= self.size or next(iter(self._seen.values())) < now - self.ttl):
+        while self._seen and next(iter(self._seen.values())) < now - self.ttl:
             self._seen.popitem(last=False)
-        if key in self._seen:
+        if key in self._seen:  # (before making room: a key seen is never forgotten to make room for itself)
             return False
+        while len(self._seen) >= self.size:
+            self._seen.popitem(last=False)
         self._seen[key] = now
         return True

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import resource
 import signal
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass
@@ -58,6 +60,31 @@ class BotProcess:
     #: when the test last sent something (monotonic), to find what answered it
     sent_at: float = 0.0
 
+    @property
+    def db(self) -> Path:
+        """The bot's database file (OPSBOT_DB)."""
+        return self.log.parent / "opsbot.db"
+
+    def audit(self, where: str = "1", *params: Any) -> list[tuple[str, str, str]]:
+        """(event, command, outcome) of the audit rows matching ``where``, oldest first."""
+        conn = sqlite3.connect(self.db)
+        try:
+            sql = f"SELECT event, command, outcome FROM audit WHERE {where} ORDER BY id"
+            return [tuple(r) for r in conn.execute(sql, params)]
+        finally:
+            conn.close()
+
+    async def metric(self, name: str, **labels: str) -> float:
+        """The value of one sample of /metrics (0 when it is not there yet)."""
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"{self.url}/metrics")).text
+        wanted = {f'{k}="{v}"' for k, v in labels.items()}
+        for line in text.splitlines():
+            match = re.fullmatch(rf"{re.escape(name)}(?:\{{(.*)\}})? (\S+)", line)
+            if match and set(filter(None, (match.group(1) or "").split(","))) == wanted:
+                return float(match.group(2))
+        return 0.0
+
     async def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         """Signal the process and wait for it to exit; returns its exit code."""
         if self.proc.returncode is None:
@@ -78,6 +105,21 @@ class BotProcess:
         text = self.logs()
         for bad in ("Traceback", "unexpected error", "Unclosed", "Task was destroyed"):
             assert bad not in text, f"{bad!r} in the bot's log:\n{text[-3000:]}"
+
+
+async def fence(bot: BotProcess, slack: Any, channel: str = "C0FENCE") -> Any:
+    """A positive sign that the bot finished what it was given before: a later request (``escalate L1``
+    in a channel of its own) answered in that channel. Returns its chat.update; every channel post of
+    the earlier requests would have come before it."""
+    from tests.helpers.slack import post_signed, slash_command_body
+
+    since = time.monotonic()
+    body = slash_command_body("escalate L1", channel_id=channel)
+    status, answer, _ = await post_signed(f"{bot.url}/slack/events", body, SECRET)
+    assert status == 200, answer
+    return await slack.wait_for(
+        "chat.update", lambda c: c.time >= since and c.args.get("channel") == channel and "L1" in c.args["text"], 30
+    )
 
 
 async def start_bot(tmp: Path, config: Path | None, slack_url: str, *, args: tuple[str, ...] = (),

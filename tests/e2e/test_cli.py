@@ -9,6 +9,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -117,6 +118,13 @@ async def test_run_exit_codes_json_and_audit(tmp_path, env):
     assert any(e == "refused" and "rm -rf" in c for c, e in events)
     assert {r["source"] for r in rows} == {"cli", "config"}  # config: ops.yml as first loaded (guide export's history)
     assert [r["event"] for r in rows if r["source"] == "config"] == ["config-changed"]
+    code, out, _ = await opsbot("audit", "list", "--env", "prod", "--json", "--limit", "100", env=env)
+    prod_rows = json.loads(out)
+    assert code == 0 and {r["environment"] for r in prod_rows} == {"prod"}
+    assert [r["id"] for r in prod_rows] == [r["id"] for r in rows if r["environment"] == "prod"]
+    assert len(prod_rows) < len(rows)  # help and the refusals name no environment: left out
+    code, out, _ = await opsbot("audit", "list", "--env", "staging", "--json", env=env)
+    assert code == 0 and json.loads(out) == []
 
     code, out, _ = await opsbot("audit", "verify", env=env)
     assert code == 0 and "intact" in out
@@ -131,8 +139,9 @@ async def test_access_denied_for_a_non_viewer(tmp_path, env):
     config = str(write_config(tmp_path / "ops.yml", "http://127.0.0.1:9", viewers=["U0VIEWER"]))
     code, _, err = await opsbot("run", "--config", config, "--as", "U0STRANGER", "health", "prod", env=env)
     assert code == 2 and "may not run health" in err
-    code, _, _ = await opsbot("run", "--config", config, "--as", "U0VIEWER", "escalate", env=env)
-    assert code == 0
+    code, out, _ = await opsbot("run", "--config", config, "--as", "U0VIEWER", "escalate", env=env)
+    assert code == 0 and out.splitlines()[:2] == ["Escalation path:", "  L1: <!subteam^S0ONCALL> (First response)"]
+    assert "  L4: Vendor support (External dependencies)" in out
 
 
 async def test_console_runs_commands_and_ends_on_eof(tmp_path, env):
@@ -145,3 +154,39 @@ async def test_console_runs_commands_and_ends_on_eof(tmp_path, env):
     assert "unknown environment 'nowhere'" in out
     assert "Usage: logs <env> <service>" in out
     assert out.rstrip().endswith("bye")
+
+
+async def test_serve_port_overrides_the_port_variable(tmp_path, env):
+    from tests.e2e.botproc import BOT_TOKEN, SECRET
+    from tests.helpers.http_servers import free_port
+    from tests.helpers.slack import SlackStandIn
+
+    config = str(write_config(tmp_path / "ops.yml", "http://127.0.0.1:9"))
+    port, other = free_port(), free_port()
+    async with SlackStandIn() as slack:
+        env = {**env, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.url,
+               "PORT": str(other), "OPSBOT_HOST": "127.0.0.1", "OPSBOT_SCHEDULER": "off"}  # fmt: skip
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "serve", "--config", config, "--port", str(port), env=env, cwd=str(ROOT),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            deadline = asyncio.get_running_loop().time() + 30
+            async with httpx.AsyncClient() as client:
+                while True:
+                    assert proc.returncode is None, "opsbot serve exited"
+                    try:
+                        answer = await client.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                        break
+                    except httpx.HTTPError:
+                        assert asyncio.get_running_loop().time() < deadline, f"nothing answers on --port {port}"
+                        await asyncio.sleep(0.1)
+                assert answer.json() == {"status": "ok"}
+                with pytest.raises(httpx.ConnectError):  # $PORT is not where it listens
+                    await client.get(f"http://127.0.0.1:{other}/health", timeout=5)
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+            out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, out.decode()
+        assert f"serving Slack over HTTP on 127.0.0.1:{port}" in out.decode()

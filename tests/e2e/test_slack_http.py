@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
@@ -10,7 +9,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.e2e.botproc import SECRET, shop_config, start_bot
+from tests.e2e.botproc import SECRET, fence, shop_config, start_bot
 from tests.helpers.docker_engine import run_service
 from tests.helpers.slack import SlackStandIn, block_errors, post_signed, sign, slash_command_body
 
@@ -47,7 +46,9 @@ async def bot(slack, shop, chatty, tmp_path_factory):
 
 
 async def command(bot, text, **kw):
-    """Send a signed /ops command; returns (status, body, seconds to the acknowledgement)."""
+    """Send a signed /ops command; returns (status, body, seconds to the acknowledgement).
+
+    How fast the acknowledgement comes is a goal measured in bench/ack_latency.py, not asserted here."""
     body = slash_command_body(text, **kw)
     bot.sent_at = time.monotonic()
     return await post_signed(f"{bot.url}/slack/events", body, SECRET)
@@ -71,8 +72,8 @@ async def result_of(slack, text_start, since, timeout=30):
 
 
 async def test_status_is_acknowledged_at_once_then_posted_in_the_channel(bot, slack, shop):
-    status, body, elapsed = await command(bot, "status prod")
-    assert status == 200 and elapsed < 3.0
+    status, body, _ = await command(bot, "status prod")
+    assert status == 200
     assert body == ""  # nothing ephemeral: the answer goes to the channel
     update = await result_of(slack, "Checking prod", bot.sent_at)
     assert update.args["channel"] == "C0OPS"
@@ -86,8 +87,8 @@ async def test_status_is_acknowledged_at_once_then_posted_in_the_channel(bot, sl
 
 
 async def test_troubleshoot_504(bot, slack, shop):
-    status, _, elapsed = await command(bot, "troubleshoot 504")
-    assert status == 200 and elapsed < 3.0
+    status, _, _ = await command(bot, "troubleshoot 504")
+    assert status == 200
     update = await result_of(slack, "Troubleshooting prod", bot.sent_at)
     blocks = update.args["blocks"]
     assert block_errors(blocks) == []
@@ -115,9 +116,9 @@ async def test_logs_redacted_and_long_output_attached_as_a_file(bot, slack, shop
 
 
 async def test_help_and_refusals_are_ephemeral_in_the_acknowledgement(bot, slack):
-    posts_before = len(slack.calls_to("chat.postMessage"))
-    status, body, elapsed = await command(bot, "help")
-    assert status == 200 and elapsed < 3.0
+    before = len(slack.calls)
+    status, body, _ = await command(bot, "help")
+    assert status == 200
     data = json.loads(body)
     assert data["response_type"] == "ephemeral" and data["blocks"][0]["text"]["text"] == "/ops commands"
     assert block_errors(data["blocks"]) == []
@@ -126,8 +127,10 @@ async def test_help_and_refusals_are_ephemeral_in_the_acknowledgement(bot, slack
     assert status == 200 and data["response_type"] == "ephemeral" and "unknown environment 'nowhere'" in data["text"]
     status, body, _ = await command(bot, "logs prod '$(reboot)'")
     assert "invalid name" in json.loads(body)["text"]
-    await asyncio.sleep(0.3)
-    assert len(slack.calls_to("chat.postMessage")) == posts_before
+    await fence(bot, slack)  # the bot is done with the three: nothing of theirs reached the channel
+    assert [c.args.get("channel") for c in slack.calls[before:] if c.method in ("chat.postMessage", "chat.update")] == [
+        "C0FENCE", "C0FENCE"
+    ]  # fmt: skip
 
 
 async def test_text_reaches_the_parser_exactly_as_typed(bot, slack):
@@ -170,47 +173,66 @@ async def test_forged_replayed_and_malformed_requests_run_nothing(bot, slack):
         for name, (content, ctype) in malformed.items():
             r = await client.post(url, content=content, headers={**sign(SECRET, content), "Content-Type": ctype})
             assert r.status_code == 400, name
-    await asyncio.sleep(0.3)
-    assert all(c.method not in ("chat.postMessage", "chat.update") for c in slack.calls[before:])
+    await fence(bot, slack)  # the bot is done with them: none reached the channel
+    assert [c.args.get("channel") for c in slack.calls[before:] if c.method in ("chat.postMessage", "chat.update")] == [
+        "C0FENCE", "C0FENCE"
+    ]  # fmt: skip
 
 
 async def test_the_same_delivery_twice_runs_once(bot, slack):
     body = slash_command_body("health prod", trigger_id="1234.5678.duplicate")
-    bot.sent_at = time.monotonic()
+    duplicates = await bot.metric("opsbot_duplicates_total", kind="slash_command")
+    bot.sent_at = since = time.monotonic()
     first = await post_signed(f"{bot.url}/slack/events", body, SECRET)
     second = await post_signed(f"{bot.url}/slack/events", body, SECRET)
     assert first[0] == second[0] == 200
+    # the bot says it dropped the second, and it has finished whatever it took on before a later request
+    assert await bot.metric("opsbot_duplicates_total", kind="slash_command") == duplicates + 1
     await result_of(slack, "Checking prod", bot.sent_at)
-    await asyncio.sleep(0.5)
-    posts = [
-        c
-        for c in slack.calls_to("chat.postMessage")
-        if "Checking prod" in c.args.get("text", "") and "health" not in c.args.get("text", "")
-    ]
-    health_runs = [
-        c
-        for c in slack.calls_to("chat.update")
-        if c.args.get("text", "").startswith(":large_green") and "prod: OK" in c.args.get("text", "")
-    ]
-    assert len(health_runs) == 1, (len(posts), health_runs)
+    await fence(bot, slack)
+    runs = [c for c in slack.calls_to("chat.postMessage") if c.time >= since and "Checking prod" in c.args["text"]]
+    results = [c for c in slack.calls_to("chat.update") if c.time >= since and "prod: OK" in c.args.get("text", "")]
+    assert len(runs) == 1 and len(results) == 1, (runs, results)
 
 
-async def test_health_routes_and_metrics(bot):
+async def test_health_routes_and_metrics(bot, slack):
     async with httpx.AsyncClient() as client:
         assert (await client.get(f"{bot.url}/health")).json() == {"status": "ok"}
         assert (await client.get(f"{bot.url}/health/db")).json() == {"status": "ok"}
+    # this test's own request is counted (whatever ran before it)
+    counted = await bot.metric("opsbot_requests_total", command="status", outcome="critical")
+    acks = await bot.metric("opsbot_ack_seconds_count")
+    status, _, _ = await command(bot, "status prod")
+    assert status == 200
+    await result_of(slack, "Checking prod", bot.sent_at)
+    assert await bot.metric("opsbot_requests_total", command="status", outcome="critical") == counted + 1
+    assert await bot.metric("opsbot_ack_seconds_count") == acks + 1
+    async with httpx.AsyncClient() as client:
         metrics = (await client.get(f"{bot.url}/metrics")).text
-    assert "# TYPE opsbot_requests_total counter" in metrics
-    assert 'opsbot_requests_total{command="status",outcome="critical"}' in metrics
-    assert "opsbot_ack_seconds_bucket" in metrics and "opsbot_pending_approvals" in metrics
+    assert "# TYPE opsbot_requests_total counter" in metrics and "# TYPE opsbot_pending_approvals gauge" in metrics
 
 
-async def test_button_payloads_without_a_listener_run_nothing(bot, slack):
+async def test_a_click_on_an_unknown_approval_is_told_and_runs_nothing(bot, slack):
     from tests.helpers.slack import block_actions_body
 
     before = len(slack.calls)
     body = block_actions_body("approval:approve", "a1b2c3", user_id="U0APPROVER1")
-    status, _, elapsed = await post_signed(f"{bot.url}/slack/events", body, SECRET)
-    assert status in (200, 404) and elapsed < 3.0
-    await asyncio.sleep(0.3)
-    assert all(c.method not in ("chat.postMessage", "chat.update") for c in slack.calls[before:])
+    status, _, _ = await post_signed(f"{bot.url}/slack/events", body, SECRET)
+    assert status == 200
+    told = await slack.wait_for("chat.postEphemeral", lambda c: c.args.get("user") == "U0APPROVER1", 20)
+    assert "no approval 'a1b2c3'" in told.args["text"]
+    await fence(bot, slack)
+    assert [c.args.get("channel") for c in slack.calls[before:] if c.method in ("chat.postMessage", "chat.update")] == [
+        "C0FENCE", "C0FENCE"
+    ]  # fmt: skip
+
+
+async def test_a_button_no_listener_handles_is_not_found_and_runs_nothing(bot, slack):
+    from tests.helpers.slack import block_actions_body
+
+    before = len(slack.calls)
+    body = block_actions_body("something:else", "a1b2c3", user_id="U0APPROVER1")
+    status, _, _ = await post_signed(f"{bot.url}/slack/events", body, SECRET)
+    assert status == 404
+    await fence(bot, slack)
+    assert [c.method for c in slack.calls[before:]] == ["chat.postMessage", "chat.update"]  # the fence's own

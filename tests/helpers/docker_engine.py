@@ -99,8 +99,11 @@ def die_with_parent() -> None:
 def start_engine(timeout: float = 60.0, *, storage_driver: str = "vfs") -> Engine:
     """Start a private dockerd and wait until it answers (``storage_driver``: vfs, or overlay2 where it works)."""
     dockerd = shutil.which("dockerd")
-    if dockerd is None or not os.path.exists(BUSYBOX):
-        raise EngineMissing("dockerd or busybox-static is not installed (run: bash scripts/install-engines)")
+    if dockerd is None:
+        raise EngineMissing(f"dockerd is not installed (not on PATH {os.environ.get('PATH', '')}; "
+                            "run: bash scripts/install-engines, as root)")  # fmt: skip
+    if not os.path.exists(BUSYBOX):
+        raise EngineMissing(f"busybox-static is not installed (no {BUSYBOX}; run bash scripts/install-engines as root)")
     root = Path(tempfile.mkdtemp(prefix="obd-", dir="/tmp"))
     sock = root / "d.sock"
     log = root / "dockerd.log"

@@ -17,15 +17,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: app keys of the /gate route: set GATE_OPEN to let its requests through; GATE_ENTERED is set when one waits
+GATE_OPEN = web.AppKey("gate_open", asyncio.Event)
+GATE_ENTERED = web.AppKey("gate_entered", asyncio.Event)
+#: app key of the /together route: the most requests it held at one time
+TOGETHER_MOST = web.AppKey("together_most", list)
+
+
 def health_app(*, delay: float = 0.0) -> web.Application:
-    """An app with the routes the probe tests need; ``delay`` slows every /health answer."""
+    """An app with the routes the probe tests need; ``delay`` slows every /health answer.
+
+    ``/gate`` holds each request until the test sets ``app[GATE_OPEN]`` (a check that takes as long as
+    the test wants, no longer), then answers 503 ``{"status": "down"}``. ``/together?n=N`` answers no
+    request until N of them are waiting at once (a barrier): checks made one after another never pass.
+    """
     app = web.Application()
     hits: dict[str, int] = {}
+    app[GATE_OPEN] = asyncio.Event()
+    app[GATE_ENTERED] = asyncio.Event()
+    app[TOGETHER_MOST] = [0]
+    waiting = [0]
+    arrived = asyncio.Condition()
 
     async def ok(request: web.Request) -> web.Response:
         hits[request.path] = hits.get(request.path, 0) + 1
         if delay:
-            await asyncio.sleep(delay)
+            await asyncio.sleep(delay)  # timing: a peer that answers slowly
         return web.json_response({"status": "ok"})
 
     async def status_500(request: web.Request) -> web.Response:
@@ -38,18 +55,32 @@ def health_app(*, delay: float = 0.0) -> web.Application:
         return web.Response(text="<html>ok</html>", content_type="text/html")
 
     async def slow(request: web.Request) -> web.Response:
-        await asyncio.sleep(float(request.query.get("s", "0.3")))
+        await asyncio.sleep(float(request.query.get("s", "0.3")))  # timing: a peer that answers slowly
+        return web.json_response({"status": "ok"})
+
+    async def gate(request: web.Request) -> web.Response:
+        app[GATE_ENTERED].set()
+        await app[GATE_OPEN].wait()
+        return web.json_response({"status": "down"}, status=503)
+
+    async def together(request: web.Request) -> web.Response:
+        needed = int(request.query["n"])
+        async with arrived:
+            waiting[0] += 1
+            app[TOGETHER_MOST][0] = max(app[TOGETHER_MOST][0], waiting[0])
+            arrived.notify_all()
+            await arrived.wait_for(lambda: app[TOGETHER_MOST][0] >= needed)
         return web.json_response({"status": "ok"})
 
     async def hang(request: web.Request) -> web.Response:
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # timing: a peer that never answers
         return web.Response()
 
     async def slow_body(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
         await response.write(b'{"status":')
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # timing: a peer that stops half-way
         return response
 
     async def redirect(request: web.Request) -> web.Response:
@@ -70,6 +101,8 @@ def health_app(*, delay: float = 0.0) -> web.Application:
     app.router.add_get("/html", not_json)
     app.router.add_get("/slow", slow)
     app.router.add_get("/hang", hang)
+    app.router.add_get("/gate", gate)
+    app.router.add_get("/together", together)
     app.router.add_get("/slow-body", slow_body)
     app.router.add_get("/redirect", redirect)
     app.router.add_get("/big", big)

@@ -23,11 +23,18 @@ class PostgresMissing(RuntimeError):
     """Debian's postgresql is not installed, or we cannot run it as user postgres."""
 
 
+class PostgresFailed(PostgresMissing):
+    """PostgreSQL is there, but initdb or pg_ctl failed: the message has the step and its stderr."""
+
+
 def pg_bin() -> Path:
     """The newest installed PostgreSQL's bin directory."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
     if not found:
-        raise PostgresMissing("PostgreSQL is not installed (apt-get install postgresql)")
+        raise PostgresMissing(
+            "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb; "
+            "run: bash scripts/install-engines as root)"
+        )
     return Path(found[-1]).parent
 
 
@@ -67,16 +74,18 @@ def start_postgres() -> Postgres:
     try:
         pw = pwd.getpwnam("postgres")
     except KeyError as exc:
-        raise PostgresMissing("there is no user postgres") from exc
+        raise PostgresMissing("there is no user postgres (Debian's postgresql package makes it)") from exc
     if os.geteuid() != 0:
-        raise PostgresMissing("running a cluster as user postgres needs root")
+        raise PostgresMissing(f"running a cluster as user postgres needs root; these tests run as uid {os.geteuid()}")
     root = Path(tempfile.mkdtemp(prefix="obpg-"))
     os.chown(root, pw.pw_uid, pw.pw_gid)
     port = free_port()
     as_pg = ["runuser", "-u", "postgres", "--"]
+    step = "initdb"
     try:
         subprocess.run([*as_pg, str(binary / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "postgres",
                         "--no-sync", "-E", "UTF8"], capture_output=True, check=True, timeout=120)  # fmt: skip
+        step = "pg_ctl start"
         options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
         subprocess.run([*as_pg, str(binary / "pg_ctl"), "-D", str(root / "data"), "-o", options,
                         "-l", str(root / "log"), "-w", "-t", "60", "start"], capture_output=True, check=True,
@@ -86,7 +95,11 @@ def start_postgres() -> Postgres:
         with contextlib.suppress(OSError):
             log = (root / "log").read_text()[-2000:]
         shutil.rmtree(root, ignore_errors=True)
-        raise PostgresMissing(f"cannot start PostgreSQL: {exc.stderr!r} {log}") from exc
+        stderr = (exc.stderr or b"").decode(errors="replace").strip()[-2000:]
+        raise PostgresFailed(
+            f"PostgreSQL is installed but {step} failed (exit {exc.returncode}): {stderr or '(no stderr)'}"
+            + (f"; server log: {log.strip()}" if log.strip() else "")
+        ) from exc
     return Postgres(root=root, port=port, bin=binary)
 
 

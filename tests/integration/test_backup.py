@@ -177,6 +177,18 @@ async def test_failing_or_empty_dump_leaves_no_object(tmp_path, postgres, bucket
 async def test_s3_stopping_mid_upload_fails_cleanly_and_aborts(tmp_path, bucket, moto_s3):
     app = await build(tmp_path, f"s3://{bucket}/", [sys.executable, "-c", SLOW_DUMP], ["true"])
     s3 = moto_s3.client()
+    store = app.backends.store("prod")
+    failed: list[str] = []  # what the store tried and could not do
+    real_call = store._call
+
+    async def call(fn, what):
+        try:
+            return await real_call(fn, what)
+        except Exception:
+            failed.append(what)
+            raise
+
+    store._call = call
     try:
         task = asyncio.create_task(run(app, "backup prod"))
         deadline = time.monotonic() + 30
@@ -191,7 +203,11 @@ async def test_s3_stopping_mid_upload_fails_cleanly_and_aborts(tmp_path, bucket,
             assert time.monotonic() < deadline and not task.done(), task.done() and task.result().error
             await asyncio.sleep(0.1)
         await asyncio.to_thread(moto_s3.stop)
-        await asyncio.sleep(3.0)  # the upload fails meanwhile; the abort is retried
+        deadline = time.monotonic() + 60
+        while failed.count("aborting") < 2:  # the upload failed, and its abort is being retried
+            assert time.monotonic() < deadline and not task.done(), failed
+            await asyncio.sleep(0.1)
+        assert failed[0].startswith("uploading part")
         await asyncio.to_thread(moto_s3.start)
         reply = await asyncio.wait_for(task, 60)
         assert reply.exit_code == 1 and "does not answer" in reply.error and "aborted" in reply.error, reply.error

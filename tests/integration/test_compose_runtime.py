@@ -165,10 +165,8 @@ async def test_huge_log_is_read_bounded(shop, chatty, monkeypatch):
 @docker
 async def test_exec_timeout_is_one_clear_line(shop):
     rt = ComposeRuntime(shop.host, shop.project)
-    start = time.perf_counter()
-    with pytest.raises(AdapterTimeout) as info:
-        await rt.exec("postgres", ["sleep", "5"], timeout=0.5)
-    assert time.perf_counter() - start < 1.5
+    with pytest.raises(AdapterTimeout) as info:  # without the timeout, sleep would end normally (exit 0)
+        await rt.exec("postgres", ["sleep", "600"], timeout=0.5)
     assert str(info.value) == (
         "sleep in service 'postgres' did not finish within 0.5s (it may still be running in the container)"
     )
@@ -274,17 +272,16 @@ async def test_restart_starts_each_container_exactly_once_in_turn(docker_engine,
     async def progress(line: str) -> None:
         said.append(line)
 
-    since, start = _now(), time.perf_counter()
+    since = _now()
     for round_ in (1, 2):
         infos = await rt.restart("quick", progress=progress)  # no grace given, no StopTimeout: the engine's 10 s
         assert [i.name for i in infos] == names and all(i.state == "running" for i in infos)
         for cid in ids:
             await asyncio.to_thread(_wait_for_ups, client, cid, round_ + 1)
-    elapsed = time.perf_counter() - start
     until = _later()
     await rt.close()
     assert said == [f"restarting {names[0]} (1 of 2)", f"restarting {names[1]} (2 of 2)"] * 2
-    assert elapsed < 5  # each stopped at once on SIGTERM: nobody waited out a grace
+    # each stopped at once on SIGTERM, nobody waited out a grace: SIGTERM only (no SIGKILL), exit 0 (below)
     for cid in ids:  # the count the engine keeps: one start per container per restart
         starts = await asyncio.to_thread(_events, client, [cid], since, until, "start")
         assert [e["Action"] for e in starts] == ["start", "start"]
@@ -297,12 +294,15 @@ async def test_restart_starts_each_container_exactly_once_in_turn(docker_engine,
 
 
 async def _restart_timed(rt, service: str, stop_timeout, client, cid: str, ups: int) -> tuple[float, list[dict]]:
-    """Restart ``service``, wait until it is up again; (seconds the restart took, its engine events)."""
-    since, start = _now(), time.perf_counter()
+    """Restart ``service``, wait until it is up again; (seconds from SIGTERM to the container's end, as
+    the engine timed them in its own events -- not this busy test process's clock -- and the events)."""
+    since = _now()
     await rt.restart(service, stop_timeout=stop_timeout)
-    elapsed = time.perf_counter() - start
     await asyncio.to_thread(_wait_for_ups, client, cid, ups)
-    return elapsed, await asyncio.to_thread(_events, client, [cid], since, _later())
+    events = await asyncio.to_thread(_events, client, [cid], since, _later())
+    term = next(e for e in events if e["Action"] == "kill" and e["Actor"]["Attributes"]["signal"] == "15")
+    died = next(e for e in events if e["Action"] == "die")
+    return (died["timeNano"] - term["timeNano"]) / 1e9, events
 
 
 def _signals_and_exit(events: list[dict]) -> tuple[list[str], list[str]]:
@@ -317,15 +317,15 @@ async def test_the_stop_grace_is_respected(docker_engine, shop, lifecycle):
     # the runtime's own timeout (1 s) is shorter than the handler (2 s): the stop's bound is grace + timeout
     rt = ComposeRuntime(shop.host, project, timeout=1)
     ups = client.api.logs(cid).count(b"up\n")
-    elapsed, events = await _restart_timed(rt, "graceful", 5, client, cid, ups + 1)
+    stopping, events = await _restart_timed(rt, "graceful", 5, client, cid, ups + 1)
     assert _signals_and_exit(events) == (["15"], ["0"])  # SIGTERM only; the handler's own exit 0
-    assert 2 <= elapsed < 5 and [e["Action"] for e in events].count("start") == 1
+    assert stopping >= 2 and [e["Action"] for e in events].count("start") == 1  # its handler's 2 s were waited
     assert client.api.logs(cid).count(b"clean exit\n") == 1
     # 0.5 s: the engine counts whole seconds, so it is 1 s (rounded up, never down to 0) -- then SIGKILL
     assert grace_seconds(0.5) == 1
-    elapsed, events = await _restart_timed(rt, "graceful", 0.5, client, cid, ups + 2)
+    stopping, events = await _restart_timed(rt, "graceful", 0.5, client, cid, ups + 2)
     assert _signals_and_exit(events) == (["15", "9"], ["137"])
-    assert 1 <= elapsed < 2  # killed before the handler's 2 s were over
+    assert stopping >= 1  # the grace (1 s) was given; killed before the handler's 2 s were over (no clean exit):
     assert client.api.logs(cid).count(b"clean exit\n") == 1 and client.api.logs(cid).count(b"got TERM\n") == 2
     await rt.close()
 
@@ -337,9 +337,9 @@ async def test_without_a_grace_the_containers_own_stop_timeout_counts(docker_eng
     assert client.api.inspect_container(cid)["Config"]["StopTimeout"] == 1
     rt = ComposeRuntime(shop.host, project)
     ups = client.api.logs(cid).count(b"up\n")
-    elapsed, events = await _restart_timed(rt, "ownstop", None, client, cid, ups + 1)
-    assert _signals_and_exit(events) == (["15", "9"], ["137"])  # its own 1 s, not the engine's 10 s
-    assert 1 <= elapsed < 2
+    stopping, events = await _restart_timed(rt, "ownstop", None, client, cid, ups + 1)
+    assert _signals_and_exit(events) == (["15", "9"], ["137"])
+    assert 1 <= stopping < 10  # its own 1 s (as the engine timed it), not the engine's default 10 s
     await rt.close()
 
 
@@ -377,10 +377,8 @@ async def test_engine_that_never_answers_times_out(tmp_path):
             rt.wait_running("api", timeout=5),
         )
         for call in calls:
-            start = time.perf_counter()
             with pytest.raises(AdapterTimeout) as info:
-                await call
-            assert time.perf_counter() - start < 1.0
+                await asyncio.wait_for(call, 60)  # a backstop: without its timeout the call would never end
             assert str(info.value) == f"Docker engine at unix://{path} did not answer within 0.5s (listing containers)"
             assert info.value.__cause__ is not None
     finally:
@@ -399,15 +397,14 @@ async def test_engine_that_is_not_there_is_one_clear_line(tmp_path, kind):
         leftover = socket.socket(socket.AF_UNIX)
         leftover.bind(str(path))
         leftover.close()
-    rt = ComposeRuntime(f"unix://{path}", "shop", timeout=3)
+    # a timeout far beyond the backstop: a call that waited for it (instead of failing at once) fails the test
+    rt = ComposeRuntime(f"unix://{path}", "shop", timeout=600)
     words = "no such socket" if kind == "missing" else "connection refused"
     calls = (rt.containers(stats=True), rt.logs("api"), rt.exec("api", ["true"]), rt.disk("api"), rt.restart("api"),
-             rt.wait_running("api", timeout=5))  # fmt: skip
+             rt.wait_running("api", timeout=600))  # fmt: skip
     for call in calls:
-        start = time.perf_counter()
         with pytest.raises(EngineUnavailable) as info:
-            await call
-        assert time.perf_counter() - start < 1
+            await asyncio.wait_for(call, 60)
         assert str(info.value) == f"Docker engine at unix://{path} does not answer ({words})"
         assert isinstance(info.value, OpsError) and info.value.__cause__ is not None
     await rt.close()

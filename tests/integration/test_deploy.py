@@ -151,13 +151,12 @@ async def test_flag_and_stages_in_order(app, project):
     worker = next(c for c in project["client"].containers.list() if "-worker-1" in c.name and project["name"] in c.name)
     assert "FEATURE_X=off" in worker.attrs["Config"]["Env"]
 
-    time.sleep(1.05 - time.time() % 1)  # events are filtered by whole seconds: start on a fresh one
-    since = int(time.time())
+    since = f"{time.time():.9f}"  # the engine filters events by the nanosecond: only this test's
     reply = await change(app, "shutdown prod")
     assert reply.to_json()["result"]["ok"]
     reply = await change(app, "startup prod")
     assert reply.to_json()["result"]["ok"], reply.to_json()["result"]["problem"]
-    events = project["client"].events(since=since, until=int(time.time()) + 1, decode=True,
+    events = project["client"].events(since=since, until=f"{time.time():.9f}", decode=True,
                                       filters={"label": f"com.docker.compose.project={project['name']}"})  # fmt: skip
     order = [(e["status"], e["Actor"]["Attributes"]["com.docker.compose.service"]) for e in events
              if e.get("status") in ("stop", "start")]  # fmt: skip

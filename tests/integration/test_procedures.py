@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 STATUS_KEYS = {"environment", "overall", "services", "checks"}
 SERVICE_KEYS = {"name", "state", "version", "image", "health", "severity"}
 CHECK_KEYS = {"name", "url", "ok", "status_code", "latency_ms", "error", "severity"}
+pytestmark = pytest.mark.docker
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from bot.core.engine import Request
 from tests.helpers.docker_engine import API_SCRIPT, WORKER_SCRIPT, build_image, run_service
 from tests.helpers.http_servers import free_port
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.postgres, pytest.mark.s3]
 OPERATOR, APPROVER = "U0OPERATOR", "U0APPROVER1"
 
 
@@ -46,7 +46,10 @@ def project(docker_engine):
         info = tarfile.TarInfo("dump.sql")
         info.size = len(dump)
         tar.addfile(info, io.BytesIO(dump))
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30
+    while not client.api.inspect_container(made["db"].id)["State"]["Running"]:  # exec needs it running
+        assert time.monotonic() < deadline, "the db container did not start"
+        time.sleep(0.05)
     made["db"].exec_run(["mkdir", "-p", "/data"])
     assert made["db"].put_archive("/data", archive.getvalue())
     yield {"name": name, "port": port, "host": docker_engine.host, "client": client, "containers": made, "dump": dump}

@@ -17,6 +17,7 @@ from adapters.errors import AdapterError, AdapterTimeout, NotFound
 from adapters.fakes import AfterRestart, FakeRuntime
 from adapters.models import ExecResult
 from adapters.runtime import Runtime
+from tests.helpers.contract import signature_mismatches
 from tests.helpers.docker_engine import API_SCRIPT, run_service
 from tests.helpers.http_servers import free_port
 
@@ -63,7 +64,10 @@ async def runtime(request):
 
 async def test_both_are_runtimes(runtime):
     assert isinstance(runtime, Runtime)
-    assert runtime.description
+    # the same methods with the same parameters (names, kinds, defaults): a call that works on one works on both
+    assert signature_mismatches(runtime, Runtime) == []
+    fake = isinstance(runtime, FakeRuntime)
+    assert runtime.description == ("fake engine" if fake else f"Docker engine at {runtime.docker_host}")
 
 
 async def test_containers(runtime):
@@ -110,13 +114,13 @@ async def test_logs_tail_grep_and_stderr(runtime):
 
 
 async def test_logs_since(runtime):
-    worker = next(i for i in await runtime.containers() if i.service == "worker")
-    assert worker.started_at is not None
-    wait = 3.0 - (datetime.now(UTC) - worker.started_at).total_seconds()
-    if wait > 0:  # the real worker writes its first lines when it starts, then a tick a second
-        await asyncio.sleep(wait)
-    recent = await runtime.logs("worker", since=timedelta(seconds=2))
-    assert recent and all(line.startswith(("tick", "WARN")) for line in recent)
+    # the real worker writes its first lines when it starts, then a tick a second: once it has run for a
+    # while, the last 2 s hold ticks only (polled: a `since` that let older lines through never gets there)
+    deadline = time.monotonic() + 60
+    while not ((recent := await runtime.logs("worker", since=timedelta(seconds=2)))
+               and all(line.startswith(("tick", "WARN")) for line in recent)):  # fmt: skip
+        assert time.monotonic() < deadline, f"the last 2 s of the worker's log: {recent}"
+        await asyncio.sleep(0.2)
     assert len(recent) < len(await runtime.logs("worker", lines=10_000))
 
 
@@ -312,9 +316,9 @@ async def test_wait_running_returns_running_and_healthy(restartable):
     rt = restartable
     (api,) = await rt.wait_running("api", timeout=30)
     assert api.state == "running" and api.health == "healthy" and api.service == "api"
-    start = time.perf_counter()
-    (stuck,) = await rt.wait_running("stuck", timeout=30, healthy=False)  # running is enough
-    assert stuck.state == "running" and stuck.health == "starting" and time.perf_counter() - start < 1
+    # running is enough: waiting for a health that never comes would end in AdapterTimeout
+    (stuck,) = await rt.wait_running("stuck", timeout=30, healthy=False)
+    assert stuck.state == "running" and stuck.health == "starting"
 
 
 async def test_restart_and_wait_of_an_unknown_service(restartable):
@@ -335,10 +339,9 @@ async def test_restarted_redis_exits_again_and_wait_running_says_why(restartable
     (info,) = await rt.restart("redis", stop_timeout=0)
     assert info.started_at is not None and before.started_at is not None and info.started_at > before.started_at
     assert info.state in ("running", "exited")  # it may already have exited again
-    start = time.perf_counter()
     with pytest.raises(AdapterError) as caught:
         await rt.wait_running("redis", timeout=20)
-    assert not isinstance(caught.value, AdapterTimeout) and time.perf_counter() - start < 5  # fails fast
+    assert not isinstance(caught.value, AdapterTimeout)  # it failed fast, before its timeout
     first, *tail = str(caught.value).splitlines()
     assert first == f"service 'redis' did not come up: {before.name} exited with code 1; the last 4 lines of its log:"
     # both runs (docker keeps the log across restarts), stdout and stderr; the engine copies the two
@@ -360,10 +363,9 @@ async def test_wait_running_fails_fast_when_a_container_becomes_unhealthy(restar
     rt = restartable
     (restarted,) = await rt.restart("sick", stop_timeout=0)
     assert restarted.state == "running" and restarted.health == "starting"  # not a failure: waited for
-    start = time.perf_counter()
     with pytest.raises(AdapterError) as caught:
         await rt.wait_running("sick", timeout=30)
-    assert not isinstance(caught.value, AdapterTimeout) and time.perf_counter() - start < 10
+    assert not isinstance(caught.value, AdapterTimeout)  # it failed fast, before its timeout
     assert str(caught.value) == (
         f"service 'sick' did not come up: {restarted.name} is running, health unhealthy"
         " (last check: exit 1: no /tmp/ok)"
@@ -376,8 +378,6 @@ async def test_wait_running_times_out_clearly_while_a_check_is_starting(restarta
     rt = restartable
     (restarted,) = await rt.restart("stuck", stop_timeout=0)
     assert restarted.health == "starting"
-    start = time.perf_counter()
-    with pytest.raises(AdapterTimeout) as caught:
-        await rt.wait_running("stuck", timeout=1)
-    assert 1 <= time.perf_counter() - start < 2.5
+    with pytest.raises(AdapterTimeout) as caught:  # (a backstop, should its timeout not hold)
+        await asyncio.wait_for(rt.wait_running("stuck", timeout=1), 60)
     assert str(caught.value) == f"service 'stuck' was not ready within 1s: {restarted.name} is running, health starting"

@@ -25,7 +25,7 @@ from tests.helpers.docker_engine import build_image, busybox_tar
 from tests.helpers.http_servers import free_port
 from tests.helpers.swarm import HEALTH, SECOND, STACK_LABEL, create_service, swarm_engine, wait_stack  # noqa: F401
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.swarm]
 
 API = (
     'if [ -n "$OPSBOT_BROKEN" ]; then mkdir -p /empty && exec httpd -f -p 127.0.0.1:$PORT -h /empty; fi; '
@@ -187,8 +187,7 @@ async def test_restart_status_and_stages(app, stack):
     while len(stack.client.containers.list(filters={"label": f"{STACK_LABEL}={stack.name}"})) > 4:
         assert time.monotonic() < deadline, "the old worker tasks did not stop"
         time.sleep(0.2)
-    time.sleep(1.05 - time.time() % 1)  # events are filtered by whole seconds: start on a fresh one
-    since = int(time.time())
+    since = f"{time.time():.9f}"  # the engine filters events by the nanosecond: only this test's
     reply = await change(app, "shutdown prod")
     assert reply.to_json()["result"]["ok"], reply.to_json()["result"]
     for service in stack.services.values():
@@ -202,7 +201,7 @@ async def test_restart_status_and_stages(app, stack):
     reply = await change(app, "startup prod")
     assert reply.to_json()["result"]["ok"], reply.to_json()["result"]
     wait_stack(stack.client, stack, {"api": 1, "worker": 2, "cache": 1}, 10)  # the remembered replica counts
-    events = stack.client.events(since=since, until=int(time.time()) + 1, decode=True,
+    events = stack.client.events(since=since, until=f"{time.time():.9f}", decode=True,
                                  filters={"type": "container", "label": f"{STACK_LABEL}={stack.name}"})  # fmt: skip
     service_of = {f"{stack.name}_{n}": n for n in stack.services}
     order = [(e["status"], service_of[e["Actor"]["Attributes"]["com.docker.swarm.service.name"]]) for e in events

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.errors import AccessDenied, ApprovalError
-from bot.core.approvals import FINAL, Approvals
+from bot.core.approvals import Approvals
 from bot.core.db import Database
 
 REQUESTER = "U0REQUESTER"
@@ -66,10 +66,13 @@ async def test_deny_cancel_expire(approvals):
         await approvals.approve(a.id, "U0APPROVER1")
     b = await new(approvals, 1)
     assert (await approvals.deny(b.id, "U0APPROVER1", "not now")).state == "denied"
-    c = await new(approvals, 1, expires_in=0.05)
-    await asyncio.sleep(0.1)
+    c = await new(approvals, 1, expires_in=0)  # past its time from the start: no need to wait for it
     with pytest.raises(ApprovalError, match="expired"):
         await approvals.approve(c.id, "U0APPROVER1")
+    with pytest.raises(ApprovalError, match="has expired; request the change again"):
+        await approvals.deny(c.id, "U0APPROVER1")
+    with pytest.raises(ApprovalError, match="has expired; request the change again"):
+        await approvals.cancel(c.id, REQUESTER)
     assert [x.id for x in await approvals.pending()] == []
 
 
@@ -118,49 +121,100 @@ OPS = st.lists(
 )
 
 
+class Model:
+    """What the approval state machine must do, written plainly: the test compares every step with it."""
+
+    def __init__(self, required: int) -> None:
+        self.required = required
+        self.state = "pending"
+        self.approvers: list[str] = []
+
+    def step(self, op: str, user: str) -> tuple[type[Exception] | None, object]:
+        """(the error expected, or None; the result expected) of ``op`` by ``user``, and move on."""
+        if op == "approve":
+            if self.state != "pending":
+                return ApprovalError, None
+            if (user == REQUESTER) != (self.required == 0):
+                return AccessDenied, None
+            if user in self.approvers:
+                return ApprovalError, None
+            self.approvers.append(user)
+            if len(self.approvers) >= max(self.required, 1):
+                self.state = "approved"
+                return None, True
+            return None, False
+        if op in ("deny", "cancel"):
+            if op == "cancel" and user != REQUESTER:
+                return AccessDenied, None
+            if self.state != "pending":
+                return ApprovalError, None
+            self.state = "denied" if op == "deny" else "cancelled"
+            return None, None
+        if op == "expire":
+            was_pending = self.state == "pending"
+            if was_pending:
+                self.state = "expired"
+            return None, was_pending
+        assert op == "claim"
+        if self.state != "approved":
+            return None, False
+        self.state = "running"
+        return None, True
+
+
+async def _do(p: Approvals, path: Path, approval_id: str, op: str, user: str) -> object:
+    if op == "approve":
+        return (await p.approve(approval_id, user))[1]
+    if op == "deny":
+        return await p.deny(approval_id, user) and None
+    if op == "cancel":
+        return await p.cancel(approval_id, user) and None
+    if op == "expire":
+        conn = sqlite3.connect(path)
+        conn.execute("UPDATE approvals SET expires_at = 0 WHERE id = ?", (approval_id,))
+        conn.commit()
+        conn.close()
+        return [x.id for x in await p.expire_due()] == [approval_id]
+    claimed = await p.claim(approval_id)
+    if claimed is not None:
+        assert claimed.state == "running" and claimed.runner == p.runner
+    return claimed is not None
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(required=st.integers(min_value=0, max_value=3), ops=OPS)
 def test_no_interleaving_runs_twice_or_without_enough_approvals(required, ops):
+    """Every step of two processes' interleaved clicks does exactly what the model says: the right
+    refusal, the right result, the right state and approvers; so a claim comes only after enough
+    distinct approvers (or the requester's own confirmation), once, and a final state stays final."""
+
     async def scenario() -> None:
         with tempfile.TemporaryDirectory() as d:
             path = Path(d) / "p.db"
             dbs = [Database(path), Database(path)]
-            procs = [Approvals(dbs[0], runner="h:1:a"), Approvals(dbs[1], runner="h:2:b")]
-            a = await new(procs[0], required)
-            claims = 0
-            for op, user, which in ops:
-                p = procs[which]
-                before = await p.get(a.id)
-                try:
-                    if op == "approve":
-                        await p.approve(a.id, user)
-                    elif op == "deny":
-                        await p.deny(a.id, user)
-                    elif op == "cancel":
-                        await p.cancel(a.id, user)
-                    elif op == "expire":
-                        conn = sqlite3.connect(path)
-                        conn.execute("UPDATE approvals SET expires_at = 0 WHERE id = ?", (a.id,))
-                        conn.commit()
-                        conn.close()
-                        await p.expire_due()
-                    elif op == "claim":
-                        claimed = await p.claim(a.id)
-                        if claimed is not None:
-                            claims += 1
-                            approvers = claimed.approvers
-                            if required == 0:
-                                assert approvers == [REQUESTER]
-                            else:
-                                assert REQUESTER not in approvers
-                                assert len(set(approvers)) == len(approvers) >= required
-                except (ApprovalError, AccessDenied):
-                    pass
-                after = await p.get(a.id)
-                if before.state in FINAL:
-                    assert after.state == before.state and after.version == before.version  # final is final
+            try:
+                procs = [Approvals(dbs[0], runner="h:1:a"), Approvals(dbs[1], runner="h:2:b")]
+                a = await new(procs[0], required)
+                model = Model(required)
+                claims = 0
+                for step, (op, user, which) in enumerate(ops):
+                    p = procs[which]
+                    error, expected = model.step(op, user)
+                    where = f"step {step}: {op} by {user} on process {which}"
+                    if error is None:
+                        assert await _do(p, path, a.id, op, user) == expected, where
+                    else:
+                        with pytest.raises(error):
+                            await _do(p, path, a.id, op, user)
+                    claims += op == "claim" and expected is True
+                    after = await procs[1 - which].get(a.id)  # as the other process sees it
+                    assert (after.state, after.approvers) == (model.state, model.approvers), where
+                    if model.state == "running":
+                        assert len(set(after.approvers)) == len(after.approvers) >= required
+                        assert after.approvers == [REQUESTER] if required == 0 else REQUESTER not in after.approvers
                 assert claims <= 1
-            for db in dbs:
-                db.close()
+            finally:
+                for db in dbs:
+                    db.close()
 
     asyncio.run(scenario())

@@ -54,6 +54,17 @@ async def test_altered_row_is_caught(log):
     assert not v.ok and v.bad_id == 3 and "altered" in v.reason
 
 
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("ts", "2020-01-01T00:00:00Z"), ("actor", "U0SOMEONE"), ("source", "slack"), ("environment", "staging"),
+     ("command", "status staging"), ("event", "refused"), ("details", '{"i": 9}'), ("request_id", "r9")],
+)  # fmt: skip
+async def test_every_recorded_column_is_covered_by_the_hash(log, column, value):
+    raw(log).execute(f"UPDATE audit SET {column} = ? WHERE id = 3", (value,))
+    v = await log.verify()
+    assert not v.ok and v.bad_id == 3 and "altered" in v.reason
+
+
 async def test_deleted_row_is_caught(log):
     raw(log).execute("DELETE FROM audit WHERE id = 2")
     v = await log.verify()

@@ -86,6 +86,12 @@ def store(engine) -> InMemoryStore:
     return engine.backends.store("prod")
 
 
+def slack_text(reply) -> str:
+    """Every text of the reply's Slack blocks, one per line: what a person sees in the channel."""
+    blocks = render_message(reply).blocks
+    return "\n".join(b["text"]["text"] for b in blocks if "text" in b)
+
+
 async def test_backup_runs_at_once_for_an_operator_and_is_refused_to_a_viewer(engine, world):
     refused = await handle(engine, "backup prod", actor="U0VIEWER")
     assert refused.exit_code == 2 and "operators" in refused.error
@@ -97,7 +103,10 @@ async def test_backup_runs_at_once_for_an_operator_and_is_refused_to_a_viewer(en
     key = f"backups/prod/db/{b['id']}.sql.gz"
     assert gzip.decompress(store(engine).objects[key]) == world[1].content
     assert store(engine).meta[key]["requester"] == "U0OPERATOR" and store(engine).meta[key]["kind"] == "backup"
-    assert "stored" in render_text(reply) and render_message(reply).blocks
+    assert "stored" in render_text(reply)
+    shown = slack_text(reply)
+    assert shown.startswith("Backup of prod: stored") and f"s3://fake-bucket/{key}" in shown
+    assert hashlib.sha256(store(engine).objects[key]).hexdigest() in shown
 
 
 async def test_progress_says_bytes_and_rate(engine):
@@ -144,9 +153,13 @@ async def test_backups_and_verify(engine):
     b = (await handle(engine, "backup prod")).to_json()["backup"]
     listed = await handle(engine, "backups prod", actor="U0VIEWER")
     assert [x["id"] for x in listed.to_json()["backups"]] == [b["id"]]
-    assert "newest first" in render_text(listed) and render_message(listed).blocks
+    assert "newest first" in render_text(listed)
+    assert slack_text(listed).startswith(f"Backups of prod\n*{b['id']}* ") and "by <@U0OPERATOR>" in slack_text(listed)
     ok = await handle(engine, "verify-backup prod", actor="U0VIEWER")
-    assert ok.exit_code == 0 and render_message(ok).blocks
+    assert ok.exit_code == 0
+    assert slack_text(ok).startswith(f"Backup {b['id']} of prod: verified") and f"*sha256* {b['sha256']} matches" in (
+        slack_text(ok)
+    )  # fmt: skip
     # a restore test creates and drops a scratch database: not a viewer's to ask
     refused = await handle(engine, "verify-backup prod --restore-test", actor="U0VIEWER")
     assert refused.exit_code == 2 and "needs the admins or operators role" in refused.error
@@ -178,7 +191,11 @@ async def test_restore_order_and_safety_backup(engine, world):
     assert gzip.decompress(store(engine).objects[f"backups/prod/db/{result['safety_backup']['id']}.sql.gz"]) == (
         b"-- broken since\n"
     )  # fmt: skip
-    assert "restore" in render_text(done) and render_message(done).blocks
+    assert "restore" in render_text(done)
+    shown = slack_text(done)
+    assert shown.startswith(f"Done: restore the database of prod from backup {b['id']}")
+    assert f"Safety backup: *{result['safety_backup']['id']}*" in shown
+    assert "6. verify — every health check passes" in shown
 
 
 async def test_failed_restore_says_where_and_names_the_safety_backup(engine, world):
@@ -251,7 +268,7 @@ async def test_a_store_failing_while_the_dump_runs_ahead_ends_the_backup_at_once
     # a fast dump fills both queues while the store is stuck on a part; then the store fails
     import asyncio
 
-    from adapters.stores.pipeline import Meter, dump_to_store
+    from adapters.stores.pipeline import QUEUE, Meter, dump_to_store
 
     class EndlessDump:
         description = "pg_dump"
@@ -274,17 +291,16 @@ async def test_a_store_failing_while_the_dump_runs_ahead_ends_the_backup_at_once
             async for _ in chunks:
                 n += 1
                 if n == 2:
-                    await asyncio.sleep(0.5)  # a slow part: the queues fill behind it
+                    while dump.reads < 4 * QUEUE:  # a slow part: both queues fill behind it (2 reads a chunk)
+                        await asyncio.sleep(0)
                     raise AdapterError("S3 went away")
 
     dump = EndlessDump()
-    started = asyncio.get_running_loop().time()
+    # a hang would end in the backstop's TimeoutError, not in the store's error
     with pytest.raises(AdapterError, match="S3 went away"):
-        await asyncio.wait_for(dump_to_store(dump, StuckThenFailingStore(), "k", {}, dict, Meter()), 10)
-    assert asyncio.get_running_loop().time() - started < 3  # it did hang until cancelled from outside
-    reads = dump.reads
-    await asyncio.sleep(0.1)
-    assert dump.reads == reads  # nothing reads the dump any more: its process can be killed
+        await asyncio.wait_for(dump_to_store(dump, StuckThenFailingStore(), "k", {}, dict, Meter()), 60)
+    # nothing reads the dump any more (its process can be killed): no task of the pipeline is left
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
 
 
 async def test_a_password_in_the_dump_command_is_not_kept_with_the_backup(tmp_path, world):
@@ -360,11 +376,11 @@ async def test_a_restore_cut_off_says_after_which_step_and_names_the_safety_back
     run = asyncio.create_task(
         engine.decide(Request(actor="U0APPROVER1", door="cli"), pending.to_json()["approval"]["id"], "approve")
     )
-    for _ in range(200):
-        if len(store(engine).objects) == 2:  # the safety backup is stored
-            break
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(0.1)
+    deadline = asyncio.get_running_loop().time() + 30
+    while not any(c.startswith("stop ") for c in rt.calls):  # past the safety backup, stopping the services
+        assert asyncio.get_running_loop().time() < deadline, rt.calls
+        await asyncio.sleep(0.01)
+    assert len(store(engine).objects) == 2  # the safety backup is stored
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
@@ -436,3 +452,79 @@ async def test_file_store_backups_are_private(tmp_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     for path in (root, root / "prod", root / "prod/db"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
+
+
+async def test_verify_says_a_backup_older_than_its_period_is_too_old(engine):
+    old_id = "20200101T000000Z-abcdef"
+    data = gzip.compress(b"CREATE TABLE t (id int);\n")
+    store(engine).add(f"backups/prod/db/{old_id}.sql.gz", data, {"sha256": hashlib.sha256(data).hexdigest()})
+    reply = await handle(engine, f"verify-backup prod {old_id}", actor="U0VIEWER")
+    checks = {c["name"]: c for c in reply.to_json()["checks"]}
+    assert reply.exit_code == 1 and not reply.to_json()["ok"]
+    assert checks["sha256"]["severity"] == checks["gzip"]["severity"] == "ok"  # intact, only too old
+    assert checks["age"]["severity"] == "critical" and checks["age"]["detail"].endswith("days old (limit 24.0 h)")
+    rows = [r for r in await engine.audit.entries(limit=10) if r["event"] == "backup-verify-failed"]
+    assert rows and rows[0]["outcome"].startswith(f"{old_id}: exists ok; sha256 ok; gzip ok; age critical")
+
+
+async def test_a_restore_test_of_a_damaged_backup_is_not_run(engine, world):
+    _, fake_db = world
+    b = (await handle(engine, "backup prod")).to_json()["backup"]
+    key = f"backups/prod/db/{b['id']}.sql.gz"
+    data = store(engine).objects[key]
+    store(engine).objects[key] = data[:-1] + bytes([data[-1] ^ 1])
+    fake_db.log.clear()
+    reply = await handle(engine, f"verify-backup prod {b['id']} --restore-test")
+    checks = {c["name"]: c for c in reply.to_json()["checks"]}
+    assert reply.exit_code == 1 and checks["sha256"]["severity"] == "critical"
+    assert checks["restore test"] == {"name": "restore test", "severity": "critical",
+                                      "detail": "not run: the backup is damaged"}  # fmt: skip
+    assert fake_db.log == []  # no scratch database was made
+
+
+async def test_a_restore_test_needs_a_psql_restore_command(tmp_path, world):
+    rt, _ = world
+    envs = copy.deepcopy(BASE["environments"])
+    envs["prod"]["backup"] = {"store": "s3://fake-bucket/backups/", "database": {
+        "service": "postgres", "dump": ["mysqldump", "shop"], "restore": ["mysql", "shop"]}}  # fmt: skip
+    ran: list[str] = []
+
+    def mysql(argv, stdin):
+        ran.append(argv[0])
+        return (0, b"CREATE TABLE t (id int);\n", b"") if argv[0] == "mysqldump" else (0, b"", b"")
+
+    rt.stream_handler = mysql
+    db = Database(tmp_path / "m.db")
+    engine = Engine(make_config(access=ACCESS, environments=envs), FakeBackends({"prod": rt}, FakeProbe()), db,
+                    Redactor())  # fmt: skip
+    try:
+        backed_up = await handle(engine, "backup prod")
+        assert backed_up.exit_code == 0, backed_up.error
+        b = backed_up.to_json()["backup"]
+        ran.clear()
+        reply = await handle(engine, f"verify-backup prod {b['id']} --restore-test")
+        checks = {c["name"]: c for c in reply.to_json()["checks"]}
+        assert reply.exit_code == 1 and checks["sha256"]["severity"] == "ok"
+        assert checks["restore test"]["severity"] == "critical" and checks["restore test"]["detail"] == (
+            "--restore-test needs backup.database.restore to be `psql ... <database>` (PostgreSQL) "
+            "ending with the database name"
+        )
+        assert ran == []  # nothing was run in the database's container
+    finally:
+        db.close()
+
+
+async def test_retention_says_each_deletion_in_the_audit_log(engine):
+    s = store(engine)
+    old = datetime.now(UTC) - timedelta(days=90)
+    for name in ("20200101T000000Z-aaaaaa", "20200102T000000Z-bbbbbb"):
+        s.add(f"backups/prod/db/{name}.sql.gz", gzip.compress(b"old"), at=old)
+    reply = await handle(engine, "backup prod")
+    assert sorted(reply.to_json()["deleted"]) == ["20200101T000000Z-aaaaaa", "20200102T000000Z-bbbbbb"]
+    rows = [r for r in reversed(await engine.audit.entries(limit=20)) if r["event"] == "backup-deleted"]
+    assert [(r["command"], r["outcome"]) for r in rows] == [
+        ("backup prod", "20200102T000000Z-bbbbbb (older than 30 days)"),
+        ("backup prod", "20200101T000000Z-aaaaaa (older than 30 days)"),
+    ]
+    names = ("20200102T000000Z-bbbbbb", "20200101T000000Z-aaaaaa")
+    assert [r["details"]["location"] for r in rows] == [s.location(f"backups/prod/db/{n}.sql.gz") for n in names]

@@ -176,16 +176,26 @@ async def test_a_failing_stage_is_reported_after_every_service_of_it_has_finishe
 
     rt = backends.runtime("prod")
     finished: list[str] = []
+    api_failed, worker_stopping, worker_may_finish = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     async def stop(service, *, timeout=None):
         if service == "api":
+            await worker_stopping.wait()
+            api_failed.set()
             raise AdapterError("api would not stop")
-        await asyncio.sleep(0.3)  # worker drains its requests meanwhile
+        worker_stopping.set()
+        await worker_may_finish.wait()  # worker drains its requests meanwhile, as long as the test says
         finished.append(service)
         return []
 
     rt.stop = stop
     ctx = engine.make_ctx(Request(actor="U0OPERATOR", door="cli", text="shutdown prod"))
-    outcomes, problem = await run_stages(ctx, "prod", "shutdown", [["api", "worker"], ["postgres"]])
+    running = asyncio.create_task(run_stages(ctx, "prod", "shutdown", [["api", "worker"], ["postgres"]]))
+    await api_failed.wait()
+    for _ in range(50):  # every step the loop can take without the worker: the stage does not end without it
+        await asyncio.sleep(0)
+    assert not running.done()
+    worker_may_finish.set()
+    outcomes, problem = await running
     assert problem.startswith("stage 1 (api, worker) failed: api would not stop")
     assert finished == ["worker"] and [o.ok for o in outcomes] == [False]  # stage 2 never started

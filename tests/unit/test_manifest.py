@@ -28,8 +28,9 @@ def test_usage_hint_examples_are_valid_commands():
     config = load_config(ROOT / "examples" / "ops.yml")
     for command in MANIFEST["features"]["slash_commands"]:
         for hint in command["usage_hint"].split("|"):
-            parsed = parse(split(hint), REGISTRY, config)
-            assert parsed.spec.name in REGISTRY
+            words = split(hint)
+            parsed = parse(words, REGISTRY, config)
+            assert parsed.spec.name == words[0], hint  # the hint's own command, not a suggestion or alias
 
 
 def test_socket_mode_and_interactivity():

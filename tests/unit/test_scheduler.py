@@ -221,9 +221,9 @@ async def test_an_error_is_critical_and_the_loop_goes_on(engines, caplog):
     s.state.claim = flaky_claim
     loop = asyncio.create_task(s.run_forever())
     try:
-        for _ in range(300):
-            if len(calls) >= 3 and len(alerts.posted) >= 2:
-                break
+        deadline = asyncio.get_running_loop().time() + 30
+        while not (len(calls) >= 3 and len(alerts.posted) >= 2):
+            assert asyncio.get_running_loop().time() < deadline, (calls, alerts.posted)
             await asyncio.sleep(0.01)
     finally:
         loop.cancel()
