@@ -23,9 +23,9 @@ from adapters.procstream import ProcessStream
 from adapters.store import BackupStore, PutResult, StoredObject
 
 #: raw chunks are gathered to about this size before they are compressed (fewer thread hops)
-GATHER = 1 * 2**20
+GATHER = 512 * 1024
 #: chunks waiting in each queue: memory stays under a few MiB besides the store's part buffer
-QUEUE = 4
+QUEUE = 2
 #: progress is reported at most this often (seconds)
 PROGRESS_EVERY = 2.0
 
@@ -83,19 +83,21 @@ async def dump_to_store(
     compressor = encoder(compression)
 
     async def read() -> None:
-        pending = bytearray()
+        pending: list[bytes] = []
+        size = 0
         try:
             while chunk := await proc.read():
                 meter.raw += len(chunk)
-                pending += chunk
-                if len(pending) >= GATHER:
-                    await raw_q.put(bytes(pending))
-                    pending.clear()
+                pending.append(chunk)
+                size += len(chunk)
+                if size >= GATHER:
+                    await raw_q.put(pending[0] if len(pending) == 1 else b"".join(pending))
+                    pending, size = [], 0
         except Exception as exc:
             offer(raw_q, exc)
             return
         if pending:
-            await raw_q.put(bytes(pending))
+            await raw_q.put(b"".join(pending))
         await raw_q.put(None)
 
     async def compress() -> None:

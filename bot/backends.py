@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from adapters.http import HttpProbe
 from adapters.probe import Probe
 from adapters.runtime import Runtime
 from adapters.store import BackupStore
@@ -21,6 +20,8 @@ class RealBackends:
     def probe(self) -> Probe:
         """The shared HTTP probe (created on first use, inside the event loop)."""
         if self._probe is None:
+            from adapters.http import HttpProbe  # imports httpx: only when a check runs
+
             self._probe = HttpProbe()
         return self._probe
 

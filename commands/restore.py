@@ -14,6 +14,7 @@ Guide: 7.2 Restore procedure.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from pydantic import BaseModel, Field
 
@@ -43,6 +44,8 @@ class RestoreStep(BaseModel):
     name: str
     ok: bool
     detail: str = ""
+    #: seconds the step took
+    duration_s: float | None = None
 
 
 class RestoreResult(Result):
@@ -93,7 +96,7 @@ async def plan(ctx: Ctx, args: RestoreArgs) -> Plan:
     store = ctx.backends.store(args.env)
     stop, start = affected(ctx, args.env)
     names = {s for stage in stop for s in stage}
-    rows = [r for r in await service_rows(ctx, args.env, stats=False) if r.name in names]
+    rows = [r for r in await service_rows(ctx, args.env, stats=False) if r.name in names] if names else []
     _, env_config = ctx.config.env(args.env)
     compression = compression_of(found) or "zstd or gzip"
     stops = [f"stop {', '.join(stage)} (stop timeouts respected)" for stage in stop]
@@ -142,13 +145,20 @@ async def _steps(ctx: Ctx, args: RestoreArgs, result: RestoreResult) -> RestoreR
     stop, start = affected(ctx, env)
     stopped = [s for stage in stop for s in stage]
 
+    clock = [time.monotonic()]
+
+    def took() -> float:  # since the step before ended
+        now, before = time.monotonic(), clock[0]
+        clock[0] = now
+        return round(now - before, 3)
+
     async def done(name: str, detail: str) -> None:
-        result.steps.append(RestoreStep(name=name, ok=True, detail=detail))
+        result.steps.append(RestoreStep(name=name, ok=True, detail=detail, duration_s=took()))
         await step(ctx, command, env, "restore-step", f"{name}: {detail}")
 
     async def failed(name: str, exc: OpsError | str, state: str) -> RestoreResult:
         why = ctx.redactor.text(str(exc))
-        result.steps.append(RestoreStep(name=name, ok=False, detail=why))
+        result.steps.append(RestoreStep(name=name, ok=False, detail=why, duration_s=took()))
         safety = result.safety_backup
         undo = (f" The safety backup {safety.id} ({safety.location}) holds the database as it was before: "
                 f"`restore {env} {safety.id}` puts it back.") if safety else ""  # fmt: skip

@@ -43,7 +43,7 @@ def test_round_trip_in_any_chunking(kind, data):
     stored = encode(kind, data)
     assert of_bytes(stored) == kind
     for chunk in (2**20, 4099, 7):
-        got, complete, longest = decode(kind, stored[: 300_000] if chunk == 7 else stored, chunk)
+        got, complete, longest = decode(kind, stored[:300_000] if chunk == 7 else stored, chunk)
         if chunk != 7:
             assert got == data and complete and longest <= PIECE
         else:
