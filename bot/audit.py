@@ -9,6 +9,7 @@ chain; ship the head hash elsewhere (the log line of every append carries it) to
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -18,10 +19,13 @@ from typing import Any
 
 import sqlite_utils
 
+from bot.audit_chain import tail_and_head, walk_upto
 from bot.db import Database, immediate
 from bot.redact import Redactor
 
 GENESIS = "0" * 64
+#: every this many entries, the appender that wrote one checkpoints the WAL into the database and restarts it
+CHECKPOINT_EVERY = 200
 FIELDS = (
     "id", "ts", "actor", "source", "environment", "command", "event", "outcome", "details",
     "request_id", "prev_hash",
@@ -96,6 +100,10 @@ class AuditLog:
                     "INSERT OR REPLACE INTO audit_head (one, last_id, hash) VALUES (1, ?, ?)",
                     (row["id"], row["hash"]),
                 )
+            if row["id"] % CHECKPOINT_EVERY == 0:
+                # Under a steady stream of appends from several processes SQLite's own (passive) checkpoints
+                # never catch up, and the WAL (and every page lookup in it) grows without end: bound it here.
+                conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()  # busy: the next one will
             return row["id"], row["hash"]
 
         entry_id, digest = await self.db.call(_append)
@@ -127,38 +135,43 @@ class AuditLog:
         return await self.db.call(_read)
 
     async def verify(self) -> Verification:
-        """Walk the whole chain; the first row that does not match, and why."""
+        """Walk the whole chain; the first row that does not match, and why.
 
-        def _verify(db: sqlite_utils.Database) -> Verification:
-            prev = GENESIS
-            count = 0
-            last_id: int | None = None
-            for row in db.query("SELECT * FROM audit ORDER BY id"):
-                count += 1
-                if row["prev_hash"] != prev:
-                    return Verification(
-                        False,
-                        count,
-                        row["id"],
-                        "its link to the row before does not match (a row before it was deleted, inserted or altered)",
-                    )
-                if row_hash(row) != row["hash"]:
-                    return Verification(
-                        False, count, row["id"], "its content does not match its hash (the row was altered)"
-                    )
-                prev = row["hash"]
-                last_id = row["id"]
-            head = db.execute("SELECT last_id, hash FROM audit_head WHERE one = 1").fetchone()
-            if head is None and count:
-                return Verification(False, count, last_id, "the head record is missing")
-            if head is not None and (head[0] != last_id or head[1] != prev):
-                return Verification(
-                    False,
-                    count,
-                    head[0],
-                    f"the log ends at row {last_id} but its head "
-                    f"record names row {head[0]} (rows were cut from the end)",
-                )
-            return Verification(True, count)
+        The rows up to the head record's (as it was when the walk began) are walked by
+        ``bot.audit_chain`` (streamed; in parallel for a long log); the rows appended meanwhile, and the
+        head record, are then read in one snapshot: a log cut at its end, or grown without its head
+        record, is caught, and appends by the running bot during the walk are not mistaken for either.
+        """
 
-        return await self.db.call(_verify)
+        def _head(db: sqlite_utils.Database) -> tuple[int, str] | None:
+            found = db.execute("SELECT last_id, hash FROM audit_head WHERE one = 1").fetchone()
+            return (found[0], found[1]) if found else None
+
+        head = await self.db.call(_head)
+        count, last_id, last_hash = 0, 0, GENESIS
+        if head is not None:
+            walked = await asyncio.to_thread(walk_upto, self.db.path, head[0], GENESIS)
+            if walked.bad_id is not None:
+                return Verification(False, walked.count, walked.bad_id, walked.reason)
+            end = (walked.last_id, walked.last_hash) if walked.count else None
+            if end != head:
+                return Verification(False, walked.count, head[0], _end_problem(end, head))
+            count, last_id, last_hash = walked.count, head[0], head[1]
+        tail, now = await asyncio.to_thread(tail_and_head, self.db.path, last_id, last_hash)
+        if tail.bad_id is not None:
+            return Verification(False, count + tail.count, tail.bad_id, tail.reason)
+        count += tail.count
+        end = (tail.last_id, tail.last_hash) if tail.count else ((last_id, last_hash) if head else None)
+        if now is None and end is not None:
+            return Verification(False, count, end[0], "the head record is missing")
+        if now is not None and now != end:
+            return Verification(False, count, now[0], _end_problem(end, now))
+        return Verification(True, count)
+
+
+def _end_problem(end: tuple[int | None, str | None] | None, head: tuple[int, str]) -> str:
+    """Why the log's last row and its head record disagree."""
+    if end is not None and end[0] == head[0]:
+        return f"its head record does not match row {head[0]}, the last one (the head record was altered)"
+    ends = f"ends at row {end[0]}" if end is not None else "is empty"
+    return f"the log {ends} but its head record names row {head[0]} (rows were cut from the end)"
