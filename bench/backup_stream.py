@@ -4,8 +4,8 @@ Starts a throwaway PostgreSQL cluster (as the tests do) and fills a database who
 about ``--mib`` MiB (default 1024), then, in one run:
 
 - baselines: ``pg_dump > /dev/null``, ``pg_dump | gzip -6 > /dev/null``, ``pg_dump | zstd -3 -T2 >
-  /dev/null`` (processes joined by pipes, no shell), and ``gunzip -c dump.gz | psql`` into an empty
-  database;
+  /dev/null`` (processes joined by pipes, no shell), ``gunzip -c dump.gz | psql`` into an empty
+  database, and ``psql < dump.sql`` (the plain dump from a file: what psql alone takes);
 - ``opsbot run backup`` into a file store and into S3 (moto's server on loopback), and ``opsbot run
   restore --break-glass`` of that backup from each store into an empty database, each as a separate
   process whose peak RSS (VmHWM) is sampled.
@@ -78,15 +78,16 @@ def piped(*argvs: list[str], stdin: Path | None = None) -> float:
 
 
 def sizes(pg: Postgres, db: str, gz_path: Path) -> tuple[int, int]:
-    """(bytes of the plain dump, bytes of its gzip -6), keeping the gzip in ``gz_path`` for the restore."""
+    """(bytes of the plain dump, bytes of its gzip -6), keeping both files beside ``gz_path`` for the restores."""
     dump = subprocess.Popen(pg.tool("pg_dump", "--no-owner", "-d", db), stdout=subprocess.PIPE)
-    with open(gz_path, "wb") as out:
+    with open(gz_path, "wb") as out, open(gz_path.with_suffix(""), "wb") as plain:
         gz = subprocess.Popen(["gzip", "-6", "-c"], stdin=subprocess.PIPE, stdout=out)
         assert dump.stdout is not None and gz.stdin is not None
         size = 0
         while chunk := dump.stdout.read(1 << 20):
             size += len(chunk)
             gz.stdin.write(chunk)
+            plain.write(chunk)
         gz.stdin.close()
         assert dump.wait() == 0 and gz.wait() == 0
     return size, gz_path.stat().st_size
@@ -175,6 +176,8 @@ def measure(pg: Postgres, db: str, work: Path, stores: dict[str, str], env: dict
     fresh(pg)
     psql = pg.tool("psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", RESTORE_DB)
     keep("gunzip -c dump.gz | psql", piped(["gunzip", "-c"], psql, stdin=work / "dump.sql.gz"))
+    fresh(pg)
+    keep("psql < dump.sql (psql alone: the restore's own limit)", piped(psql, stdin=work / "dump.sql"))
     for store in stores:
         wall, peak, out = opsbot(["backup", store], env)
         backup = out["backup"]

@@ -6,21 +6,23 @@ tuples, each string through ``json``'s own C escaper, so no dict, no sorting and
 per row (the tests hold the two equal on arbitrary text). A value of another type than the schema's
 (a blob put in by hand) falls back to ``canonical``.
 
-A long log is split by id into ranges walked by ``WORKERS`` processes at once (each has its own
-connection; SQLite's WAL lets them read while the bot writes); each range reports its first row's
-``prev_hash`` and its last row's hash, and the ranges are stitched in order, so a link broken at a
-boundary is caught like any other.
+A long log is split by id into ranges walked by ``WORKERS`` child processes at once (``python -m
+bot.audit_chain``; each has its own connection; SQLite's WAL lets them read while the bot writes);
+each range reports its first row's ``prev_hash`` and its last row's hash, and the ranges are
+stitched in order, so a link broken at a boundary is caught like any other.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import multiprocessing
 import os
 import sqlite3
-from concurrent.futures import ProcessPoolExecutor
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 #: sorted like the canonical JSON's keys; the row's own hash last
@@ -114,8 +116,17 @@ def walk_upto(path: str, high: int, genesis: str) -> Segment:
         return walk(path, 0, high, genesis)
     step = (high - low + WORKERS) // WORKERS
     ranges = [(start, min(start + step - 1, high)) for start in range(low, high + 1, step)]
-    with ProcessPoolExecutor(len(ranges), mp_context=multiprocessing.get_context("spawn")) as pool:
-        segments = list(pool.map(walk, [path] * len(ranges), *zip(*ranges, strict=True)))
+    # plain child processes of this module (python -m bot.audit_chain PATH LOW HIGH), never a re-run of __main__
+    here = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(here).rstrip(os.pathsep)}
+    children = [subprocess.Popen([sys.executable, "-m", "bot.audit_chain", path, str(a), str(b)], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for a, b in ranges]  # fmt: skip
+    segments = []
+    for child in children:
+        out, err = child.communicate()
+        if child.returncode != 0:
+            raise sqlite3.DatabaseError(f"walking a range of the audit log failed: {err.decode()[-300:].strip()}")
+        segments.append(Segment(**json.loads(out)))
     return stitch(segments, genesis)
 
 
@@ -145,3 +156,7 @@ def stitch(segments: list[Segment], genesis: str) -> Segment:
             return Segment(count + seg.count, first_id, genesis, seg.last_id, seg.last_hash, seg.bad_id, seg.reason)
         count, prev, last_id = count + seg.count, seg.last_hash or prev, seg.last_id
     return Segment(count, first_id, genesis, last_id, prev)
+
+
+if __name__ == "__main__":  # one range, for walk_upto: python -m bot.audit_chain PATH LOW HIGH
+    print(json.dumps(dataclasses.asdict(walk(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))))
