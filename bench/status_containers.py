@@ -20,6 +20,7 @@ import collections
 import json
 import os
 import re
+import resource
 import socket
 import statistics
 import subprocess
@@ -35,7 +36,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers.docker_engine import build_image, run_service, start_engine  # noqa: E402
+from tests.helpers.docker_engine import _processes_under, build_image, run_service, start_engine  # noqa: E402
 
 #: this checkout's opsbot (``python -m bot``)
 OPSBOT = [sys.executable, "-m", "bot"]
@@ -113,10 +114,28 @@ def start_containers(client, project: str, count: int, first: int = 0) -> list[s
         return list(pool.map(one, range(first, first + count)))
 
 
-def timed(argv: list[str], env: dict[str, str]) -> tuple[float, bytes]:
+def engine_cpu(engine) -> float:
+    """CPU seconds used so far by the engine: dockerd, its containerd and shims (not the containers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in [engine.process.pid, *_processes_under(engine.root)]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def timed(argv: list[str], env: dict[str, str], engine) -> tuple[float, bytes, float, float]:
+    """(wall seconds, stdout, CPU seconds of the client process, CPU seconds of the engine meanwhile)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, cpu_engine = used.ru_utime + used.ru_stime, engine_cpu(engine)
     start = time.perf_counter()
     out = subprocess.run(argv, env=env, capture_output=True, check=True, timeout=300).stdout
-    return time.perf_counter() - start, out
+    wall = time.perf_counter() - start
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, out, used.ru_utime + used.ru_stime - before, engine_cpu(engine) - cpu_engine
 
 
 def fmt(counts: collections.Counter[str]) -> str:
@@ -143,14 +162,16 @@ def main() -> None:
             for count in (int(c) for c in opts.counts.split(",")):
                 names += start_containers(engine.client, "bench", count - len(names), len(names))
                 time.sleep(2)  # every container has started
-                ours, theirs = [], []
+                ours, theirs, cpus = [], [], {"docker": [], "opsbot": []}
                 for _ in range(opts.rounds):
-                    seconds, out = timed(["docker", "stats", "--no-stream", *names], env)
+                    seconds, out, client, server = timed(["docker", "stats", "--no-stream", *names], env, engine)
                     theirs.append(seconds)
+                    cpus["docker"].append((client, server))
                     assert out.count(b"\n") == count + 1, out[:300]
                     docker_calls = relay.take()
-                    seconds, out = timed([*OPSBOT, "run", "--json", "status", "bench"], env)
+                    seconds, out, client, server = timed([*OPSBOT, "run", "--json", "status", "bench"], env, engine)
                     ours.append(seconds)
+                    cpus["opsbot"].append((client, server))
                     result = json.loads(out)
                     assert len(result["services"]) == count and not result["errors"], result["errors"]
                     assert all(s["cpu_percent"] is not None for s in result["services"])
@@ -159,8 +180,13 @@ def main() -> None:
                 medians[count] = (mine, docker)
                 busiest = max(result["services"], key=lambda s: s["cpu_percent"])
                 print(f"\n== {count} running containers (median of {opts.rounds}; load {os.getloadavg()[0]:.1f})")
+                cpu = {
+                    k: (statistics.median(c for c, _ in v), statistics.median(e for _, e in v)) for k, v in cpus.items()
+                }
                 print(f"  docker stats --no-stream        {docker:6.2f} s   engine: {fmt(docker_calls)}")
                 print(f"  opsbot run --json status        {mine:6.2f} s   engine: {fmt(opsbot_calls)}")
+                for who, (client, server) in cpu.items():
+                    print(f"  CPU, {who}: {client:.2f} s in its own process, {server:.2f} s in the engine")
                 print(f"  ratio {mine / docker:.2f} (goal <= 0.6 for 40); busiest container {busiest['name']} "
                       f"at {busiest['cpu_percent']}% cpu", flush=True)  # fmt: skip
             counts = sorted(medians)
