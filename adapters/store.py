@@ -1,7 +1,7 @@
 """The ``BackupStore`` interface: where database backups are kept (S3, a directory, memory for tests).
 
-Objects are named ``<prefix><env>/db/<UTC timestamp>-<short id>.sql.gz``; the part after ``db/``
-without ``.sql.gz`` is the backup's id. A store lists what it holds itself, so an object put there
+Objects are named ``<prefix><env>/db/<UTC timestamp>-<short id>.sql.zst`` (``.sql.gz`` when gzip); the
+part after ``db/`` without that ending is the backup's id. A store lists what it holds itself, so an object put there
 by hand is listed too (without the metadata opsbot keeps: its checksum is then unknown).
 """
 
@@ -15,12 +15,12 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-#: what a backup's object name ends with
-SUFFIX = ".sql.gz"
+#: what a backup's object name ends with, by its compression
+SUFFIXES = (".sql.zst", ".sql.gz")
 #: a backup id as opsbot makes it: ``20240131T235959Z-a1b2c3``
 ID_RE = re.compile(r"(\d{8}T\d{6}Z)-[0-9a-f]{6,12}")
 #: metadata keys opsbot keeps with each object (S3 user metadata, the file store's sidecar)
-META_KEYS = ("size", "sha256", "command", "duration", "requester", "kind", "created-at")
+META_KEYS = ("size", "sha256", "command", "duration", "requester", "kind", "created-at", "compression")
 
 
 class StoredObject(BaseModel):
@@ -51,9 +51,9 @@ def new_backup_id(now: datetime | None = None) -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-def backup_key(prefix: str, env: str, backup_id: str) -> str:
-    """``<prefix><env>/db/<id>.sql.gz``."""
-    return f"{prefix}{env}/db/{backup_id}{SUFFIX}"
+def backup_key(prefix: str, env: str, backup_id: str, suffix: str = ".sql.zst") -> str:
+    """``<prefix><env>/db/<id>.sql.zst`` (or another ``suffix``: ``.sql.gz``)."""
+    return f"{prefix}{env}/db/{backup_id}{suffix}"
 
 
 def db_prefix(prefix: str, env: str) -> str:
@@ -62,9 +62,12 @@ def db_prefix(prefix: str, env: str) -> str:
 
 
 def id_of(key: str) -> str:
-    """The backup id of an object key: its last part without ``.sql.gz``."""
+    """The backup id of an object key: its last part without ``.sql.zst`` / ``.sql.gz``."""
     name = key.rsplit("/", 1)[-1]
-    return name[: -len(SUFFIX)] if name.endswith(SUFFIX) else name
+    for suffix in SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def time_of(backup_id: str, fallback: datetime) -> datetime:

@@ -1,19 +1,27 @@
-"""Benchmark: opsbot's streamed backup against `pg_dump | gzip > /dev/null`, and the bot's peak memory.
+"""Benchmark: opsbot's backup and restore against pg_dump, gzip and psql, and the bot's peak memory.
 
-Starts a throwaway PostgreSQL cluster (as the tests do), fills a database whose plain dump is about
-100 MiB and one of about 1 GiB, then for each: times `pg_dump -d DB | gzip -6 > /dev/null` (two
-processes, no shell), and `opsbot run backup` into a file store on local disk (the same pg_dump, gzip
-level 6 and sha256 in the bot, written to a temporary name, fsynced, renamed), as a separate process
-whose peak RSS (VmHWM) is sampled. Prints the dump sizes, the throughputs, their ratio (goal: at
-least 0.9 on the 1 GiB dump) and the bot's peak memory (goal: under 150 MB for both sizes).
+Starts a throwaway PostgreSQL cluster (as the tests do) and fills a database whose plain dump is
+about ``--mib`` MiB (default 1024), then, in one run:
 
-    python bench/backup_stream.py [--sizes 100,1024] [--rounds 1]
+- baselines: ``pg_dump > /dev/null``, ``pg_dump | gzip -6 > /dev/null``, ``pg_dump | zstd -3 -T2 >
+  /dev/null`` (processes joined by pipes, no shell), ``gunzip -c dump.gz | psql`` into an empty
+  database, and ``psql < dump.sql`` (the plain dump from a file: what psql alone takes);
+- ``opsbot run backup`` into a file store and into S3 (moto's server on loopback), and ``opsbot run
+  restore --break-glass`` of that backup from each store into an empty database, each as a separate
+  process whose peak RSS (VmHWM) is sampled.
+
+It prints each figure, the ratios and whether each goal of issue 16 is met: backup throughput >= 3x
+``pg_dump | gzip -6`` and >= 0.85x ``pg_dump > /dev/null``; output no larger than gzip -6's; restore
+(the restore step: stream, decompress, psql) >= 2x ``gunzip | psql``; peak RSS < 100 MB.
+
+    python bench/backup_stream.py [--mib 1024] [--stores file,s3]     (as root: it runs PostgreSQL)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -27,11 +35,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers.postgres import Postgres, start_postgres  # noqa: E402
+from tests.helpers.postgres import MotoS3, Postgres, start_postgres  # noqa: E402
 
-OPSBOT = str(Path(sys.executable).with_name("opsbot"))
+#: this checkout's opsbot (``python -m bot``)
+OPSBOT = [sys.executable, "-m", "bot"]
 #: one row of the table is about this many bytes in the dump (COPY format)
 ROW_BYTES = 121
+RESTORE_DB = "bench_restore"
+GOALS = {"gzip": 3.0, "dump": 0.85, "restore": 2.0, "rss": 100e6}
 
 
 def fill(pg: Postgres, db: str, mib: int) -> None:
@@ -51,43 +62,47 @@ def fill(pg: Postgres, db: str, mib: int) -> None:
         )
 
 
-def baseline(pg: Postgres, db: str) -> float:
-    """Seconds for pg_dump -d db | gzip -6 > /dev/null."""
+def piped(*argvs: list[str], stdin: Path | None = None) -> float:
+    """Seconds for ``argv1 | argv2 | ... > /dev/null`` (no shell)."""
     start = time.perf_counter()
-    with open(os.devnull, "wb") as null:
-        dump = subprocess.Popen(pg.tool("pg_dump", "--no-owner", "-d", db), stdout=subprocess.PIPE)
-        gz = subprocess.Popen(["gzip", "-6", "-c"], stdin=dump.stdout, stdout=null)
-        assert dump.stdout is not None
-        dump.stdout.close()
-        assert gz.wait() == 0 and dump.wait() == 0
+    procs: list[subprocess.Popen[bytes]] = []
+    with open(os.devnull, "wb") as null, open(stdin or os.devnull, "rb") as first:
+        for i, argv in enumerate(argvs):
+            src = procs[-1].stdout if procs else first
+            out = null if i == len(argvs) - 1 else subprocess.PIPE
+            procs.append(subprocess.Popen(argv, stdin=src, stdout=out))
+            if src is not first and src is not None:
+                src.close()
+        assert all(p.wait() == 0 for p in procs), [p.returncode for p in procs]
     return time.perf_counter() - start
 
 
-def dump_size(pg: Postgres, db: str) -> int:
-    """Bytes of the plain dump."""
+def sizes(pg: Postgres, db: str, gz_path: Path) -> tuple[int, int]:
+    """(bytes of the plain dump, bytes of its gzip -6), keeping both files beside ``gz_path`` for the restores."""
     dump = subprocess.Popen(pg.tool("pg_dump", "--no-owner", "-d", db), stdout=subprocess.PIPE)
-    assert dump.stdout is not None
-    size = 0
-    while chunk := dump.stdout.read(1 << 20):
-        size += len(chunk)
-    assert dump.wait() == 0
-    return size
+    with open(gz_path, "wb") as out, open(gz_path.with_suffix(""), "wb") as plain:
+        gz = subprocess.Popen(["gzip", "-6", "-c"], stdin=subprocess.PIPE, stdout=out)
+        assert dump.stdout is not None and gz.stdin is not None
+        size = 0
+        while chunk := dump.stdout.read(1 << 20):
+            size += len(chunk)
+            gz.stdin.write(chunk)
+            plain.write(chunk)
+        gz.stdin.close()
+        assert dump.wait() == 0 and gz.wait() == 0
+    return size, gz_path.stat().st_size
 
 
-def opsbot_backup(pg: Postgres, db: str, work: Path) -> tuple[float, float, int, dict]:
-    """``opsbot run --json backup bench``: (wall seconds, backup seconds, peak RSS bytes, the backup)."""
-    config = {
-        "project": "bench",
-        "environments": {"bench": {
-            "runtime": {"kind": "compose", "project": "bench"}, "services": {"db": {}},
-            "backup": {"store": f"file://{work}/store/", "database": {
-                "dump": pg.tool("pg_dump", "--no-owner", "-d", db), "restore": ["true"]}},
-        }},
-    }  # fmt: skip
-    (work / "ops.yml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "OPSBOT_CONFIG": str(work / "ops.yml"), "OPSBOT_DB": str(work / "o.db")}
+def fresh(pg: Postgres) -> None:
+    """An empty database to restore into."""
+    pg.psql(f"DROP DATABASE IF EXISTS {RESTORE_DB}")
+    pg.psql(f"CREATE DATABASE {RESTORE_DB}")
+
+
+def opsbot(args: list[str], env: dict[str, str]) -> tuple[float, int, dict]:
+    """``opsbot run --json ARGS`` as a process: (wall seconds, peak RSS bytes, its JSON)."""
     start = time.perf_counter()
-    proc = subprocess.Popen([OPSBOT, "run", "--json", "backup", "bench"], stdout=subprocess.PIPE, env=env)
+    proc = subprocess.Popen([*OPSBOT, "run", "--json", *args], stdout=subprocess.PIPE, env=env)
     peak = [0]
 
     def sample() -> None:
@@ -107,43 +122,145 @@ def opsbot_backup(pg: Postgres, db: str, work: Path) -> tuple[float, float, int,
     sampler.join()
     result = json.loads(out)
     assert proc.returncode == 0, result
-    backup = result["backup"]
-    for path in (work / "store").rglob("*"):
-        if path.is_file():
-            path.unlink()
-    return wall, float(backup["duration_s"]), peak[0], backup
+    return wall, peak[0], result
+
+
+def write_config(path: Path, pg: Postgres, db: str, stores: dict[str, str]) -> None:
+    """One environment per store: ``<store>`` backs up ``db``; ``<store>-restore`` restores into RESTORE_DB."""
+    envs = {}
+    for name, url in stores.items():
+        for env, dump_db in ((name, db), (f"{name}-restore", RESTORE_DB)):
+            envs[env] = {"runtime": {"kind": "compose", "project": "bench"}, "services": {"db": {}},
+                         "backup": {"store": url, "database": {
+                             "dump": pg.tool("pg_dump", "--no-owner", "-d", dump_db),
+                             "restore": pg.tool("psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", RESTORE_DB)}}}  # fmt: skip
+    path.write_text(yaml.safe_dump({"project": "bench", "environments": envs}))
+
+
+def copy_backup(store: str, url: str, backup: dict, env_to: str, moto: MotoS3 | None) -> None:
+    """Put the backup just made where ``env_to`` looks for backups (its object and metadata)."""
+    name = backup["location"].rsplit("/", 1)[1]
+    if store == "file":
+        src = Path(backup["location"].removeprefix("file://"))
+        dst = Path(url.removeprefix("file://")) / env_to / "db" / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.link(src, dst)
+        os.link(src.with_name(name + ".meta.json"), dst.with_name(name + ".meta.json"))
+    else:
+        assert moto is not None
+        bucket, _, key = backup["location"].removeprefix("s3://").partition("/")
+        moto.client().copy_object(Bucket=bucket, Key=f"{env_to}/db/{name}", CopySource={"Bucket": bucket, "Key": key})
+
+
+def verdict(value: float, goal: float, *, below: bool = False) -> str:
+    met = value < goal if below else value >= goal
+    return "met" if met else "NOT MET"
 
 
 def mib(n: float) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
+def measure(pg: Postgres, db: str, work: Path, stores: dict[str, str], env: dict[str, str], moto: MotoS3 | None,
+            best: dict[str, float], peaks: dict[str, int], sizes_of: dict[str, int]) -> None:  # fmt: skip
+    """One round: every baseline and every opsbot figure, each kept at its best (lowest) over the rounds."""
+
+    def keep(name: str, seconds: float) -> float:
+        best[name] = min(best.get(name, seconds), seconds)
+        return seconds
+
+    dump = pg.tool("pg_dump", "--no-owner", "-d", db)
+    keep("pg_dump > /dev/null", piped(dump))
+    keep("pg_dump | gzip -6 > /dev/null", piped(dump, ["gzip", "-6", "-c"]))
+    keep("pg_dump | zstd -3 -T2 > /dev/null", piped(dump, ["zstd", "-q", "-3", "-T2", "-c"]))
+    fresh(pg)
+    psql = pg.tool("psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", RESTORE_DB)
+    keep("gunzip -c dump.gz | psql", piped(["gunzip", "-c"], psql, stdin=work / "dump.sql.gz"))
+    fresh(pg)
+    keep("psql < dump.sql (psql alone: the restore's own limit)", piped(psql, stdin=work / "dump.sql"))
+    for store in stores:
+        wall, peak, out = opsbot(["backup", store], env)
+        backup = out["backup"]
+        keep(f"{store}: opsbot backup", float(backup["duration_s"]))
+        keep(f"{store}: opsbot run backup (whole process)", wall)
+        peaks[f"{store}: backup"] = max(peaks.get(f"{store}: backup", 0), peak)
+        sizes_of[store] = backup["size"]
+        copy_backup(store, stores[store], backup, f"{store}-restore", moto)
+        fresh(pg)
+        wall, peak, out = opsbot(["restore", f"{store}-restore", backup["id"], "--break-glass", "bench"], env)
+        assert out["ok"], out
+        step = {s["name"]: s for s in out["steps"]}["restore"]
+        keep(f"{store}: opsbot restore (its restore step)", step["duration_s"])
+        keep(f"{store}: opsbot run restore (whole: check, safety backup, restore)", wall)
+        peaks[f"{store}: restore"] = max(peaks.get(f"{store}: restore", 0), peak)
+
+
+def report(raw: int, gz_size: int, stores: dict[str, str], best: dict[str, float], peaks: dict[str, int],
+           sizes_of: dict[str, int]) -> None:  # fmt: skip
+    """Every figure (best of the rounds), the ratios and the goals."""
+    for name, seconds in best.items():
+        print(f"  {name:<62} {seconds:7.2f} s  {mib(raw / seconds):>11}/s")
+    for store in stores:
+        ours = best[f"{store}: opsbot backup"]
+        back = best[f"{store}: opsbot restore (its restore step)"]
+        vs_gzip, vs_dump = best["pg_dump | gzip -6 > /dev/null"] / ours, best["pg_dump > /dev/null"] / ours
+        vs_gunzip = best["gunzip -c dump.gz | psql"] / back
+        print(f"\n{store} store:")
+        print(f"  backup vs pg_dump | gzip -6:   {vs_gzip:5.2f}x  (goal >= 3)     {verdict(vs_gzip, GOALS['gzip'])}")
+        print(f"  backup vs pg_dump > /dev/null: {vs_dump:5.2f}x  (goal >= 0.85)  {verdict(vs_dump, GOALS['dump'])}")
+        size = sizes_of[store]
+        print(f"  backup size: {mib(size)}, {size / gz_size:5.3f} of gzip -6's {mib(gz_size)}  (goal <= 1)  "
+              f"{verdict(-size, -gz_size)}")  # fmt: skip
+        met = verdict(vs_gunzip, GOALS["restore"])
+        print(f"  restore vs gunzip | psql:      {vs_gunzip:5.2f}x  (goal >= 2)     {met}")
+        for what in ("backup", "restore"):
+            peak = peaks[f"{store}: {what}"]
+            print(f"  bot peak RSS, {what}: {peak / 1e6:5.0f} MB  (goal < 100 MB)  "
+                  f"{verdict(peak, GOALS['rss'], below=True)}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="100,1024", help="approximate dump sizes in MiB")
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--mib", type=int, default=1024, help="approximate size of the plain dump in MiB")
+    parser.add_argument("--stores", default="file,s3")
+    parser.add_argument("--rounds", type=int, default=2, help="each figure is the best of this many runs")
     opts = parser.parse_args()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server: no line per request
     pg = start_postgres()
+    moto: MotoS3 | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="obbench-") as tmp:
-            for size in (int(s) for s in opts.sizes.split(",")):
-                db = f"bench_{size}"
-                t0 = time.perf_counter()
-                fill(pg, db, size)
-                raw = dump_size(pg, db)
-                print(f"\n== database {db}: dump {mib(raw)} (filled in {time.perf_counter() - t0:.0f} s)", flush=True)
-                for r in range(opts.rounds):
-                    base = baseline(pg, db)
-                    wall, ours, peak, backup = opsbot_backup(pg, db, Path(tmp))
-                    print(f"round {r + 1}: pg_dump | gzip > /dev/null  {base:6.2f} s  {mib(raw / base)}/s")
-                    print(f"         opsbot backup (pipeline)    {ours:6.2f} s  {mib(raw / ours)}/s  "
-                          f"ratio {base / ours:.2f} (goal >= 0.9)")  # fmt: skip
-                    print(f"         opsbot run (whole process)  {wall:6.2f} s  {mib(raw / wall)}/s  "
-                          f"ratio {base / wall:.2f}")  # fmt: skip
-                    print(f"         stored {mib(backup['size'])} (gzip {raw / backup['size']:.1f}:1); "
-                          f"bot peak RSS {peak / 1e6:.0f} MB (goal < 150 MB)", flush=True)  # fmt: skip
-                pg.psql(f"DROP DATABASE {db}")
+            work, db = Path(tmp), "bench_db"
+            stores = {}
+            env = {**os.environ, "OPSBOT_CONFIG": str(work / "ops.yml"), "OPSBOT_DB": str(work / "o.db"),
+                   "PYTHONPATH": str(ROOT), "LOG_LEVEL": "warning"}  # fmt: skip
+            for store in opts.stores.split(","):
+                if store == "file":
+                    stores["file"] = f"file://{work}/store/"
+                elif store == "s3":
+                    moto = MotoS3()
+                    moto.start()
+                    moto.client().create_bucket(Bucket="bench")
+                    stores["s3"] = "s3://bench/"
+                    env |= {"AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "testing",
+                            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+            t0 = time.perf_counter()
+            fill(pg, db, opts.mib)
+            raw, gz_size = sizes(pg, db, work / "dump.sql.gz")
+            print(f"== dump of {db}: {mib(raw)} (filled in {time.perf_counter() - t0:.0f} s); gzip -6 makes "
+                  f"{mib(gz_size)}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+            write_config(work / "ops.yml", pg, db, stores)
+            best: dict[str, float] = {}
+            peaks: dict[str, int] = {}
+            sizes_of: dict[str, int] = {}
+            for r in range(opts.rounds):
+                measure(pg, db, work, stores, env, moto, best, peaks, sizes_of)
+                print(f"round {r + 1} done (load {os.getloadavg()[0]:.1f})", flush=True)
+            print(f"\nbest of {opts.rounds} rounds, {mib(raw)} dump:")
+            report(raw, gz_size, stores, best, peaks, sizes_of)
     finally:
+        if moto is not None:
+            moto.stop()
         pg.stop()
 
 

@@ -15,7 +15,8 @@ from pydantic import BaseModel
 from adapters.errors import AdapterError, NotFound, OpsError, UserError
 from adapters.procstream import ProcessStream, StreamingRuntime, host_process
 from adapters.store import BackupStore, StoredObject, backup_key, db_prefix, new_backup_id
-from adapters.stores.pipeline import Meter, Progress, dump_to_store
+from adapters.stores.codecs import suffix
+from adapters.stores.pipeline import Meter, Progress, compression_of, dump_to_store
 from commands.base import Ctx
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ class BackupRow(BaseModel):
     requester: str | None = None
     command: str | None = None
     duration_s: float | None = None
+    #: ``zstd`` or ``gzip`` (from the object's name or metadata); None when neither says
+    compression: str | None = None
 
     @classmethod
     def of(cls, o: StoredObject) -> BackupRow:
@@ -41,7 +44,7 @@ class BackupRow(BaseModel):
         m = o.metadata
         return cls(id=o.id, created_at=o.created_at, size=o.size, sha256=o.sha256, location=o.location,
                    kind=m.get("kind"), requester=m.get("requester"), command=m.get("command"),
-                   duration_s=_float(m.get("duration")))  # fmt: skip
+                   duration_s=_float(m.get("duration")), compression=compression_of(o))  # fmt: skip
 
 
 def _float(value: str | None) -> float | None:
@@ -133,13 +136,13 @@ async def take_backup(ctx: Ctx, env: str, *, kind: str = "backup", command: str 
     config = backup_config(ctx, env)
     store: BackupStore = ctx.backends.store(env)
     backup_id = new_backup_id()
-    key = backup_key(store.prefix, env, backup_id)
+    key = backup_key(store.prefix, env, backup_id, suffix(config.compression))
     dump = list(config.database.dump)
     command = command or f"backup {env}"
     requester = (ctx.extras.get("approval") or {}).get("requester", ctx.actor)
     started, t0 = time.time(), time.monotonic()
     shown_dump = ctx.redactor.text(" ".join(dump))  # kept with the object and in the database: no secrets
-    metadata = {"command": shown_dump, "requester": requester, "kind": kind,
+    metadata = {"command": shown_dump, "requester": requester, "kind": kind, "compression": config.compression,
                 "created-at": datetime.fromtimestamp(started, UTC).isoformat()}  # fmt: skip
     label = "Safety backup" if kind == "safety" else "Backing up"
     m = meter(ctx, f"{label} {env}")
@@ -155,7 +158,7 @@ async def take_backup(ctx: Ctx, env: str, *, kind: str = "backup", command: str 
 
     try:
         async with db_process(ctx, env, dump) as proc:
-            put = await dump_to_store(proc, store, key, metadata, final, m)
+            put = await dump_to_store(proc, store, key, metadata, final, m, config.compression)
     except OpsError as exc:
         text = ctx.redactor.text(str(exc))
         record |= {"location": store.location(key), "outcome": "failed",
@@ -172,7 +175,7 @@ async def take_backup(ctx: Ctx, env: str, *, kind: str = "backup", command: str 
                location=put.location, size=put.size, sha256=put.sha256, dumped=m.raw)  # fmt: skip
     return BackupRow(id=backup_id, created_at=datetime.fromtimestamp(started, UTC), size=put.size, sha256=put.sha256,
                      location=put.location, kind=kind, requester=requester, command=shown_dump,
-                     duration_s=round(duration, 3))  # fmt: skip
+                     duration_s=round(duration, 3), compression=config.compression)  # fmt: skip
 
 
 async def _record(ctx: Ctx, record: dict[str, Any]) -> None:

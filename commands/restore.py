@@ -1,9 +1,9 @@
 """Restore the environment's database from a backup, reversibly, behind approval.
 
-The plan: check the backup (sha256, complete gzip stream); take a safety backup of the current
+The plan: check the backup (sha256, complete zstd or gzip stream); take a safety backup of the current
 database first (so a wrong restore can be undone with `restore <env> <safety id>`); stop the
 services that use the database (the shutdown stages before the database's, stop timeouts
-respected); stream the backup through gunzip into `backup.database.restore` (argv, in the database
+respected); stream the backup, decompressed, into `backup.database.restore` (argv, in the database
 service's container or on the bot's host); start the stopped services again in startup order; verify
 every health check. Any failure stops there, says at which step and what state everything is in, and
 names the safety backup. A change: it waits for the environment's approvals.
@@ -14,17 +14,21 @@ Guide: 7.2 Restore procedure.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from pydantic import BaseModel, Field
 
 from adapters.errors import OpsError
 from adapters.store import StoredObject
-from adapters.stores.pipeline import check_object, store_to_process
+from adapters.stores.pipeline import check_object, compression_of, store_to_process
 from commands.base import ChangeArgs, CommandSpec, Ctx, EnvName, Plan, Result, Severity, Version
 from commands.dbstream import BackupRow, backup_config, db_process, find, meter, size_text, step, take_backup, where
 from commands.inspect import CheckRow, ServiceRow, service_rows
 from commands.rollout import verify
 from commands.stages import run_stages
+
+#: how the plan names the decompression
+_UNPACK = {"zstd": "zstd -d", "gzip": "gunzip"}
 
 
 class RestoreArgs(ChangeArgs):
@@ -40,6 +44,8 @@ class RestoreStep(BaseModel):
     name: str
     ok: bool
     detail: str = ""
+    #: seconds the step took
+    duration_s: float | None = None
 
 
 class RestoreResult(Result):
@@ -90,17 +96,20 @@ async def plan(ctx: Ctx, args: RestoreArgs) -> Plan:
     store = ctx.backends.store(args.env)
     stop, start = affected(ctx, args.env)
     names = {s for stage in stop for s in stage}
-    rows = [r for r in await service_rows(ctx, args.env, stats=False) if r.name in names]
+    rows = [r for r in await service_rows(ctx, args.env, stats=False) if r.name in names] if names else []
     _, env_config = ctx.config.env(args.env)
+    compression = compression_of(found) or "zstd or gzip"
     stops = [f"stop {', '.join(stage)} (stop timeouts respected)" for stage in stop]
     stops = stops or ["stop nothing (no shutdown stage before the database's)"]
     return Plan(
         summary=f"restore the database of {args.env} from backup {found.id}",
         steps=[
-            f"check backup {found.id} ({size_text(found.size)}): sha256 {found.sha256 or 'as recorded'}, complete gzip",
+            f"check backup {found.id} ({size_text(found.size)}): sha256 {found.sha256 or 'as recorded'}, "
+            f"complete {compression}",
             f"safety backup of the current database to {store.url} (undo with restore {args.env} <its id>)",
             *stops,
-            f"stream {found.location} through gunzip into: {' '.join(config.database.restore)} {where(ctx, args.env)}",
+            f"stream {found.location} through {_UNPACK.get(compression, compression)} into: "
+            f"{' '.join(config.database.restore)} {where(ctx, args.env)}",
             *[f"start {', '.join(stage)}, wait until running and healthy" for stage in start],
         ],
         targets=[
@@ -136,13 +145,20 @@ async def _steps(ctx: Ctx, args: RestoreArgs, result: RestoreResult) -> RestoreR
     stop, start = affected(ctx, env)
     stopped = [s for stage in stop for s in stage]
 
+    clock = [time.monotonic()]
+
+    def took() -> float:  # since the step before ended
+        now, before = time.monotonic(), clock[0]
+        clock[0] = now
+        return round(now - before, 3)
+
     async def done(name: str, detail: str) -> None:
-        result.steps.append(RestoreStep(name=name, ok=True, detail=detail))
+        result.steps.append(RestoreStep(name=name, ok=True, detail=detail, duration_s=took()))
         await step(ctx, command, env, "restore-step", f"{name}: {detail}")
 
     async def failed(name: str, exc: OpsError | str, state: str) -> RestoreResult:
         why = ctx.redactor.text(str(exc))
-        result.steps.append(RestoreStep(name=name, ok=False, detail=why))
+        result.steps.append(RestoreStep(name=name, ok=False, detail=why, duration_s=took()))
         safety = result.safety_backup
         undo = (f" The safety backup {safety.id} ({safety.location}) holds the database as it was before: "
                 f"`restore {env} {safety.id}` puts it back.") if safety else ""  # fmt: skip
@@ -155,13 +171,13 @@ async def _steps(ctx: Ctx, args: RestoreArgs, result: RestoreResult) -> RestoreR
     records = ctx.extras.get("backups")
     record = await records.get(env, found.id) if records is not None else None
     await ctx.progress(f"Step 1: checking backup {found.id}")
-    read = await check_object(store, found.key, meter(ctx, f"Checking {found.id}"))
+    read = await check_object(store, found.key, meter(ctx, f"Checking {found.id}"), compression_of(found))
     expected = expected_sha(found, record)
     if expected and expected != {read.sha256}:
         return await failed("check the backup", f"sha256 {read.sha256} does not match the recorded "
                             f"{', '.join(sorted(expected))}", "Nothing was changed.")  # fmt: skip
-    if not read.gzip_ok:
-        return await failed("check the backup", read.gzip_problem or "incomplete gzip", "Nothing was changed.")
+    if not read.stream_ok:
+        return await failed("check the backup", read.stream_problem or "incomplete", "Nothing was changed.")
     await done("check the backup", f"sha256 {read.sha256}, {size_text(read.raw_size)} of dump")
 
     await ctx.progress("Step 2: safety backup of the current database")
@@ -182,7 +198,7 @@ async def _steps(ctx: Ctx, args: RestoreArgs, result: RestoreResult) -> RestoreR
     m = meter(ctx, f"Restoring {found.id} into {env}")
     try:
         async with db_process(ctx, env, list(config.database.restore), stdin=True) as proc:
-            await store_to_process(store, found.key, proc, m, sha256=read.sha256)
+            await store_to_process(store, found.key, proc, m, sha256=read.sha256, compression=read.compression)
     except OpsError as exc:
         left = f"{', '.join(stopped)} stay stopped. " if stopped else ""
         return await failed("restore", exc, f"The database may be PARTLY restored ({size_text(m.raw)} of the dump "

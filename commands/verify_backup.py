@@ -1,5 +1,5 @@
-"""Verify a backup (default: the newest): it exists, its sha256 matches, its gzip stream is complete,
-and it is younger than its schedule's period (`schedules: verify_backup`, 24 h when none).
+"""Verify a backup (default: the newest): it exists, its sha256 matches, its compressed stream (zstd or
+gzip) is complete, and it is younger than its schedule's period (`schedules: verify_backup`, 24 h when none).
 
 The object is read once, streamed: its sha256 is compared with the one recorded with it (and in
 opsbot's database, when opsbot made it). `--restore-test` also restores it into a scratch database
@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from adapters.errors import OpsError
-from adapters.stores.pipeline import check_object
+from adapters.stores.pipeline import check_object, compression_of
 from commands.base import Args, CommandSpec, Ctx, EnvName, Result, Severity, Version, worst
 from commands.dbstream import BackupRow, backup_config, find, meter, size_text, step
 from commands.scratch import restore_test
@@ -80,7 +80,7 @@ async def run(ctx: Ctx, args: VerifyArgs) -> VerifyResult:
     record = await records.get(args.env, found.id) if records is not None else None
     expected = {v for v in (found.sha256, (record or {}).get("sha256")) if v}
     m = meter(ctx, f"Verifying {found.id}")
-    read = await check_object(ctx.backends.store(args.env), found.key, m)
+    read = await check_object(ctx.backends.store(args.env), found.key, m, compression_of(found))
     if not expected:
         checks.append(VerifyCheck(name="sha256", severity="warning", detail=f"{read.sha256} (no checksum recorded "
                                   "with the object or in opsbot's database: put there by hand?)"))  # fmt: skip
@@ -93,9 +93,9 @@ async def run(ctx: Ctx, args: VerifyArgs) -> VerifyResult:
     if recorded is not None and recorded != str(read.size):
         detail = f"read {read.size} bytes, recorded {recorded}"
         checks.append(VerifyCheck(name="size", severity="critical", detail=detail))
-    checks.append(VerifyCheck(name="gzip", severity="ok" if read.gzip_ok else "critical",
-                              detail=f"complete ({size_text(read.raw_size)} of dump)" if read.gzip_ok
-                              else read.gzip_problem or "incomplete"))  # fmt: skip
+    checks.append(VerifyCheck(name=read.compression or "compression", severity="ok" if read.stream_ok else "critical",
+                              detail=f"complete ({size_text(read.raw_size)} of dump)" if read.stream_ok
+                              else read.stream_problem or "incomplete"))  # fmt: skip
     limit, age = period(ctx, args.env), datetime.now(UTC) - found.created_at
     checks.append(VerifyCheck(name="age", severity="ok" if age <= limit else "critical",
                               detail=f"{_hours(age)} old (limit {_hours(limit)})"))  # fmt: skip

@@ -28,10 +28,8 @@ from adapters.docker.info import (
 )
 from adapters.docker.io import (
     LineReader,
-    cpu_percent,
     frames,
     image_version,
-    memory_usage,
     newest_within,
     parse_df,
     parse_time,
@@ -55,21 +53,29 @@ class ComposeRuntime(ComposeReplace, DockerStreams):
         self.project = project
         self.pull_timeout = pull_timeout
 
-    async def _inspect_all(self, service: str | None = None) -> list[dict[str, Any]]:
-        """Inspect data of the project's containers (one list request, then inspects in parallel)."""
+    async def _summaries(self, service: str | None = None) -> list[dict[str, Any]]:
+        """The project's containers as the engine lists them (one request), without one-offs and the old
+        containers a replace keeps until commit or revert."""
         labels = [f"{PROJECT}={self.project}"] + ([f"{SERVICE}={service}"] if service else [])
         summaries = await self._call(
             lambda: self._api().containers(all=True, filters={"label": labels}), what=" (listing containers)"
         )
-        wanted = [  # not one-offs, nor the old containers a replace keeps until commit or revert
-            s["Id"] for s in summaries
+        return [
+            s for s in summaries
             if (s.get("Labels") or {}).get(ONEOFF, "False") != "True" and OLD_MARK not in "".join(s.get("Names") or [])
         ]  # fmt: skip
-        found = await self._each([partial(self._inspect, cid) for cid in wanted], " (inspect)")
-        for result in found:  # a container removed between list and inspect is simply gone
+
+    async def _inspect_ids(self, ids: list[str]) -> list[dict[str, Any]]:
+        """Inspect data of the containers, in parallel (one removed meanwhile is simply gone)."""
+        found = await self._each([partial(self._inspect, cid) for cid in ids], " (inspect)")
+        for result in found:
             if isinstance(result, BaseException) and not isinstance(result, NotFound):
                 raise result
         return [r for r in found if isinstance(r, dict)]
+
+    async def _inspect_all(self, service: str | None = None) -> list[dict[str, Any]]:
+        """Inspect data of the project's containers (one list request, then inspects in parallel)."""
+        return await self._inspect_ids([s["Id"] for s in await self._summaries(service)])
 
     def _inspect(self, container_id: str) -> dict[str, Any]:
         attrs: dict[str, Any] = self._api().inspect_container(container_id)
@@ -82,10 +88,6 @@ class ComposeRuntime(ComposeReplace, DockerStreams):
     def _start(self, container_id: str) -> None:
         self._api().start(container_id)
 
-    def _stats(self, container_id: str) -> dict[str, Any]:
-        sample: dict[str, Any] = self._api().stats(container_id, stream=False)
-        return sample
-
     async def _service(self, service: str, *, running: bool) -> list[dict[str, Any]]:
         found = [a for a in await self._inspect_all(service) if not running or a["State"].get("Running")]
         if not found:
@@ -96,17 +98,17 @@ class ComposeRuntime(ComposeReplace, DockerStreams):
     # ------------------------------------------------------------------ Runtime
 
     async def containers(self, *, stats: bool = False) -> list[ContainerInfo]:
-        """Every container of the project (running or not), with cpu/memory when ``stats``."""
-        infos = [container_info(a) for a in await self._inspect_all()]
+        """Every container of the project (running or not), with cpu/memory when ``stats``.
+
+        One list request, the inspects in parallel, then two samples of each running container ``GAP``
+        apart, all at once (``adapters.docker.stats``): about ``GAP`` seconds whatever their number.
+        """
+        attrs = await self._inspect_all()
+        infos = [container_info(a) for a in attrs]
         if stats:
-            running = [i for i, info in enumerate(infos) if info.state == "running"]
-            samples = await self._each([partial(self._stats, infos[i].id) for i in running], " (stats)")
-            for i, sample in zip(running, samples, strict=True):
-                if isinstance(sample, dict):  # a container that stopped meanwhile has no numbers
-                    percent, used = memory_usage(sample)
-                    infos[i] = infos[i].model_copy(
-                        update={"cpu_percent": cpu_percent(sample), "memory_percent": percent, "memory_bytes": used}
-                    )
+            pids = {a["Id"]: int((a.get("State") or {}).get("Pid") or 0) for a in attrs if a["State"].get("Running")}
+            figures = {cid[:12]: u for cid, u in (await self._usage(list(pids), pids)).items()}
+            infos = [i.model_copy(update=figures[i.id]._asdict()) if i.id in figures else i for i in infos]
         return sorted(infos, key=lambda i: (i.service, i.number or 0, i.name))
 
     async def logs(

@@ -12,13 +12,16 @@ import asyncio
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 import docker
 import docker.errors
 import requests
 
+from adapters.docker.cgroups import Cgroup, Cgroups, Reading
 from adapters.docker.io import reason
+from adapters.docker.stats import GAP, Usage, between, usage
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound
 
 T = TypeVar("T")
@@ -41,6 +44,7 @@ class DockerClientBase:
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self._cgroups: Cgroups | None = None
 
     def _api(self) -> Any:
         """The SDK's low-level client, made on first use (in a worker thread: it may connect)."""
@@ -92,6 +96,56 @@ class DockerClientBase:
                 return await self._call(fn, what=what)
 
         return await asyncio.gather(*(one(fn) for fn in calls), return_exceptions=True)
+
+    def _stats_once(self, container_id: str) -> dict[str, Any]:
+        """One sample of the container's stats, read at once (no wait for the engine's collector)."""
+        sample: dict[str, Any] = self._api().stats(container_id, stream=False, one_shot=True)
+        return sample
+
+    async def _sample(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """One sample of each container, concurrently; those that cannot be read (stopped) left out."""
+        found = await self._each([partial(self._stats_once, cid) for cid in ids], " (stats)")
+        return {cid: sample for cid, sample in zip(ids, found, strict=True) if isinstance(sample, dict)}
+
+    async def _usage(self, ids: list[str], pids: dict[str, int] | None = None) -> dict[str, Usage]:
+        """cpu% and memory of each container (``adapters.docker.stats``): two rounds of samples ``GAP`` apart,
+        read from the containers' cgroups when the engine is on this host and ``pids`` (id -> ``State.Pid``)
+        lead there (``adapters.docker.cgroups``), else asked of the engine."""
+        local: dict[str, Usage] = {}
+        if pids and self.docker_host.startswith("unix://"):
+            local = await self._cgroup_usage({cid: pids[cid] for cid in ids if cid in pids})
+        rest = [cid for cid in ids if cid not in local]
+        if not rest:
+            return local
+        before = await self._sample(rest)
+        if not before:
+            return local
+        await asyncio.sleep(GAP)
+        after = await self._sample(list(before))
+        return local | {cid: figures for cid, sample in after.items() if (figures := usage(before.get(cid), sample))}
+
+    async def _cgroup_usage(self, pids: dict[str, int]) -> dict[str, Usage]:
+        """The containers whose cgroup is provably theirs here, read twice ``GAP`` apart (no engine call)."""
+        if self._cgroups is None:
+            self._cgroups = await asyncio.to_thread(Cgroups)
+        groups = self._cgroups
+
+        def locate() -> dict[str, tuple[Cgroup, Reading]]:
+            found = {}
+            for cid, pid in pids.items():
+                if (where := groups.locate(pid, cid)) is not None and (first := groups.read(where)) is not None:
+                    found[cid] = (where, first)
+            return found
+
+        def again(found: dict[str, tuple[Cgroup, Reading]]) -> dict[str, Usage]:
+            return {cid: figures for cid, (where, first) in found.items()
+                    if (figures := between(first, groups.read(where))) is not None}  # fmt: skip
+
+        found = await asyncio.to_thread(locate)
+        if not found:
+            return {}
+        await asyncio.sleep(GAP)
+        return await asyncio.to_thread(again, found)
 
     def _url(self, path: str) -> str:
         api = self._api()

@@ -1,9 +1,10 @@
-"""Streams between a process and a store: dump -> gzip -> store, store -> gunzip -> restore, and checks.
+"""Streams between a process and a store: dump -> compress -> store, store -> decompress -> restore, and checks.
 
 No temporary file and bounded memory whatever the size: a reader task takes the dump's stdout into a
-small queue of raw chunks, a compressor (zlib in a worker thread, so the dump keeps writing meanwhile)
-feeds a small queue of gzip chunks, and the store uploads from that. A dump that exits non-zero or
-writes nothing makes the stream fail before its end, so the store leaves no object.
+small queue of raw chunks, a compressor (zstd or gzip, in a worker thread, so the dump keeps writing
+meanwhile) feeds a small queue of compressed chunks, and the store uploads from that. A dump that
+exits non-zero or writes nothing makes the stream fail before its end, so the store leaves no object.
+The way back decompresses in pieces of at most 1 MiB (``adapters.stores.codecs``): a bomb cannot fill memory.
 """
 
 from __future__ import annotations
@@ -12,21 +13,19 @@ import asyncio
 import contextlib
 import hashlib
 import time
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from adapters.errors import AdapterError
-from adapters.procstream import CHUNK, ProcessStream
-from adapters.store import BackupStore, PutResult
+from adapters.procstream import ProcessStream
+from adapters.store import BackupStore, PutResult, StoredObject
+from adapters.stores.codecs import Compression, DecodeError, Decoder, decoder, encoder, of_bytes, of_name
 
 #: raw chunks are gathered to about this size before they are compressed (fewer thread hops)
 GATHER = 512 * 1024
 #: chunks waiting in each queue: memory stays under a few MiB besides the store's part buffer
-QUEUE = 8
-#: gzip level (gzip's own default)
-LEVEL = 6
+QUEUE = 2
 #: progress is reported at most this often (seconds)
 PROGRESS_EVERY = 2.0
 
@@ -76,26 +75,29 @@ async def dump_to_store(
     metadata: dict[str, str],
     final: Callable[[], dict[str, str]],
     meter: Meter,
+    compression: Compression = "zstd",
 ) -> PutResult:
-    """Stream ``proc``'s stdout through gzip into ``store`` under ``key``; ``DumpFailed`` leaves no object."""
+    """Stream ``proc``'s stdout, compressed, into ``store`` under ``key``; ``DumpFailed`` leaves no object."""
     raw_q: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(QUEUE)
     gz_q: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(QUEUE)
-    compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, 31)
+    compressor = encoder(compression)
 
     async def read() -> None:
-        pending = bytearray()
+        pending: list[bytes] = []
+        size = 0
         try:
             while chunk := await proc.read():
                 meter.raw += len(chunk)
-                pending += chunk
-                if len(pending) >= GATHER:
-                    await raw_q.put(bytes(pending))
-                    pending.clear()
+                pending.append(chunk)
+                size += len(chunk)
+                if size >= GATHER:
+                    await raw_q.put(pending[0] if len(pending) == 1 else b"".join(pending))
+                    pending, size = [], 0
         except Exception as exc:
             offer(raw_q, exc)
             return
         if pending:
-            await raw_q.put(bytes(pending))
+            await raw_q.put(b"".join(pending))
         await raw_q.put(None)
 
     async def compress() -> None:
@@ -111,7 +113,7 @@ async def dump_to_store(
                 raise DumpFailed(failure(proc, f"{proc.description} exited with {code}"))
             if meter.raw == 0:
                 raise DumpFailed(failure(proc, f"{proc.description} wrote nothing"))
-            await gz_q.put(compressor.flush())
+            await gz_q.put(await asyncio.to_thread(compressor.flush))
             await gz_q.put(None)
         except asyncio.CancelledError:
             raise  # the store gave up: nobody reads the queue any more
@@ -154,72 +156,110 @@ def offer(queue: asyncio.Queue[Any], item: Any) -> None:
             queue.get_nowait()
 
 
-class Gunzip:
-    """Decompresses gzip (several members too) in pieces of at most 1 MiB: a bomb cannot fill memory."""
+def compression_of(o: StoredObject) -> Compression | None:
+    """What the backup's name (``.sql.zst``, ``.sql.gz``) or metadata says; None: look at its first bytes."""
+    said = of_name(o.key) or o.metadata.get("compression")
+    return said if said in ("zstd", "gzip") else None  # type: ignore[return-value]
 
-    def __init__(self) -> None:
-        self._d = zlib.decompressobj(31)
-        self.started = False
 
-    def feed(self, data: bytes) -> list[bytes]:
-        """The raw pieces ``data`` completes; ``zlib.error`` for data that is not gzip."""
-        out: list[bytes] = []
-        while data:
-            self.started = True
-            piece = self._d.decompress(data, CHUNK)
-            if piece:
-                out.append(piece)
-            if self._d.eof:
-                data = self._d.unused_data
-                self._d = zlib.decompressobj(31)
-                self.started = False
-            else:
-                data = self._d.unconsumed_tail
-        return out
+class _Unpacker:
+    """The decoder of a stream (chosen from its first bytes when not known) and the sha256 of what it was fed."""
+
+    def __init__(self, compression: Compression | None) -> None:
+        self.compression = compression
+        self.sha = hashlib.sha256()
+        self.fed = 0
+        self._decoder: Decoder | None = None
+
+    def push(self, chunk: bytes) -> None:
+        """Hash and hand over stored bytes; ``DecodeError`` when the stream's kind cannot be told."""
+        self.sha.update(chunk)
+        self.fed += len(chunk)
+        if self._decoder is None:
+            self.compression = self.compression or of_bytes(chunk)
+            if self.compression is None:
+                raise DecodeError("neither zstd nor gzip (unknown first bytes)")
+            self._decoder = decoder(self.compression)
+        self._decoder.push(chunk)
+
+    def pull(self) -> bytes:
+        """The next piece of at most 1 MiB (``b""``: push more)."""
+        return self._decoder.pull() if self._decoder is not None else b""
 
     def complete(self) -> bool:
-        """True when the stream ended at the end of a gzip member."""
-        return not self.started
+        """The stream ended whole."""
+        return self._decoder is not None and self._decoder.complete()
+
+    def name(self) -> str:
+        """``zstd``, ``gzip``, or ``compressed`` when not known yet."""
+        return self.compression or "compressed"
 
 
 async def store_to_process(
-    store: BackupStore, key: str, proc: ProcessStream, meter: Meter, *, sha256: str | None = None
+    store: BackupStore,
+    key: str,
+    proc: ProcessStream,
+    meter: Meter,
+    *,
+    sha256: str | None = None,
+    compression: Compression | None = None,
 ) -> None:
-    """Stream the object through gunzip into ``proc``'s stdin; ``DumpFailed`` when it fails (says how far).
+    """Stream the object, decompressed, into ``proc``'s stdin; ``DumpFailed`` when it fails (says how far).
 
-    With ``sha256`` (what a check of the object found just before), the bytes streamed are hashed too:
-    an object replaced in between is said (``DumpFailed``) at the end, never passed over as the checked one.
+    ``compression`` None: told from the object's first bytes. With ``sha256`` (what a check of the object
+    found just before), the bytes streamed are hashed too: an object replaced in between is said
+    (``DumpFailed``) at the end, never passed over as the checked one. Reading and decompressing run
+    ahead of the restore by a few pieces (a small queue), so the store and the restore both keep busy.
     """
-    gunzip = Gunzip()
-    digest = hashlib.sha256()
+    unpack = _Unpacker(compression)
+    pieces: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(QUEUE)
+
+    def feed(chunk: bytes) -> bytes:
+        unpack.push(chunk)
+        return unpack.pull()
+
+    async def produce() -> None:
+        try:
+            async for chunk in store.get(key):
+                meter.stored += len(chunk)
+                try:
+                    piece = await asyncio.to_thread(feed, chunk)
+                    while piece:
+                        await pieces.put(piece)
+                        piece = await asyncio.to_thread(unpack.pull)
+                except DecodeError as exc:
+                    raise DumpFailed(
+                        f"the backup is not valid {unpack.name()} after {meter.stored} bytes ({exc})"
+                    ) from exc
+            if not unpack.complete():
+                raise DumpFailed(f"the backup's {unpack.name()} stream is incomplete (cut after {meter.stored} bytes)")
+            if sha256 is not None and unpack.sha.hexdigest() != sha256:
+                raise DumpFailed(
+                    f"the backup changed while it was restored: its bytes have sha256 {unpack.sha.hexdigest()}, "
+                    f"not the {sha256} checked before"
+                )
+            await pieces.put(None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            offer(pieces, exc)
 
     async def drain_stdout() -> None:  # whatever the restore prints must not block it
         while await proc.read():
             pass
 
     reader = asyncio.create_task(drain_stdout())
+    producer = asyncio.create_task(produce())
     try:
-        async for chunk in store.get(key):
-            meter.stored += len(chunk)
-            digest.update(chunk)
+        while (item := await pieces.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
             try:
-                pieces = await asyncio.to_thread(gunzip.feed, chunk)
-            except zlib.error as exc:
-                raise DumpFailed(f"the backup is not valid gzip after {meter.stored} bytes ({exc})") from exc
-            for piece in pieces:
-                try:
-                    await proc.write(piece)
-                except AdapterError as exc:  # it stopped reading: its exit code and stderr say why
-                    raise DumpFailed(await _why_it_stopped(proc, exc)) from exc
-                meter.raw += len(piece)
+                await proc.write(item)
+            except AdapterError as exc:  # it stopped reading: its exit code and stderr say why
+                raise DumpFailed(await _why_it_stopped(proc, exc)) from exc
+            meter.raw += len(item)
             await meter.tick()
-        if not gunzip.complete():
-            raise DumpFailed(f"the backup's gzip stream is incomplete (cut after {meter.stored} bytes)")
-        if sha256 is not None and digest.hexdigest() != sha256:
-            raise DumpFailed(
-                f"the backup changed while it was restored: its bytes have sha256 {digest.hexdigest()}, "
-                f"not the {sha256} checked before"
-            )
         await proc.close_stdin()
         reader.cancel()  # wait() reads stdout to its end itself
         with contextlib.suppress(BaseException):
@@ -228,9 +268,10 @@ async def store_to_process(
         if code != 0:
             raise DumpFailed(failure(proc, f"{proc.description} exited with {code}"))
     finally:
-        reader.cancel()
-        with contextlib.suppress(BaseException):
-            await reader
+        for task in (producer, reader):
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
     await meter.tick(force=True)
 
 
@@ -251,31 +292,40 @@ class ObjectCheck:
 
     size: int
     sha256: str
-    gzip_ok: bool
-    gzip_problem: str | None
+    #: the stream's compression (``zstd``, ``gzip``), None when its first bytes are neither
+    compression: Compression | None
+    #: the stream decompresses whole and ends where it should
+    stream_ok: bool
+    stream_problem: str | None
     raw_size: int
 
 
-async def check_object(store: BackupStore, key: str, meter: Meter) -> ObjectCheck:
-    """Read the object once: its size, sha256, and whether it is one complete gzip stream."""
-    sha, gunzip = hashlib.sha256(), Gunzip()
+async def check_object(
+    store: BackupStore, key: str, meter: Meter, compression: Compression | None = None
+) -> ObjectCheck:
+    """Read the object once: its size, sha256, and whether it is one complete compressed stream."""
+    unpack = _Unpacker(compression)
     problem: str | None = None
 
     def feed(chunk: bytes) -> int:
-        sha.update(chunk)
         if problem is not None:
+            unpack.sha.update(chunk)
             return 0
-        return sum(len(p) for p in gunzip.feed(chunk))
+        unpack.push(chunk)
+        n = 0
+        while piece := unpack.pull():  # counted and dropped: memory stays bounded
+            n += len(piece)
+        return n
 
     async for chunk in store.get(key):
         meter.stored += len(chunk)
         try:
             meter.raw += await asyncio.to_thread(feed, chunk)
-        except zlib.error as exc:
-            problem = f"not valid gzip after {meter.stored} bytes ({exc})"
+        except DecodeError as exc:
+            problem = f"not valid {unpack.name()} after {meter.stored} bytes ({exc})"
         await meter.tick()
-    if problem is None and not gunzip.complete():
-        problem = "the gzip stream is incomplete (the object was cut short)"
     if problem is None and meter.stored == 0:
         problem = "the object is empty"
-    return ObjectCheck(meter.stored, sha.hexdigest(), problem is None, problem, meter.raw)
+    if problem is None and not unpack.complete():
+        problem = f"the {unpack.name()} stream is incomplete (the object was cut short)"
+    return ObjectCheck(meter.stored, unpack.sha.hexdigest(), unpack.compression, problem is None, problem, meter.raw)

@@ -29,7 +29,7 @@ from adapters.store import PutResult, StoredObject, id_of, newest_first, time_of
 log = logging.getLogger("opsbot.s3")
 T = TypeVar("T")
 #: bytes per uploaded part (S3: at least 5 MiB except the last)
-PART_SIZE = 8 * 2**20
+PART_SIZE = 5 * 2**20
 #: how long an abort keeps being retried when the endpoint does not answer
 ABORT_FOR = 20.0
 #: the suffix of an object being uploaded: never listed, removed once copied to its final key
@@ -91,7 +91,8 @@ class S3Store:
     async def put(
         self, key: str, chunks: AsyncIterator[bytes], metadata: dict[str, str], final: Callable[[], dict[str, str]]
     ) -> PutResult:
-        """Multipart upload of ``chunks`` (parts of 8 MiB); aborted on any failure; metadata set at the end."""
+        """Multipart upload of ``chunks`` (parts of 8 MiB, one sent while the next fills); aborted on any failure;
+        metadata set at the end."""
         s3 = self._s3()
         meta = _headers(metadata)
         final_key, key = key, key + PARTIAL  # the final key only ever holds a whole object with its sha256
@@ -100,29 +101,40 @@ class S3Store:
         )
         upload_id: str = created["UploadId"]
         parts: list[dict[str, Any]] = []
-        sha, size, buffer = hashlib.sha256(), 0, bytearray()
+        sha, size = hashlib.sha256(), 0
+        # two part buffers, reused: one is uploaded while the stream fills the other (memory: 2 parts)
+        buffers, filled = [bytearray(PART_SIZE), bytearray(PART_SIZE)], 0
+        sending: asyncio.Future[None] | None = None
 
-        async def send(data: bytes) -> None:
+        def upload(data: bytes | bytearray, number: int) -> None:
+            sha.update(data)  # parts are sent one after the other: hashed in order
+            answer = s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data)
+            parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+
+        async def send(data: bytes | bytearray) -> None:
+            nonlocal sending
+            if sending is not None:
+                await sending  # the part before is stored (or its error raised) first
             number = len(parts) + 1
-
-            def upload() -> dict[str, Any]:
-                sha.update(data)
-                answer = s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data)
-                return {"PartNumber": number, "ETag": answer["ETag"]}
-
-            parts.append(await self._call(upload, f"uploading part {number}"))
+            sending = asyncio.ensure_future(self._call(lambda: upload(data, number), f"uploading part {number}"))
 
         try:
             async for chunk in chunks:
-                buffer += chunk
                 size += len(chunk)
-                while len(buffer) >= PART_SIZE:
-                    part = bytes(buffer[:PART_SIZE])
-                    del buffer[:PART_SIZE]
-                    await send(part)
-            if buffer or not parts:
-                await send(bytes(buffer))
-            buffer = bytearray()
+                view = memoryview(chunk)
+                while view:
+                    n = min(len(view), PART_SIZE - filled)
+                    buffers[0][filled : filled + n] = view[:n]
+                    view, filled = view[n:], filled + n
+                    if filled == PART_SIZE:
+                        await send(buffers[0])  # it waits for the other buffer's upload first: that one is free
+                        buffers.reverse()
+                        filled = 0
+            if filled or sending is None:  # the last part (or the only one, even empty)
+                del buffers[0][filled:]  # shortened in place: no copy
+                await send(buffers[0])
+            assert sending is not None
+            await sending
             await self._call(
                 lambda: s3.complete_multipart_upload(
                     Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
@@ -130,6 +142,10 @@ class S3Store:
                 "completing the upload",
             )
         except BaseException as exc:
+            if sending is not None:
+                await asyncio.wait([sending], timeout=self.timeout)  # no part lands after the abort
+                if sending.done() and not sending.cancelled():
+                    sending.exception()  # retrieved: the error raised is this one, or the stream's own
             await asyncio.shield(self._abort(key, upload_id))
             if isinstance(exc, AdapterError):
                 raise type(exc)(f"{exc}; the upload was aborted, no object was left") from exc

@@ -18,10 +18,9 @@ import heapq
 import itertools
 import threading
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 
-from adapters.docker.io import MAX_LINE, LineReader, cpu_percent, frames, memory_usage, parse_time, time_key
+from adapters.docker.io import MAX_LINE, LineReader, frames, parse_time, time_key
 from adapters.docker.stream import DockerStreams
 from adapters.errors import AdapterError, NotFound
 from adapters.lifecycle import QUOTE, TAIL_BUDGET, TAIL_LINES, Look, wait_running
@@ -74,15 +73,9 @@ class SwarmRuntime(SwarmChanges, SwarmRun, DockerStreams):
         services = await self._services()
         tasks = await self._tasks([s["ID"] for s in services.values()])
         infos = [info for info, _ in await self._views(services, tasks)]
-        if stats:
-            running = [i for i, info in enumerate(infos) if info.state == "running" and info.id]
-            samples = await self._each([partial(self._stats, infos[i].id) for i in running], " (stats)")
-            for i, sample in zip(running, samples, strict=True):
-                if isinstance(sample, dict):  # on another node, or stopped meanwhile: no numbers
-                    percent, used = memory_usage(sample)
-                    infos[i] = infos[i].model_copy(
-                        update={"cpu_percent": cpu_percent(sample), "memory_percent": percent, "memory_bytes": used}
-                    )
+        if stats:  # two rounds of one-shot samples (adapters.docker.stats); on another node: no numbers
+            figures = await self._usage([info.id for info in infos if info.state == "running" and info.id])
+            infos = [i.model_copy(update=figures[i.id]._asdict()) if i.id in figures else i for i in infos]
         return sorted(infos, key=lambda i: (i.service, i.number or 0, i.name))
 
     async def _views(
@@ -106,10 +99,6 @@ class SwarmRuntime(SwarmChanges, SwarmRun, DockerStreams):
             )
             views.append((info, container))
         return views
-
-    def _stats(self, cid: str) -> dict[str, Any]:
-        sample: dict[str, Any] = self._api().stats(cid, stream=False)
-        return sample
 
     async def replicas(self) -> dict[str, tuple[int, int]]:
         """Each service of the stack: (desired tasks, running tasks), as the orchestrator counts them."""

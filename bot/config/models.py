@@ -117,6 +117,8 @@ class BackupConfig(_Model):
 
     store: str
     retention_days: Annotated[_Count, Field(ge=1)] = 30
+    #: how new backups are compressed: zstd (``.sql.zst``) or gzip (``.sql.gz``); both are always readable
+    compression: Literal["zstd", "gzip"] = "zstd"
     database: DatabaseConfig
     files: FilesBackupConfig | None = None
 

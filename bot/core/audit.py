@@ -9,6 +9,7 @@ chain; ship the head hash elsewhere (the log line of every append carries it) to
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -21,19 +22,12 @@ from typing import Any
 import sqlite_utils
 
 from bot.config.redact import Redactor
+from bot.core.audit_chain import GENESIS, canonical, tail_and_head, walk_upto
 from bot.core.db import Database, immediate
 
-GENESIS = "0" * 64
-FIELDS = (
-    "id", "ts", "actor", "source", "environment", "command", "event", "outcome", "details",
-    "request_id", "prev_hash",
-)  # fmt: skip
+#: every this many entries, the appender that wrote one checkpoints the WAL into the database and restarts it
+CHECKPOINT_EVERY = 200
 log = logging.getLogger("opsbot.audit")
-
-
-def canonical(row: dict[str, Any]) -> str:
-    """The canonical JSON of a row's hashed fields."""
-    return json.dumps({k: row.get(k) for k in FIELDS}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def row_hash(row: dict[str, Any]) -> str:
@@ -103,7 +97,12 @@ class AuditLog:
 
         def _append(db: sqlite_utils.Database) -> tuple[int, str]:
             with immediate(db.conn) as conn:
-                return append_row(conn, row)
+                appended = append_row(conn, row)
+            if appended[0] % CHECKPOINT_EVERY == 0:
+                # Under a steady stream of appends from several processes SQLite's own (passive) checkpoints
+                # never catch up, and the WAL (and every page lookup in it) grows without end: bound it here.
+                conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()  # busy: the next one will
+            return appended
 
         entry_id, digest = await self.db.call(_append)
         log.debug("audit %s %s %s head=%s", entry_id, event, command, digest)
@@ -151,38 +150,43 @@ class AuditLog:
         return await self.db.call(_read)
 
     async def verify(self) -> Verification:
-        """Walk the whole chain; the first row that does not match, and why."""
+        """Walk the whole chain; the first row that does not match, and why.
 
-        def _verify(db: sqlite_utils.Database) -> Verification:
-            prev = GENESIS
-            count = 0
-            last_id: int | None = None
-            for row in db.query("SELECT * FROM audit ORDER BY id"):
-                count += 1
-                if row["prev_hash"] != prev:
-                    return Verification(
-                        False,
-                        count,
-                        row["id"],
-                        "its link to the row before does not match (a row before it was deleted, inserted or altered)",
-                    )
-                if row_hash(row) != row["hash"]:
-                    return Verification(
-                        False, count, row["id"], "its content does not match its hash (the row was altered)"
-                    )
-                prev = row["hash"]
-                last_id = row["id"]
-            head = db.execute("SELECT last_id, hash FROM audit_head WHERE one = 1").fetchone()
-            if head is None and count:
-                return Verification(False, count, last_id, "the head record is missing")
-            if head is not None and (head[0] != last_id or head[1] != prev):
-                return Verification(
-                    False,
-                    count,
-                    head[0],
-                    f"the log ends at row {last_id} but its head "
-                    f"record names row {head[0]} (rows were cut from the end)",
-                )
-            return Verification(True, count)
+        The rows up to the head record's (as it was when the walk began) are walked by
+        ``bot.core.audit_chain`` (streamed; in parallel for a long log); the rows appended meanwhile, and the
+        head record, are then read in one snapshot: a log cut at its end, or grown without its head
+        record, is caught, and appends by the running bot during the walk are not mistaken for either.
+        """
 
-        return await self.db.call(_verify)
+        def _head(db: sqlite_utils.Database) -> tuple[int, str] | None:
+            found = db.execute("SELECT last_id, hash FROM audit_head WHERE one = 1").fetchone()
+            return (found[0], found[1]) if found else None
+
+        head = await self.db.call(_head)
+        count, last_id, last_hash = 0, 0, GENESIS
+        if head is not None:
+            walked = await asyncio.to_thread(walk_upto, self.db.path, head[0], GENESIS)
+            if walked.bad_id is not None:
+                return Verification(False, walked.count, walked.bad_id, walked.reason)
+            end = (walked.last_id, walked.last_hash) if walked.count else None
+            if end != head:
+                return Verification(False, walked.count, head[0], _end_problem(end, head))
+            count, last_id, last_hash = walked.count, head[0], head[1]
+        tail, now = await asyncio.to_thread(tail_and_head, self.db.path, last_id, last_hash)
+        if tail.bad_id is not None:
+            return Verification(False, count + tail.count, tail.bad_id, tail.reason)
+        count += tail.count
+        end = (tail.last_id, tail.last_hash) if tail.count else ((last_id, last_hash) if head else None)
+        if now is None and end is not None:
+            return Verification(False, count, end[0], "the head record is missing")
+        if now is not None and now != end:
+            return Verification(False, count, now[0], _end_problem(end, now))
+        return Verification(True, count)
+
+
+def _end_problem(end: tuple[int | None, str | None] | None, head: tuple[int, str]) -> str:
+    """Why the log's last row and its head record disagree."""
+    if end is not None and end[0] == head[0]:
+        return f"its head record does not match row {head[0]}, the last one (the head record was altered)"
+    ends = f"ends at row {end[0]}" if end is not None else "is empty"
+    return f"the log {ends} but its head record names row {head[0]} (rows were cut from the end)"

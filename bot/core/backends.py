@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from adapters.certs import CertSource
-from adapters.http.probe import HttpProbe
 from adapters.metrics.base import Metrics
 from adapters.metrics.prometheus import PrometheusMetrics
 from adapters.probe import Probe
@@ -27,6 +26,8 @@ class RealBackends:
     def probe(self) -> Probe:
         """The shared HTTP probe (created on first use, inside the event loop)."""
         if self._probe is None:
+            from adapters.http.probe import HttpProbe  # imports httpx: only when a check runs
+
             self._probe = HttpProbe()
         return self._probe
 

@@ -259,6 +259,9 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_grp ON outbox(grp, id);
     CREATE TABLE alert_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)
     """,
+    # 11: `audit --env E --user U` reads its newest rows directly: with an index on one of the two columns a
+    # rare user's rows in a busy environment were found by scanning all of that environment's (a million-row log)
+    "CREATE INDEX audit_env_actor ON audit(environment, actor, id)",
 )
 
 

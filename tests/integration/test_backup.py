@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+import zstandard
 
 from bot.config.settings import Settings
 from bot.core.app import App
@@ -66,6 +67,10 @@ async def build(tmp_path, store, dump, restore):
     return App.build(Settings(opsbot_config=str(path), opsbot_db=str(tmp_path / "o.db")))
 
 
+def unzstd(data: bytes) -> bytes:
+    return zstandard.ZstdDecompressor().decompressobj(read_across_frames=True).decompress(data)
+
+
 async def run(app, text, actor=OPERATOR):
     return await app.engine.handle(Request(actor=actor, door="cli", text=text))
 
@@ -86,14 +91,15 @@ async def test_backup_to_s3_listed_verified_and_hand_put_object(tmp_path, postgr
         reply = await run(app, "backup prod")
         assert reply.error is None and reply.exit_code == 0, reply.error
         b = reply.to_json()["backup"]
-        key = f"backups/prod/db/{b['id']}.sql.gz"
-        assert b["location"] == f"s3://{bucket}/{key}"
+        key = f"backups/prod/db/{b['id']}.sql.zst"  # zstd by default
+        assert b["location"] == f"s3://{bucket}/{key}" and b["compression"] == "zstd"
         s3 = moto_s3.client()
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         assert len(body) == b["size"] and hashlib.sha256(body).hexdigest() == b["sha256"]
-        assert b"INSERT INTO" in gzip.decompress(body) or b"COPY public.orders" in gzip.decompress(body)
+        assert b"COPY public.orders" in unzstd(body)
         meta = s3.head_object(Bucket=bucket, Key=key)["Metadata"]
         assert meta["sha256"] == b["sha256"] and meta["size"] == str(len(body)) and meta["requester"] == OPERATOR
+        assert meta["compression"] == "zstd"
         assert "pg_dump" in meta["command"] and float(meta["duration"]) > 0
         # uploaded under <key>.partial, then copied whole to its key: nothing else is left in the bucket
         assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == [key]
@@ -112,7 +118,7 @@ async def test_backup_to_s3_listed_verified_and_hand_put_object(tmp_path, postgr
 
         verified = await run(app, f"verify-backup prod {b['id']}", actor=VIEWER)
         checks = {c["name"]: c["severity"] for c in verified.to_json()["checks"]}
-        assert verified.exit_code == 0 and checks == {"exists": "ok", "sha256": "ok", "gzip": "ok", "age": "ok"}
+        assert verified.exit_code == 0 and checks == {"exists": "ok", "sha256": "ok", "zstd": "ok", "age": "ok"}
         events = [e["event"] for e in await app.engine.audit.entries(env="prod", limit=50)]
         assert {"backup-started", "backup-stored", "backup-verified"} <= set(events)
     finally:
@@ -123,7 +129,7 @@ async def test_verify_catches_corrupted_and_truncated_objects(tmp_path, postgres
     app = await build(tmp_path, f"s3://{bucket}/", dump_argv(postgres, database), restore_argv(postgres, database))
     try:
         b = (await run(app, "backup prod")).to_json()["backup"]
-        key = f"prod/db/{b['id']}.sql.gz"
+        key = f"prod/db/{b['id']}.sql.zst"
         s3 = moto_s3.client()
         head = s3.head_object(Bucket=bucket, Key=key)
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -141,7 +147,7 @@ async def test_verify_catches_corrupted_and_truncated_objects(tmp_path, postgres
         meta = {**head["Metadata"], "sha256": hashlib.sha256(truncated).hexdigest(), "size": str(len(truncated))}
         s3.put_object(Bucket=bucket, Key=key, Body=truncated, Metadata=meta)
         checks = {c["name"]: c for c in (await run(app, f"verify-backup prod {b['id']}")).to_json()["checks"]}
-        assert checks["gzip"]["severity"] == "critical" and "incomplete" in checks["gzip"]["detail"]
+        assert checks["zstd"]["severity"] == "critical" and "incomplete" in checks["zstd"]["detail"]
         assert checks["sha256"]["severity"] == "critical"  # opsbot's database still has the real one
 
         s3.put_object(Bucket=bucket, Key="prod/db/old-by-hand.sql.gz", Body=gzip.compress(b"x" * 1000)[:-12])
@@ -242,7 +248,7 @@ async def test_file_store_backup_listing_and_restore_test(tmp_path, postgres, da
                       postgres.tool("psql", "-v", "ON_ERROR_STOP=1", "-q", database))  # fmt: skip
     try:
         b = (await run(app, "backup prod")).to_json()["backup"]
-        path = root / "prod" / "db" / f"{b['id']}.sql.gz"
+        path = root / "prod" / "db" / f"{b['id']}.sql.zst"
         data = path.read_bytes()
         assert len(data) == b["size"] and hashlib.sha256(data).hexdigest() == b["sha256"]
         assert sorted(p.name for p in path.parent.iterdir()) == [path.name, path.name + ".meta.json"]  # no temp file
@@ -277,3 +283,23 @@ async def test_s3_listing_past_its_metadata_limit_still_lists_every_backup(bucke
         await store.close()
     assert [o.id for o in found] == ["20261103T000000Z-cccccc", "20261102T000000Z-bbbbbb", "20261101T000000Z-aaaaaa"]
     assert [o.sha256 for o in found] == ["sum2", None, None]  # only the newest read for metadata: all listed
+
+
+async def test_gzip_when_configured_on_s3_verified_and_restore_tested(tmp_path, postgres, database, bucket, moto_s3):
+    path = tmp_path / "ops.yml"
+    write_config(path, f"s3://{bucket}/", dump_argv(postgres, database), restore_argv(postgres, database),
+                 compression="gzip")  # fmt: skip
+    app = App.build(Settings(opsbot_config=str(path), opsbot_db=str(tmp_path / "o.db")))
+    try:
+        b = (await run(app, "backup prod")).to_json()["backup"]
+        key = f"prod/db/{b['id']}.sql.gz"
+        s3 = moto_s3.client()
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        assert b"COPY public.orders" in gzip.decompress(body)  # what `gunzip` reads
+        assert s3.head_object(Bucket=bucket, Key=key)["Metadata"]["compression"] == "gzip"
+        reply = await run(app, "verify-backup prod --restore-test")
+        checks = {c["name"]: c for c in reply.to_json()["checks"]}
+        assert reply.exit_code == 0 and checks["gzip"]["severity"] == "ok", checks
+        assert "1 tables" in checks["restore test"]["detail"]
+    finally:
+        await app.close()

@@ -13,7 +13,9 @@ import pytest
 
 import adapters.compose.runtime as compose
 from adapters.compose.runtime import ComposeRuntime
+from adapters.docker.cgroups import Cgroups
 from adapters.docker.io import LineReader, cpu_percent, frames, image_version, memory_usage, parse_df, parse_time
+from adapters.docker.stats import cpu_between, usage
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, OpsError
 from adapters.fakes import FakeRuntime
 from adapters.lifecycle import Look, check_text, describe, grace_seconds, verdict
@@ -190,6 +192,89 @@ async def test_listing_is_one_list_and_parallel_inspects(shop):
     infos = await rt.containers()
     assert calls.count("containers") == 1 and calls.count("inspect_container") == len(infos) == 4
     await rt.close()
+
+
+@pytest.fixture
+def cpu_project(docker_engine, shop):
+    """Its own project: busy (a busy loop), idle (2), stopped."""
+    project = f"{shop.project}cpu"
+    client = docker_engine.client
+    made = [run_service(client, project, "busy", "shop/worker:1.0", ["sh", "-c", "while :; do :; done"]),
+            run_service(client, project, "idle", "shop/worker:1.0", ["sleep", "100000"]),
+            run_service(client, project, "idle", "shop/worker:1.0", ["sleep", "100000"], number=2),
+            run_service(client, project, "stopped", "shop/worker:1.0", ["true"], start=False)]  # fmt: skip
+    yield project
+    for c in made:
+        c.remove(force=True)
+
+
+async def spied_stats(rt: ComposeRuntime) -> tuple[dict, list[tuple[str, dict]]]:
+    """``containers(stats=True)`` by (service, number), and the SDK calls it made."""
+    await rt.containers()  # the client exists
+    api = rt._api()
+    calls: list[tuple[str, dict]] = []
+    for name in ("containers", "inspect_container", "stats"):
+        original = getattr(api, name)
+
+        def spy(*args, _original=original, _name=name, **kwargs):
+            calls.append((_name, kwargs))
+            return _original(*args, **kwargs)
+
+        setattr(api, name, spy)
+    return {(i.service, i.number): i for i in await rt.containers(stats=True)}, calls
+
+
+def assert_figures(by: dict) -> None:
+    busy, idle = by[("busy", 1)], by[("idle", 1)]
+    assert idle.cpu_percent is not None and by[("idle", 2)].cpu_percent is not None
+    quiet = max(idle.cpu_percent, by[("idle", 2)].cpu_percent, 0.05)
+    # a busy loop takes what the (shared, loaded) machine gives it: far more than a sleeping container
+    assert busy.cpu_percent is not None and busy.cpu_percent > 1 and busy.cpu_percent > 10 * quiet
+    assert idle.memory_bytes and idle.memory_percent is not None and 0 <= idle.memory_percent < 100
+    assert by[("stopped", 1)].cpu_percent is None and by[("stopped", 1)].memory_bytes is None
+
+
+@docker
+async def test_stats_on_the_engines_host_come_from_the_cgroups(shop, cpu_project):
+    rt = ComposeRuntime(shop.host, cpu_project)
+    try:
+        by, calls = await spied_stats(rt)
+    finally:
+        await rt.close()
+    names = [name for name, _ in calls]
+    # what status costs the engine here: one list, one inspect per container, no stats request
+    assert names.count("containers") == 1 and names.count("inspect_container") == 4 and "stats" not in names
+    assert_figures(by)
+
+
+@docker
+async def test_stats_elsewhere_are_two_one_shot_samples_from_the_engine(shop, cpu_project, monkeypatch):
+    monkeypatch.setattr(Cgroups, "locate", lambda self, pid, cid: None)  # as if opsbot ran on another host
+    rt = ComposeRuntime(shop.host, cpu_project)
+    try:
+        by, calls = await spied_stats(rt)
+    finally:
+        await rt.close()
+    names = [name for name, _ in calls]
+    assert names.count("containers") == 1 and names.count("inspect_container") == 4
+    assert names.count("stats") == 6  # two quick samples per running container
+    assert all(kw == {"stream": False, "one_shot": True} for name, kw in calls if name == "stats")
+    assert_figures(by)
+
+
+def test_cpu_between_two_samples():
+    first = {"read": "2026-01-01T00:00:00Z", "cpu_stats": {"cpu_usage": {"total_usage": 1_000_000_000},
+                                                            "system_cpu_usage": 10**12, "online_cpus": 2}}  # fmt: skip
+    second = {"read": "2026-01-01T00:00:00.5Z", "cpu_stats": {"cpu_usage": {"total_usage": 1_250_000_000},
+                                                               "system_cpu_usage": 10**12 + 10**9, "online_cpus": 2},
+              "memory_stats": {"usage": 300, "limit": 1000, "stats": {"inactive_file": 100}}}  # fmt: skip
+    assert cpu_between(first, second) == 50.0  # 0.25 s of CPU in 0.5 s: half a CPU
+    no_stamps = {k: v for k, v in second.items() if k != "read"}
+    assert cpu_between(first, no_stamps) == 50.0  # docker's formula: 0.25e9 / 1e9 of the host x 2 CPUs
+    restarted = {**second, "cpu_stats": {"cpu_usage": {"total_usage": 5}}}
+    assert cpu_between(first, restarted) is None and cpu_between({}, second) is None
+    assert usage(first, second) == (50.0, 20.0, 200) and usage(None, second) == (None, 20.0, 200)
+    assert usage(first, None) is None
 
 
 # ---------------------------------------------------------------------- restarts on the real engine

@@ -8,11 +8,13 @@ import gzip
 import hashlib
 import io
 import secrets
+import subprocess
 import tarfile
 import time
 
 import pytest
 import yaml
+import zstandard
 
 from adapters.compose.runtime import ComposeRuntime
 from bot.config.settings import Settings
@@ -23,6 +25,10 @@ from tests.helpers.http_servers import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.postgres, pytest.mark.s3]
 OPERATOR, APPROVER = "U0OPERATOR", "U0APPROVER1"
+
+
+def unzstd(data: bytes) -> bytes:
+    return zstandard.ZstdDecompressor().decompressobj(read_across_frames=True).decompress(data)
 
 
 def sql_lines(n: int) -> bytes:
@@ -118,7 +124,7 @@ async def test_restore_after_dropped_table_behind_approval(app, project, postgre
     reply = await handle(app, f"restore prod {backup['id']}")
     assert reply.exit_code == 0 and reply.to_json()["approval"]["state"] == "pending"
     steps = reply.to_json()["plan"]["steps"]
-    assert "safety backup" in steps[1] and steps[2].startswith("stop api, worker") and "gunzip" in steps[3]
+    assert "safety backup" in steps[1] and steps[2].startswith("stop api, worker") and "zstd -d" in steps[3]
     approval = reply.to_json()["approval"]["id"]
     own = await app.engine.decide(Request(actor=OPERATOR, door="cli"), approval, "approve")
     assert own.exit_code == 2 and "someone else must approve" in own.error
@@ -136,18 +142,40 @@ async def test_restore_after_dropped_table_behind_approval(app, project, postgre
     safety = result["safety_backup"]
     listed = (await handle(app, "backups prod")).to_json()["backups"]
     assert {x["id"]: x["kind"] for x in listed} == {safety["id"]: "safety", backup["id"]: "backup"}
-    body = moto_s3.client().get_object(Bucket=app.test_bucket, Key=f"prod/db/{safety['id']}.sql.gz")["Body"].read()
-    assert b"CREATE TABLE public.orders" not in gzip.decompress(body)  # the state before the restore: no table
+    body = moto_s3.client().get_object(Bucket=app.test_bucket, Key=f"prod/db/{safety['id']}.sql.zst")["Body"].read()
+    assert b"CREATE TABLE public.orders" not in unzstd(body)  # the state before the restore: no table
     events = [e["event"] for e in await app.engine.audit.entries(env="prod", limit=100)]
     assert events.count("restore-step") == 6 and "backup-stored" in events and "succeeded" in events
+
+
+async def test_an_old_gzip_backup_restores(app, postgres, moto_s3):
+    # as opsbot made backups before zstd: `.sql.gz`, gzip, metadata without a compression key
+    dump = subprocess.run(postgres.tool("pg_dump", "--no-owner", "--clean", "--if-exists", "-d", app.test_db),
+                          capture_output=True, check=True, timeout=120).stdout  # fmt: skip
+    body = gzip.compress(dump, 6)
+    old_id = "20250101T000000Z-0a0b0c"
+    meta = {"size": str(len(body)), "sha256": hashlib.sha256(body).hexdigest(), "kind": "backup",
+            "requester": OPERATOR, "command": "pg_dump", "created-at": "2025-01-01T00:00:00+00:00"}  # fmt: skip
+    moto_s3.client().put_object(Bucket=app.test_bucket, Key=f"prod/db/{old_id}.sql.gz", Body=body, Metadata=meta)
+    postgres.psql("DELETE FROM orders WHERE id > 10", db=app.test_db)
+
+    verified = (await handle(app, f"verify-backup prod {old_id}")).to_json()["checks"]
+    assert {c["name"]: c["severity"] for c in verified}["gzip"] == "ok"
+    reply = await handle(app, f"restore prod {old_id}")
+    assert "through gunzip into" in reply.to_json()["plan"]["steps"][3]
+    done = await app.engine.decide(Request(actor=APPROVER, door="cli"), reply.to_json()["approval"]["id"], "approve")
+    assert done.to_json()["result"]["ok"], done.to_json()
+    assert postgres.psql("SELECT count(*) FROM orders", db=app.test_db) == "5000"
+    safety = done.to_json()["result"]["safety_backup"]
+    assert safety["location"].endswith(".sql.zst")  # new backups: zstd
 
 
 async def test_dump_and_restore_inside_a_container(app, project, tmp_path):
     reply = await handle(app, "backup box")
     assert reply.exit_code == 0, reply.error
     b = reply.to_json()["backup"]
-    stored = (tmp_path / "store" / "box" / "db" / f"{b['id']}.sql.gz").read_bytes()
-    assert gzip.decompress(stored) == project["dump"] and hashlib.sha256(stored).hexdigest() == b["sha256"]
+    stored = (tmp_path / "store" / "box" / "db" / f"{b['id']}.sql.zst").read_bytes()
+    assert unzstd(stored) == project["dump"] and hashlib.sha256(stored).hexdigest() == b["sha256"]
 
     pending = await handle(app, f"restore box {b['id']}")
     approve = app.engine.decide(Request(actor=APPROVER, door="cli"), pending.to_json()["approval"]["id"], "approve")

@@ -7,15 +7,14 @@ import gzip
 import hashlib
 import os
 import sqlite3
-import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import zstandard
 
 from adapters.errors import AdapterError
 from adapters.fakes import FakeBackends, FakeProbe, FakeRuntime, InMemoryStore
 from adapters.stores.file import FileStore
-from adapters.stores.pipeline import Gunzip
 from bot.config.redact import Redactor
 from bot.core.db import Database
 from bot.core.engine import Engine, Request
@@ -78,6 +77,10 @@ async def engine(tmp_path, world):
     db.close()
 
 
+def unzstd(data: bytes) -> bytes:
+    return zstandard.ZstdDecompressor().decompressobj(read_across_frames=True).decompress(data)
+
+
 async def handle(engine, text, actor="U0OPERATOR"):
     return await engine.handle(Request(actor=actor, door="cli", text=text))
 
@@ -100,13 +103,11 @@ async def test_backup_runs_at_once_for_an_operator_and_is_refused_to_a_viewer(en
     reply = await handle(engine, "backup prod")
     assert reply.exit_code == 0 and reply.result.kind == "backup"  # no approval waited for
     b = reply.to_json()["backup"]
-    key = f"backups/prod/db/{b['id']}.sql.gz"
-    assert gzip.decompress(store(engine).objects[key]) == world[1].content
+    key = f"backups/prod/db/{b['id']}.sql.zst"  # zstd unless backup.compression says gzip
+    assert unzstd(store(engine).objects[key]) == world[1].content and b["compression"] == "zstd"
     assert store(engine).meta[key]["requester"] == "U0OPERATOR" and store(engine).meta[key]["kind"] == "backup"
-    assert "stored" in render_text(reply)
-    shown = slack_text(reply)
-    assert shown.startswith("Backup of prod: stored") and f"s3://fake-bucket/{key}" in shown
-    assert hashlib.sha256(store(engine).objects[key]).hexdigest() in shown
+    assert store(engine).meta[key]["compression"] == "zstd"
+    assert "stored" in render_text(reply) and render_message(reply).blocks
 
 
 async def test_progress_says_bytes_and_rate(engine):
@@ -163,7 +164,7 @@ async def test_backups_and_verify(engine):
     # a restore test creates and drops a scratch database: not a viewer's to ask
     refused = await handle(engine, "verify-backup prod --restore-test", actor="U0VIEWER")
     assert refused.exit_code == 2 and "needs the admins or operators role" in refused.error
-    key = f"backups/prod/db/{b['id']}.sql.gz"
+    key = f"backups/prod/db/{b['id']}.sql.zst"
     data = store(engine).objects[key]
     store(engine).objects[key] = data[:-1] + bytes([data[-1] ^ 1])
     bad = await handle(engine, f"verify-backup prod {b['id']}")
@@ -188,7 +189,7 @@ async def test_restore_order_and_safety_backup(engine, world):
     # the shutdown stages before the database's, then the restore, then startup order
     assert stops[1:4] == ["stop api", "stop worker", "stop redis"] and "psql" in stops[4]
     assert stops[5:] == ["start redis", "start api", "start worker"]
-    assert gzip.decompress(store(engine).objects[f"backups/prod/db/{result['safety_backup']['id']}.sql.gz"]) == (
+    assert unzstd(store(engine).objects[f"backups/prod/db/{result['safety_backup']['id']}.sql.zst"]) == (
         b"-- broken since\n"
     )  # fmt: skip
     assert "restore" in render_text(done)
@@ -217,7 +218,7 @@ async def test_failed_restore_says_where_and_names_the_safety_backup(engine, wor
 async def test_restore_refuses_a_damaged_backup_before_changing_anything(engine, world):
     rt, _ = world
     b = (await handle(engine, "backup prod")).to_json()["backup"]
-    key = f"backups/prod/db/{b['id']}.sql.gz"
+    key = f"backups/prod/db/{b['id']}.sql.zst"
     s = store(engine)
     pending = await handle(engine, f"restore prod {b['id']}")
     data = s.objects[key]
@@ -233,21 +234,6 @@ async def test_restore_refuses_a_damaged_backup_before_changing_anything(engine,
     s.objects[key] = data[:-20]  # another size than the approved plan said: not run at all
     done = await engine.decide(Request(actor="U0APPROVER1", door="cli"), pending.to_json()["approval"]["id"], "approve")
     assert done.to_json()["approval"]["state"] == "stale" and "plan changed" in done.to_json()["message"]
-
-
-def test_gunzip_is_bounded_and_multi_member():
-    bomb = gzip.compress(b"\0" * (64 * 2**20))
-    g = Gunzip()
-    pieces = g.feed(bomb)
-    assert max(len(p) for p in pieces) <= 2**20 and sum(map(len, pieces)) == 64 * 2**20 and g.complete()
-    two = gzip.compress(b"a") + gzip.compress(b"b")
-    g = Gunzip()
-    assert b"".join(g.feed(two)) == b"ab" and g.complete()
-    g = Gunzip()
-    g.feed(gzip.compress(b"abc" * 1000)[:-10])
-    assert not g.complete()
-    with pytest.raises(zlib.error):
-        Gunzip().feed(b"not gzip at all")
 
 
 async def test_file_store_leaves_no_temporary_file_on_failure(tmp_path):
@@ -387,7 +373,7 @@ async def test_a_restore_cut_off_says_after_which_step_and_names_the_safety_back
     [safety] = [k for k in store(engine).objects if b["id"] not in k]
     rows = [r for r in await engine.audit.entries(limit=30) if r["event"] == "restore-failed"]
     assert len(rows) == 1 and rows[0]["outcome"].startswith("cut off (the bot stopped) after: check the backup")
-    safety_id = safety.rsplit("/", 1)[1].removesuffix(".sql.gz")
+    safety_id = safety.rsplit("/", 1)[1].removesuffix(".sql.zst")
     assert "PARTLY restored" in rows[0]["outcome"] and f"the safety backup {safety_id}" in rows[0]["outcome"]
 
 
@@ -470,7 +456,7 @@ async def test_verify_says_a_backup_older_than_its_period_is_too_old(engine):
 async def test_a_restore_test_of_a_damaged_backup_is_not_run(engine, world):
     _, fake_db = world
     b = (await handle(engine, "backup prod")).to_json()["backup"]
-    key = f"backups/prod/db/{b['id']}.sql.gz"
+    key = f"backups/prod/db/{b['id']}.sql.zst"
     data = store(engine).objects[key]
     store(engine).objects[key] = data[:-1] + bytes([data[-1] ^ 1])
     fake_db.log.clear()
@@ -528,3 +514,58 @@ async def test_retention_says_each_deletion_in_the_audit_log(engine):
     ]
     names = ("20200102T000000Z-bbbbbb", "20200101T000000Z-aaaaaa")
     assert [r["details"]["location"] for r in rows] == [s.location(f"backups/prod/db/{n}.sql.gz") for n in names]
+
+
+async def test_gzip_when_configured_and_both_kinds_verify_and_restore(engine, world):
+    _, fake_db = world
+    zst = (await handle(engine, "backup prod")).to_json()["backup"]
+    engine.config.environments["prod"].backup.compression = "gzip"
+    plan = (await handle(engine, "backup prod --dry-run")).to_json()["plan"]["steps"]
+    assert plan[1].startswith("gzip and sha256") and plan[1].endswith("<id>.sql.gz")
+    gz = (await handle(engine, "backup prod")).to_json()["backup"]
+    key = f"backups/prod/db/{gz['id']}.sql.gz"
+    assert gzip.decompress(store(engine).objects[key]) == fake_db.content
+    assert gz["compression"] == "gzip" and store(engine).meta[key]["compression"] == "gzip"
+    listed = (await handle(engine, "backups prod")).to_json()["backups"]
+    assert {x["id"]: x["compression"] for x in listed} == {zst["id"]: "zstd", gz["id"]: "gzip"}
+    for b, kind in ((zst, "zstd"), (gz, "gzip")):
+        checks = {c["name"]: c for c in (await handle(engine, f"verify-backup prod {b['id']}")).to_json()["checks"]}
+        assert checks[kind]["severity"] == "ok" and "58.6 KiB of dump" in checks[kind]["detail"]
+        fake_db.content = b"-- something else\n"
+        pending = await handle(engine, f"restore prod {b['id']}")
+        unpack = {"zstd": "zstd -d", "gzip": "gunzip"}[kind]
+        assert any(f"through {unpack} into: psql" in line for line in pending.to_json()["plan"]["steps"])
+        done = await engine.decide(Request(actor="U0APPROVER1", door="cli"), pending.to_json()["approval"]["id"],
+                                   "approve")  # fmt: skip
+        assert done.to_json()["result"]["ok"] and fake_db.content == b"CREATE TABLE orders (id int);\n" * 2000
+
+
+async def test_an_old_gzip_backup_without_the_compression_key_still_restores(engine, world):
+    _, fake_db = world
+    old = b"-- made by an older opsbot\nCREATE TABLE orders (id int);\n" * 500
+    data = gzip.compress(old)
+    meta = {"size": str(len(data)), "sha256": hashlib.sha256(data).hexdigest(), "kind": "backup"}
+    store(engine).add("backups/prod/db/20260101T000000Z-0a0b0c.sql.gz", data, meta)
+    store(engine).add("backups/prod/db/by-hand", data)  # neither name nor metadata says: its bytes do
+    for backup_id in ("20260101T000000Z-0a0b0c", "by-hand"):
+        fake_db.content = b"-- now\n"
+        pending = await handle(engine, f"restore prod {backup_id}")
+        done = await engine.decide(Request(actor="U0APPROVER1", door="cli"), pending.to_json()["approval"]["id"],
+                                   "approve")  # fmt: skip
+        assert done.to_json()["result"]["ok"], done.to_json()
+        assert fake_db.content == old
+
+
+async def test_a_backup_neither_zstd_nor_gzip_is_refused_before_anything_changes(engine, world):
+    rt, _ = world
+    store(engine).add("backups/prod/db/20260101T000000Z-0a0b0c.sql.zst", b"plain SQL, not compressed\n")
+    verified = await handle(engine, "verify-backup prod 20260101T000000Z-0a0b0c")
+    checks = {c["name"]: c for c in verified.to_json()["checks"]}
+    assert verified.exit_code == 1 and "not valid zstd after 26 bytes" in checks["zstd"]["detail"]
+    store(engine).add("backups/prod/db/20260102T000000Z-0a0b0c", b"plain SQL, not compressed\n")
+    pending = await handle(engine, "restore prod 20260102T000000Z-0a0b0c")
+    rt.calls.clear()
+    done = await engine.decide(Request(actor="U0APPROVER1", door="cli"), pending.to_json()["approval"]["id"], "approve")
+    problem = done.to_json()["result"]["problem"]
+    assert "step 1 (check the backup) failed" in problem and "neither zstd nor gzip" in problem
+    assert not [c for c in rt.calls if c.startswith(("stop", "exec_stream"))]

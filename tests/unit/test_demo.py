@@ -98,7 +98,7 @@ async def test_backup_and_restore_through_the_demo_store(demo):
     backup_id = reply.to_json()["backup"]["id"]
     listed = (await ask(app, "backups demo"))[0].to_json()["backups"]
     assert [b["id"] for b in listed] == [backup_id] and listed[0]["location"].startswith(f"file://{world.backups}")
-    assert list(world.backups.rglob("*.sql.gz")), "a real file in the demo's store"
+    assert list(world.backups.rglob("*.sql.zst")), "a real file in the demo's store"
 
     world.db.orders.append((4412, "mallory", "0.01"))  # something to undo
     reply, text = await ask(app, f"restore demo {backup_id}")

@@ -83,11 +83,10 @@ def test_bad_arguments_are_refused_clearly(config, text, message):
 
 
 async def test_an_unknown_escalation_level_parses_and_is_refused_when_it_runs(tmp_path):
+    from adapters.fakes import FakeBackends, FakeProbe, FakeRuntime
+    from bot.config.redact import Redactor
     from bot.core.db import Database
     from bot.core.engine import Engine, Request
-    from bot.config.redact import Redactor
-
-    from adapters.fakes import FakeBackends, FakeProbe, FakeRuntime
     from tests.unit.conftest import make_config
 
     config = make_config()
