@@ -93,7 +93,8 @@ class ComposeRuntime(ComposeReplace, DockerStreams):
         """Every container of the project (running or not), with cpu/memory when ``stats``.
 
         One list request, the inspects in parallel, then two samples of each running container ``GAP``
-        apart, all at once (``adapters.dockerstats``): about ``GAP`` seconds whatever their number.
+        apart, every container at once (``adapters.dockerstats``; from its cgroup when it can be, which
+        costs the engine nothing more).
         """
         attrs = await self._inspect_all()
         infos = [container_info(a) for a in attrs]
