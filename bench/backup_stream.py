@@ -23,6 +23,7 @@ import argparse
 import json
 import logging
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -62,9 +63,19 @@ def fill(pg: Postgres, db: str, mib: int) -> None:
         )
 
 
+def children_cpu() -> float:
+    """CPU seconds of the processes this one has waited for (and of theirs), so far."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+#: CPU seconds of the last measured command (its processes; not the PostgreSQL server's)
+LAST_CPU = [0.0]
+
+
 def piped(*argvs: list[str], stdin: Path | None = None) -> float:
     """Seconds for ``argv1 | argv2 | ... > /dev/null`` (no shell)."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu()
     procs: list[subprocess.Popen[bytes]] = []
     with open(os.devnull, "wb") as null, open(stdin or os.devnull, "rb") as first:
         for i, argv in enumerate(argvs):
@@ -74,6 +85,7 @@ def piped(*argvs: list[str], stdin: Path | None = None) -> float:
             if src is not first and src is not None:
                 src.close()
         assert all(p.wait() == 0 for p in procs), [p.returncode for p in procs]
+    LAST_CPU[0] = children_cpu() - cpu
     return time.perf_counter() - start
 
 
@@ -101,7 +113,7 @@ def fresh(pg: Postgres) -> None:
 
 def opsbot(args: list[str], env: dict[str, str]) -> tuple[float, int, dict]:
     """``opsbot run --json ARGS`` as a process: (wall seconds, peak RSS bytes, its JSON)."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu()
     proc = subprocess.Popen([*OPSBOT, "run", "--json", *args], stdout=subprocess.PIPE, env=env)
     peak = [0]
 
@@ -119,6 +131,7 @@ def opsbot(args: list[str], env: dict[str, str]) -> tuple[float, int, dict]:
     sampler.start()
     out, _ = proc.communicate()
     wall = time.perf_counter() - start
+    LAST_CPU[0] = children_cpu() - cpu
     sampler.join()
     result = json.loads(out)
     assert proc.returncode == 0, result
@@ -162,10 +175,13 @@ def mib(n: float) -> str:
 
 
 def measure(pg: Postgres, db: str, work: Path, stores: dict[str, str], env: dict[str, str], moto: MotoS3 | None,
-            best: dict[str, float], peaks: dict[str, int], sizes_of: dict[str, int]) -> None:  # fmt: skip
+            best: dict[str, float], peaks: dict[str, int], sizes_of: dict[str, int],
+            cpus: dict[str, float]) -> None:  # fmt: skip
     """One round: every baseline and every opsbot figure, each kept at its best (lowest) over the rounds."""
 
-    def keep(name: str, seconds: float) -> float:
+    def keep(name: str, seconds: float, *, with_cpu: bool = True) -> float:
+        if with_cpu and seconds < best.get(name, float("inf")):
+            cpus[name] = LAST_CPU[0]
         best[name] = min(best.get(name, seconds), seconds)
         return seconds
 
@@ -181,7 +197,7 @@ def measure(pg: Postgres, db: str, work: Path, stores: dict[str, str], env: dict
     for store in stores:
         wall, peak, out = opsbot(["backup", store], env)
         backup = out["backup"]
-        keep(f"{store}: opsbot backup", float(backup["duration_s"]))
+        keep(f"{store}: opsbot backup", float(backup["duration_s"]), with_cpu=False)
         keep(f"{store}: opsbot run backup (whole process)", wall)
         peaks[f"{store}: backup"] = max(peaks.get(f"{store}: backup", 0), peak)
         sizes_of[store] = backup["size"]
@@ -190,16 +206,18 @@ def measure(pg: Postgres, db: str, work: Path, stores: dict[str, str], env: dict
         wall, peak, out = opsbot(["restore", f"{store}-restore", backup["id"], "--break-glass", "bench"], env)
         assert out["ok"], out
         step = {s["name"]: s for s in out["steps"]}["restore"]
-        keep(f"{store}: opsbot restore (its restore step)", step["duration_s"])
+        keep(f"{store}: opsbot restore (its restore step)", step["duration_s"], with_cpu=False)
         keep(f"{store}: opsbot run restore (whole: check, safety backup, restore)", wall)
         peaks[f"{store}: restore"] = max(peaks.get(f"{store}: restore", 0), peak)
 
 
 def report(raw: int, gz_size: int, stores: dict[str, str], best: dict[str, float], peaks: dict[str, int],
-           sizes_of: dict[str, int]) -> None:  # fmt: skip
+           sizes_of: dict[str, int], cpus: dict[str, float]) -> None:  # fmt: skip
     """Every figure (best of the rounds), the ratios and the goals."""
+    print("  (cpu: of the command's own processes, opsbot's with its pg_dump or psql; never the server's)")
     for name, seconds in best.items():
-        print(f"  {name:<62} {seconds:7.2f} s  {mib(raw / seconds):>11}/s")
+        cpu = f"cpu {cpus[name]:6.1f} s" if name in cpus else ""
+        print(f"  {name:<62} {seconds:7.2f} s  {mib(raw / seconds):>11}/s  {cpu}")
     for store in stores:
         ours = best[f"{store}: opsbot backup"]
         back = best[f"{store}: opsbot restore (its restore step)"]
@@ -253,11 +271,12 @@ def main() -> None:
             best: dict[str, float] = {}
             peaks: dict[str, int] = {}
             sizes_of: dict[str, int] = {}
+            cpus: dict[str, float] = {}
             for r in range(opts.rounds):
-                measure(pg, db, work, stores, env, moto, best, peaks, sizes_of)
+                measure(pg, db, work, stores, env, moto, best, peaks, sizes_of, cpus)
                 print(f"round {r + 1} done (load {os.getloadavg()[0]:.1f})", flush=True)
             print(f"\nbest of {opts.rounds} rounds, {mib(raw)} dump:")
-            report(raw, gz_size, stores, best, peaks, sizes_of)
+            report(raw, gz_size, stores, best, peaks, sizes_of, cpus)
     finally:
         if moto is not None:
             moto.stop()

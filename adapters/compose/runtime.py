@@ -101,7 +101,8 @@ class ComposeRuntime(ComposeReplace, DockerStreams):
         """Every container of the project (running or not), with cpu/memory when ``stats``.
 
         One list request, the inspects in parallel, then two samples of each running container ``GAP``
-        apart, all at once (``adapters.docker.stats``): about ``GAP`` seconds whatever their number.
+        apart, every container at once (``adapters.docker.stats``; from its cgroup when it can be, which
+        costs the engine nothing more).
         """
         attrs = await self._inspect_all()
         infos = [container_info(a) for a in attrs]

@@ -98,7 +98,8 @@ class DockerClientBase:
         return await asyncio.gather(*(one(fn) for fn in calls), return_exceptions=True)
 
     def _stats_once(self, container_id: str) -> dict[str, Any]:
-        """One sample of the container's stats, read at once (no wait for the engine's collector)."""
+        """One sample of the container's stats (``one-shot``: no priming sample first; dockerd 20.10 still
+        answers at the next tick of its 1 s collector, newer engines at once)."""
         sample: dict[str, Any] = self._api().stats(container_id, stream=False, one_shot=True)
         return sample
 
