@@ -4,6 +4,7 @@ May import adapters' interfaces, models, errors and adapters.docker's pure helpe
 (and by a demo world, when there is one), never by a product module.
 """
 
+from adapters.fakes.buckets import InMemoryBuckets
 from adapters.fakes.certs import FakeCerts
 from adapters.fakes.changes import AfterRestart, FakeChanges, OneoffHandler
 from adapters.fakes.runtime import FakeBackends, FakeProbe, FakeRuntime, exec_not_found
@@ -18,6 +19,7 @@ __all__ = [
     "FakeProcess",
     "FakeRuntime",
     "FakeStreams",
+    "InMemoryBuckets",
     "InMemoryStore",
     "OneoffHandler",
     "exec_not_found",

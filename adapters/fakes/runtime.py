@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from adapters.docker.io import MAX_EXEC_OUTPUT, MAX_LINE, image_version, newest_within, parse_df
 from adapters.errors import AdapterError, AdapterTimeout, NotFound
+from adapters.fakes.buckets import InMemoryBuckets
 from adapters.fakes.certs import FakeCerts
 from adapters.fakes.changes import AfterRestart, FakeChanges, OneoffHandler
 from adapters.fakes.store import FakeStreams, InMemoryStore
@@ -343,6 +344,8 @@ class FakeBackends:
         self.stores: dict[str, InMemoryStore] = {}
         #: the certificates ``cert_check`` reads
         self.certs = FakeCerts()
+        #: the buckets ``backup --files`` copies between
+        self.buckets = InMemoryBuckets()
 
     @property
     def probe(self) -> FakeProbe:

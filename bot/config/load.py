@@ -36,7 +36,6 @@ class InvalidConfig(ConfigError):
 NOT_ACTED_ON: dict[str, str] = {
     "monitoring": "metrics are not measured yet",
     "alerting": "alerts are not routed to PagerDuty or email and not escalated yet",
-    "backup.files": "file-storage backups (`backup <env> --files`) are not built yet",
 }
 
 
@@ -50,10 +49,6 @@ def not_acted_on(config: OpsConfig) -> list[Problem]:
         "security_maintenance": bool(config.security_maintenance),
     }
     out = [Problem(key, NOT_ACTED_ON[key]) for key, given in present.items() if given and key in NOT_ACTED_ON]
-    if "backup.files" in NOT_ACTED_ON:
-        for name, env in config.environments.items():
-            if env.backup is not None and env.backup.files is not None:
-                out.append(Problem(f"environments.{name}.backup.files", NOT_ACTED_ON["backup.files"]))
     return out
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from adapters.fakes import FakeBackends, FakeProbe, FakeRuntime
-from bot.doors import cli
 from bot.config.redact import Redactor
 from bot.core.db import Database
 from bot.core.engine import Engine, Request
+from bot.doors import cli
 from bot.render.text import printable, render_text
 from tests.unit.conftest import make_config
 
