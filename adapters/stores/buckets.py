@@ -57,6 +57,7 @@ class S3Buckets:
             config = botocore.config.Config(
                 connect_timeout=min(self.timeout, 10.0), read_timeout=self.timeout,
                 retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=self.concurrency + 4,
+                parameter_validation=False,
             )  # fmt: skip
             session = botocore.session.get_session()
             # nothing here reads LastModified: left as S3's text, a listing parses several times faster

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from adapters.buckets import Buckets
 from adapters.certs import CertSource
-from adapters.http.probe import HttpProbe
 from adapters.probe import Probe
 from adapters.runtime import Runtime
 from adapters.store import BackupStore
@@ -26,6 +25,8 @@ class RealBackends:
     def probe(self) -> Probe:
         """The shared HTTP probe (created on first use, inside the event loop)."""
         if self._probe is None:
+            from adapters.http.probe import HttpProbe  # imports httpx: only when needed
+
             self._probe = HttpProbe()
         return self._probe
 
