@@ -61,3 +61,7 @@ class NotFound(AdapterError):
 
 class AdapterTimeout(AdapterError):
     """An outside call took longer than its timeout."""
+
+
+class SourceChanged(NotFound):
+    """An object changed or went away at the source after it was listed (a copy of files leaves it for the next run)."""

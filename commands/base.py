@@ -135,6 +135,11 @@ class Args(BaseModel):
         it then runs at once, for viewers, without plan or approval."""
         return True
 
+    def needs_approval(self, spec_approval: bool) -> bool:
+        """Whether this change waits for approvers: the spec's ``approval``, unless these arguments make a
+        change that runs at once delete something (``backup --files --delete``)."""
+        return spec_approval
+
     def model_post_init(self, context: Any) -> None:
         """Check that a ``service`` field names a service of the ``env`` field's environment."""
         service = getattr(self, "service", None)

@@ -4,6 +4,7 @@ May import adapters' interfaces, models, errors and adapters.docker's pure helpe
 (and by a demo world, when there is one), never by a product module.
 """
 
+from adapters.fakes.buckets import InMemoryBuckets
 from adapters.fakes.certs import FakeCerts
 from adapters.fakes.changes import AfterRestart, FakeChanges, OneoffHandler
 from adapters.fakes.metrics import FakeMetrics
@@ -24,6 +25,7 @@ __all__ = [
     "FakeRuntime",
     "FakeSlackNotifier",
     "FakeStreams",
+    "InMemoryBuckets",
     "InMemoryStore",
     "OneoffHandler",
     "exec_not_found",

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from adapters.docker.io import MAX_EXEC_OUTPUT, MAX_LINE, image_version, newest_within, parse_df
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound
+from adapters.fakes.buckets import InMemoryBuckets
 from adapters.fakes.certs import FakeCerts
 from adapters.fakes.changes import AfterRestart, FakeChanges, OneoffHandler
 from adapters.fakes.metrics import FakeMetrics
@@ -382,6 +383,8 @@ class FakeBackends:
         self.certs = FakeCerts()
         #: the metrics sources by name (``prometheus``, ``cloudwatch``), created with no data on first use
         self.metrics_sources: dict[str, FakeMetrics] = {}
+        #: the buckets ``backup --files`` copies between
+        self.buckets = InMemoryBuckets()
 
     @property
     def probe(self) -> FakeProbe:

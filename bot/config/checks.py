@@ -171,6 +171,13 @@ def cross_check(data: Mapping[str, Any]) -> list[Problem]:
             and envs[env_name].get("backup") is None
         ):
             out.append(Problem(f"schedules.{i}.task", f"{task} needs a backup section in environments.{env_name}"))
+        elif (
+            task == "backup_files"
+            and isinstance(envs[env_name], dict)
+            and _mapping(envs[env_name].get("backup")).get("files") is None
+        ):
+            out.append(Problem(f"schedules.{i}.task",
+                               f"backup_files needs backup.files (from, to) in environments.{env_name}"))  # fmt: skip
     out += _check_second_round(data, envs)
     return out
 

@@ -34,7 +34,6 @@ class InvalidConfig(ConfigError):
 #: configured sections whose feature opsbot does not run yet: path -> what it will do. ``opsbot check``
 #: names each one present, so that nothing is accepted in silence.
 NOT_ACTED_ON: dict[str, str] = {
-    "backup.files": "file-storage backups (`backup <env> --files`) are not built yet",
 }
 
 
@@ -48,10 +47,6 @@ def not_acted_on(config: OpsConfig) -> list[Problem]:
         "security_maintenance": bool(config.security_maintenance),
     }
     out = [Problem(key, NOT_ACTED_ON[key]) for key, given in present.items() if given and key in NOT_ACTED_ON]
-    if "backup.files" in NOT_ACTED_ON:
-        for name, env in config.environments.items():
-            if env.backup is not None and env.backup.files is not None:
-                out.append(Problem(f"environments.{name}.backup.files", NOT_ACTED_ON["backup.files"]))
     return out
 
 

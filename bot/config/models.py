@@ -254,7 +254,8 @@ class EscalationLevel(_Model):
 class ScheduleConfig(_Model):
     """A task the bot runs by itself every so often (guide 6.1, 7.3)."""
 
-    task: Literal["health_check", "verify_backup", "backup"]
+    #: ``backup_files`` runs ``backup <env> --files`` (the environment needs ``backup.files``)
+    task: Literal["health_check", "verify_backup", "backup", "backup_files"]
     env: Name
     every: Duration
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from adapters.buckets import Buckets
 from adapters.certs import CertSource
 from adapters.metrics.base import Metrics
 from adapters.metrics.prometheus import PrometheusMetrics
@@ -37,6 +38,16 @@ class RealBackends:
         found: CertSource | None = self.__dict__.get("_certs")
         if found is None:
             found = self.__dict__["_certs"] = TlsInspector()
+        return found
+
+    @property
+    def buckets(self) -> Buckets:
+        """S3 buckets, server side, for ``backup --files`` (created on first use, kept for the process)."""
+        found: Buckets | None = self.__dict__.get("_buckets")
+        if found is None:
+            from adapters.stores.buckets import S3Buckets  # imports boto3: only when needed
+
+            found = self.__dict__["_buckets"] = S3Buckets() if self.timeout is None else S3Buckets(timeout=self.timeout)
         return found
 
     def runtime(self, env: str) -> Runtime:
@@ -99,6 +110,9 @@ class RealBackends:
         """Close every adapter."""
         for source in self.__dict__.pop("_metrics", {}).values():
             await source.close()
+        buckets: Buckets | None = self.__dict__.pop("_buckets", None)
+        if buckets is not None:
+            await buckets.close()
         stores: dict[str, BackupStore] = self.__dict__.pop("_stores", {})
         for store in stores.values():
             await store.close()

@@ -25,7 +25,7 @@ from bot.core.db import Database
 from bot.core.grammar import Parsed, parse
 from bot.core.locks import EnvironmentBusy, EnvLocks
 from bot.core.request import Request
-from commands.base import CommandSpec, Ctx, Plan, Result, Severity
+from commands.base import Args, CommandSpec, Ctx, Plan, Result, Severity
 
 log = logging.getLogger("opsbot.changes")
 HEARTBEAT_SECONDS = 10.0
@@ -134,13 +134,15 @@ class Changes:
         #: the time windows are read at (tests set it)
         self.clock: Callable[[], datetime] = utcnow
 
-    def window(self, spec: CommandSpec, env_name: str | None) -> WindowState | None:
+    def window(self, spec: CommandSpec, env_name: str | None, args: Args | None = None, *,
+               approved: bool = False) -> WindowState | None:  # fmt: skip
         """Where now stands against the windows of ``env_name``, for a change bound to them (None: not bound).
 
         Every change that needs approval is bound (deploy, rollback, restart, flag, startup, shutdown,
-        restore, a maintenance task); ``backup`` only adds, and is not.
+        restore, a maintenance task, ``backup --files --delete``); ``backup`` only adds, and is not.
         """
-        if not spec.approval or env_name is None:
+        needs = approved or (args.needs_approval(spec.approval) if args is not None else spec.approval)
+        if not needs or env_name is None:
             return None
         state = window_state(self.engine.config, env_name, self.clock())
         return state if state.bound else None
@@ -155,7 +157,7 @@ class Changes:
         assert spec.plan is not None
         env_name = getattr(args, "env", None)
         command = parsed.text
-        state = self.window(spec, env_name)
+        state = self.window(spec, env_name, args)
         outside = state is not None and not state.open
         reason = getattr(args, "break_glass", None)
         dry_run = getattr(args, "dry_run", False)
@@ -185,7 +187,7 @@ class Changes:
                                f"{where}. Reason: {reason}")  # fmt: skip
             async with self.locks.hold(env_name or "", f"`{command}` (break glass by {request.actor})"):
                 return await spec.run(ctx, args)
-        at_once = self._at_once(spec, env_name, state, request)
+        at_once = self._at_once(spec, args, env_name, state, request)
         if at_once is not None:  # it only adds (a backup), or a maintenance task inside its window
             async with self.locks.hold(env_name or "", f"`{command}` (by {request.actor})"):
                 await self.engine.audit_event(request, "started", command, at_once, env_name,
@@ -202,10 +204,10 @@ class Changes:
                   if a.required else "the requester's confirmation")  # fmt: skip
         return approval_result(a, f"waiting for {needed}")
 
-    def _at_once(self, spec: CommandSpec, env_name: str | None, state: WindowState | None,
+    def _at_once(self, spec: CommandSpec, args: Args, env_name: str | None, state: WindowState | None,
                  request: Request) -> str | None:  # fmt: skip
         """Why this change runs without approvers (the audit's words), or None when it waits for them."""
-        if not spec.approval:
+        if not args.needs_approval(spec.approval):
             return "no approval needed"
         if spec.approval_inside_window:
             return None
@@ -268,7 +270,7 @@ class Changes:
         a = claimed
         run_request = request
         spec = self.engine.registry.get(a.words[0].lower()) if a.words else None
-        window = self.window(spec, a.environment) if spec is not None else None
+        window = self.window(spec, a.environment, approved=True) if spec is not None else None
         if window is not None and not window.open:
             assert a.environment is not None
             why = f"{self._closed(a.environment, window)}; not run: request it again then"

@@ -22,7 +22,15 @@ LEASE_SECONDS = 120.0
 
 #: the commands each scheduled task runs (the same words a person types)
 #: (``health_check`` runs ``status``: health checks, metrics and containers, each an alert of its own)
-TASK_WORDS: dict[str, str] = {"health_check": "status", "verify_backup": "verify-backup", "backup": "backup"}
+TASK_WORDS: dict[str, str] = {"health_check": "status", "verify_backup": "verify-backup", "backup": "backup",
+                              "backup_files": "backup"}
+#: the options a scheduled task adds after its environment
+TASK_FLAGS: dict[str, tuple[str, ...]] = {"backup_files": ("--files",)}
+
+
+def task_words(task: str, env: str) -> list[str]:
+    """The request a scheduled task makes, as a person would type it (``backup prod --files``)."""
+    return [TASK_WORDS[task], env, *TASK_FLAGS.get(task, ())]
 
 
 class Periodic(Protocol):

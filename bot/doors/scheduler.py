@@ -26,7 +26,7 @@ from typing import Any
 from bot.core.access import SCHEDULER_ACTOR
 from bot.core.engine import Engine, Reply, Request, new_request_id
 from bot.core.logs import request_id as request_id_var
-from bot.core.schedule_state import LEASE_SECONDS, TASK_WORDS, Claim, Periodic, ScheduleState, schedule_key
+from bot.core.schedule_state import LEASE_SECONDS, Claim, Periodic, ScheduleState, schedule_key, task_words
 
 log = logging.getLogger("opsbot.scheduler")
 #: how often the loop looks for due schedules, in seconds
@@ -146,7 +146,7 @@ class Scheduler:
 
     def words_for(self, claim: Claim) -> list[str]:
         """The request a claimed run makes (``health prod``), as a person would type it."""
-        return [TASK_WORDS[claim.task], claim.environment]
+        return task_words(claim.task, claim.environment)
 
     async def _alert(self, claim: Claim, words: list[str], reply: Reply, severity: str) -> str | None:
         channel, remember = alert_for(claim.previous, claim.alerted, severity)

@@ -1,10 +1,12 @@
-"""Plain-text rendering of the backup results (``backup``, ``backups``, ``verify-backup``, ``restore``)."""
+"""Plain-text rendering of the backup results (``backup``, ``backup --files``, ``backups``, ``verify-backup``,
+``restore``)."""
 
 from __future__ import annotations
 
 from commands.backup import BackupResult
 from commands.backups import BackupsResult
 from commands.dbstream import BackupRow, size_text
+from commands.files_backup import FilesBackupResult
 from commands.restore import RestoreResult
 from commands.verify_backup import VerifyResult
 
@@ -54,4 +56,29 @@ def restore_text(r: RestoreResult) -> list[str]:
         out.append(f"  safety backup: {r.safety_backup.id} ({r.safety_backup.location})")
     if r.problem:
         out.append(f"CRIT  {r.problem}")
+    return out
+
+
+def files_text(r: FilesBackupResult) -> list[str]:
+    """The copy of the file storage: counts, the verification, failures with their reasons."""
+    state = "OK" if r.severity() == "ok" else "FAILED"
+    out = [f"backup of the files of {r.environment}: {state}", f"  {r.source} -> {r.target}",
+           f"  {r.objects:,} objects ({size_text(r.bytes)}) in the source: {r.copied:,} copied "
+           f"({size_text(r.copied_bytes)}), {r.unchanged:,} unchanged, {r.failed_count:,} failed, "
+           f"{r.duration_s:.1f} s"]  # fmt: skip
+    if r.stopped:
+        out.append(f"CRIT  stopped: {r.stopped} ({r.not_attempted:,} objects not tried; the next run copies them)")
+    out.append(f"{'OK  ' if r.verified else 'CRIT'}  verified: {r.verification}")
+    if r.delete:
+        out.append(f"  deleted in the target: {r.deleted:,} of {r.extra:,} objects the source does not have")
+    elif r.extra:
+        out.append(f"  {r.extra:,} objects only in the target: kept (--delete deletes them, after approval)")
+    if r.delete_note:
+        out.append(f"WARN  {r.delete_note}")
+    out += [f"  failed: {f.key}: {f.reason}" for f in r.failed]
+    if r.failed_count > len(r.failed):
+        out.append(f"  ... and {r.failed_count - len(r.failed):,} more failed")
+    out += [f"  skipped: {f.key}: {f.reason}" for f in r.skipped]
+    if r.skipped_count > len(r.skipped):
+        out.append(f"  ... and {r.skipped_count - len(r.skipped):,} more changed at the source meanwhile")
     return out

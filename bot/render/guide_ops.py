@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.config import EnvironmentConfig
 from bot.core.guide_facts import GuideFacts
+from bot.core.schedule_state import task_words
 from bot.render.markdown import argv, block, duration, table, todo
 
 
@@ -79,10 +80,11 @@ def _stage_lines(stages: list[list[str]], verb: str, env: EnvironmentConfig) -> 
 def operations(f: GuideFacts) -> list[str]:
     """6. Operations: daily tasks, startup and shutdown, monitoring and alerting, logging."""
     c = f.config
-    names = {"health_check": "Health check", "verify_backup": "Backup verification", "backup": "Backup"}
+    names = {"health_check": "Health check", "verify_backup": "Backup verification", "backup": "Backup",
+             "backup_files": "File-storage backup"}
     commands = {"health_check": "health", "verify_backup": "verify-backup", "backup": "backup"}
     daily = [[names[s.task], f"every {duration(s.every)} ({s.env}, automated)",
-              f"`/ops {commands[s.task]} {s.env}`; warning/critical posted to slack.alert_channels"]
+              f"`/ops {' '.join(task_words(s.task, s.env))}`; warning/critical posted to slack.alert_channels"]
              for s in c.schedules]  # fmt: skip
     for task in ("health_check", "verify_backup"):
         if not any(s.task == task for s in c.schedules):

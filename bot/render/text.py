@@ -9,7 +9,7 @@ from typing import Any
 from bot.core.changes import ApprovalResult, PlanResult
 from bot.core.request import Reply
 from bot.render.alerts import ack_text, alerts_text, silence_text
-from bot.render.backup import backup_text, backups_text, restore_text, verify_text
+from bot.render.backup import backup_text, backups_text, files_text, restore_text, verify_text
 from bot.render.plain import plain
 from bot.render.upkeep import maintenance_text, security_done_text, security_text, task_text
 from commands.ack import AckResult
@@ -20,6 +20,7 @@ from commands.backups import BackupsResult
 from commands.base import Plan, Result
 from commands.config import ConfigResult
 from commands.escalate import EscalateResult
+from commands.files_backup import FilesBackupResult
 from commands.health import HealthResult
 from commands.help import HelpResult
 from commands.history import HistoryResult
@@ -279,6 +280,7 @@ RENDERERS: dict[type[Result], Callable[[Any], list[str]]] = {
     AckResult: ack_text,
     SilenceResult: silence_text,
     BackupResult: backup_text,
+    FilesBackupResult: files_text,
     BackupsResult: backups_text,
     VerifyResult: verify_text,
     RestoreResult: restore_text,

@@ -15,7 +15,7 @@ from bot.core.changes import ApprovalResult, PlanResult
 from bot.core.engine import Reply
 from bot.render.text import RESULT_TYPES, render_text
 from bot.slack.blocks_alert import ack_blocks, alerts_blocks, silence_blocks
-from bot.slack.blocks_backup import backup_blocks, backups_blocks, restore_blocks, verify_blocks
+from bot.slack.blocks_backup import backup_blocks, backups_blocks, files_blocks, restore_blocks, verify_blocks
 from bot.slack.blocks_upkeep import maintenance_blocks, security_blocks, security_done_blocks, task_blocks
 from bot.slack.mrkdwn import (
     ICON,
@@ -38,6 +38,7 @@ from commands.backups import BackupsResult
 from commands.base import Plan, Result
 from commands.config import ConfigResult
 from commands.escalate import EscalateResult
+from commands.files_backup import FilesBackupResult
 from commands.health import HealthResult
 from commands.help import HelpResult
 from commands.history import HistoryResult
@@ -347,6 +348,7 @@ def _stages(r: StagesResult) -> Rendered:
 
 RENDERERS: dict[type[Result], Callable[[Any], Rendered]] = {
     BackupResult: backup_blocks,
+    FilesBackupResult: files_blocks,
     BackupsResult: backups_blocks,
     VerifyResult: verify_blocks,
     RestoreResult: restore_blocks,

@@ -1,4 +1,5 @@
-"""Block Kit rendering of the backup results (``backup``, ``backups``, ``verify-backup``, ``restore``)."""
+"""Block Kit rendering of the backup results (``backup``, ``backup --files``, ``backups``, ``verify-backup``,
+``restore``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from bot.slack.mrkdwn import ICON, Rendered, code, esc, mention
 from commands.backup import BackupResult
 from commands.backups import BackupsResult
 from commands.dbstream import size_text
+from commands.files_backup import FileProblem, FilesBackupResult
 from commands.restore import RestoreResult
 from commands.verify_backup import VerifyResult
 
@@ -49,4 +51,35 @@ def restore_blocks(r: RestoreResult) -> Rendered:
         out.sections.append(f"Safety backup: *{esc(r.safety_backup.id)}* {code(r.safety_backup.location)}")
     if r.problem:
         out.sections.append(f"{ICON['critical']} {esc(r.problem)}")
+    return out
+
+
+def _problems(title: str, rows: list[FileProblem], count: int) -> str:
+    lines = [f"*{title}* ({count:,})"] + [f"{code(p.key)} {esc(p.reason)}" for p in rows[:20]]
+    if count > min(len(rows), 20):
+        lines.append(f"... and {count - min(len(rows), 20):,} more")
+    return "\n".join(lines)
+
+
+def files_blocks(r: FilesBackupResult) -> Rendered:
+    """The copy of the file storage: counts, the verification, failures with their reasons."""
+    ok = r.severity() == "ok"
+    out = Rendered(header=f"Files of {r.environment}: {'backed up' if ok else 'FAILED'}")
+    out.sections.append(f"{code(r.source)} → {code(r.target)}\n*{r.copied:,}* copied ({esc(size_text(r.copied_bytes))})"
+                        f" · *{r.unchanged:,}* unchanged · *{r.failed_count:,}* failed · {r.objects:,} objects "
+                        f"({esc(size_text(r.bytes))}) · {r.duration_s:.1f} s")  # fmt: skip
+    if r.stopped:
+        out.sections.append(f"{ICON['critical']} Stopped: {esc(r.stopped)} ({r.not_attempted:,} objects not tried; "
+                            "the next run copies them)")  # fmt: skip
+    out.sections.append(f"{ICON['ok'] if r.verified else ICON['critical']} Verified: {esc(r.verification)}")
+    if r.delete:
+        out.sections.append(f"Deleted in the target: {r.deleted:,} of {r.extra:,} objects the source does not have")
+    elif r.extra:
+        out.sections.append(f"{r.extra:,} objects only in the target: kept (`--delete` deletes them, after approval)")
+    if r.delete_note:
+        out.sections.append(f"{ICON['warning']} {esc(r.delete_note)}")
+    if r.failed_count:
+        out.sections.append(_problems("Failed", r.failed, r.failed_count))
+    if r.skipped_count:
+        out.sections.append(_problems("Changed at the source meanwhile (next run)", r.skipped, r.skipped_count))
     return out

@@ -41,7 +41,7 @@ def shop_config(path: Path, shop: Any, *, extra_envs: dict[str, Any] | None = No
 
 def engine_free_config(tmp: Path, base: str) -> Path:
     """examples/ops.yml with prod's health checks on ``base`` and no container engine (health needs none)."""
-    config = yaml.safe_load((ROOT / "examples" / "ops.yml").read_text())
+    config = example_config()
     prod = config["environments"]["prod"]
     prod["url"] = base
     prod["runtime"]["docker_host"] = f"unix://{tmp}/no-docker.sock"

@@ -140,7 +140,7 @@ async def test_access_denied_for_a_non_viewer(tmp_path, env):
     code, _, err = await opsbot("run", "--config", config, "--as", "U0STRANGER", "health", "prod", env=env)
     assert code == 2 and "may not run health" in err
     code, out, _ = await opsbot("run", "--config", config, "--as", "U0VIEWER", "escalate", env=env)
-    assert code == 0 and out.splitlines()[:2] == ["Escalation path:", "  L1: <!subteam^S0ONCALL> (First response)"]
+    assert code == 0 and out.splitlines()[:2] == ["Escalation path:", "  L1: @S0ONCALL (First response)"]
     assert "  L4: Vendor support (External dependencies)" in out
 
 

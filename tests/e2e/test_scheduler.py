@@ -80,7 +80,7 @@ async def eventually(check, what: str, timeout: float = 30) -> None:
 
 def scheduled_runs(bot) -> int:
     """How many scheduled health runs the bot finished (its audit log)."""
-    return len(bot.audit("source = 'scheduler' AND command = 'health prod' AND event = 'succeeded'"))
+    return len(bot.audit("source = 'scheduler' AND command = 'status prod' AND event = 'succeeded'"))
 
 
 def alerts(slack):

@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from adapters.fakes_swarm import FakeSwarmRuntime
+from adapters.fakes.swarm import FakeSwarmRuntime
 
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound
 from adapters.models import Replacement
