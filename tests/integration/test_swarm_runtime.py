@@ -17,9 +17,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from adapters.fakes.swarm import FakeSwarmRuntime
 
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound
+from adapters.fakes.swarm import FakeSwarmRuntime
 from adapters.models import Replacement
 from adapters.runtime import Runtime
 from adapters.swarm.info import KEPT_REPLICAS, restarts, short_name, strip_digest, task_info, with_env
