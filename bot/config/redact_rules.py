@@ -147,7 +147,7 @@ def _key_values(text: str, low: str, pattern: re.Pattern[str]) -> list[Span]:
                 spans.append((vstart, vend, MASK))
                 pos = floor = vend
                 continue
-        if not is_secret_name(name):
+        if not is_secret_name(name) or (not assigned and name.endswith(".")):  # "set THE_KEY. Then": prose
             continue
         if assigned or name.startswith("-") or (name == name.upper() and is_compound_secret_name(name)):
             spans.append((vstart, vend, mask_value(value)))

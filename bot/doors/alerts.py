@@ -171,8 +171,9 @@ class AlertWorker:
         after = exc.retry_after if exc.retry_after else backoff(d.attempts, permanent=exc.permanent)
         if exc.retry_after:
             self.paused[d.notifier] = max(self.paused.get(d.notifier, 0.0), now + exc.retry_after)
-        log.warning("%s %s of alert %s not delivered (attempt %d): %s; next try in %.0f s", d.notifier, d.op,
-                    d.incident, d.attempts, exc, after)  # fmt: skip
+        what = f"alert {d.incident}" if d.incident else str(d.payload.get("date") or d.grp)
+        log.warning("%s %s of %s not delivered (attempt %d): %s; next try in %.0f s", d.notifier, d.op,
+                    what, d.attempts, exc, after)  # fmt: skip
         await self.outbox.retry(d, now, str(exc), after=after)
         if exc.permanent and d.op != "notice":
             await self._notice(d.notifier, exc, now)

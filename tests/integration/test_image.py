@@ -29,6 +29,7 @@ from tests.helpers.docker_engine import EngineMissing, start_engine
 from tests.helpers.http_servers import free_port
 from tests.helpers.image import CACHE, ImageToolsMissing, build_context, debian_base, requirements, wheelhouse
 from tests.helpers.slack import SlackStandIn, post_signed, slash_command_body
+from tests.helpers.smtp import SmtpServer
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,12 +111,13 @@ def test_the_image_is_slim_non_root_and_healthchecked(build_engine, checkout):
     assert "opsbot DEMO" in client.containers.run("opsbot", ["serve", "--demo"], remove=True).decode()
 
 
-def readme_ops_yml(path: Path, shop) -> None:
-    """The example's guide pointed at the tests' shop (what "your guide" means here)."""
+def readme_ops_yml(path: Path, shop, smtp: SmtpServer) -> None:
+    """The example's guide pointed at the tests' shop and mail server (what "your guide" means here)."""
     config = yaml.safe_load(path.read_text())
     prod = config["environments"]["prod"]
     prod["url"] = shop.url
     prod["runtime"]["project"] = shop.project  # docker_host stays unix:///var/run/docker.sock: the mounted socket
+    config["alerting"]["email"]["smtp_url"] = smtp.url  # the info digest goes out on a weekday's first start
     config["schedules"] = []
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
@@ -126,6 +128,7 @@ async def test_run_it_in_production_as_the_readme_says(build_engine, checkout, d
     port = free_port()
     compose = ["docker-compose"]  # `docker compose` (v2) is not installed here: Debian's v1 reads the same file
     tried: list[str] = []
+    smtp = SmtpServer().start()
     async with SlackStandIn() as slack:
         try:
             for step in readme_steps():
@@ -151,9 +154,10 @@ async def test_run_it_in_production_as_the_readme_says(build_engine, checkout, d
                         for name, value in fill.items():
                             env = re.sub(rf"^{name}=.*$", f"{name}={value}", env, flags=re.M)
                         env += f"SLACK_API_URL={slack.url}\nOPSBOT_HOST=127.0.0.1\nDOCKER_SOCKET={sock}\n"
+                        env += f"SMTP_PASSWORD={smtp.password}\n"
                         (deploy / ".env").write_text(env)
                     else:
-                        readme_ops_yml(deploy / "ops.yml", shop)
+                        readme_ops_yml(deploy / "ops.yml", shop, smtp)
                 elif argv[:2] == ["docker", "run"]:
                     assert "is valid: project shop" in docker(build_engine, *argv, cwd=deploy).stdout
                     tried.append(step)
@@ -205,6 +209,7 @@ async def test_run_it_in_production_as_the_readme_says(build_engine, checkout, d
             assert "Traceback" not in logs and "WARNING" not in logs
         finally:
             docker(build_engine, *compose, "down", "--volumes", cwd=deploy, check=False)
+            smtp.stop()
 
 
 async def answers(url: str, timeout: float = 60) -> object:

@@ -97,6 +97,11 @@ async def test_stats_only_for_running_containers(runtime):
 
 
 async def test_logs_tail_grep_and_stderr(runtime):
+    # the real worker writes its first lines when it starts, then a tick a second: wait for its third tick
+    deadline = time.monotonic() + 60
+    while len(ticked := await runtime.logs("worker", grep="tick")) < 3:
+        assert time.monotonic() < deadline, f"the worker's ticks after 60 s: {ticked}"
+        await asyncio.sleep(0.2)
     lines = await runtime.logs("worker", lines=2)
     assert len(lines) == 2 and all(line.startswith(("tick", "WARN slow query")) for line in lines)
     assert lines[-1].startswith("tick") or lines[-1].startswith("WARN")

@@ -144,6 +144,7 @@ INTACT = [
     "token expired, please log in again",
     "DB_PASSWORD_FILE=/run/secrets/db_password",
     "TOKEN_TTL=3600 PASSWORD_MIN_LENGTH=12",
+    "PagerDuty refused the event (HTTP 400); check PAGERDUTY_ROUTING_KEY. Alerts to pagerduty are kept",
     "compass bypass=true",
     "GET https://user@example.com/path 200",
     "ask for the key to the office",
