@@ -14,6 +14,10 @@ from adapters.models import CheckResult, ProbeRequest
 
 #: bodies larger than this are not parsed for ``expect`` (a health endpoint answers small)
 MAX_BODY = 256 * 1024
+#: requests in flight at once, over all calls; the others wait their turn here. httpcore's pool looks
+#: through every waiting request each time a connection is released, so 600 checks queued in it cost
+#: quadratic CPU (measured: 93 ms of CPU per `/ops health` at 200 concurrent, 3 checks each)
+MAX_IN_FLIGHT = 100
 
 
 def _describe(exc: BaseException) -> str:
@@ -60,14 +64,19 @@ class HttpProbe:
             follow_redirects=True,
             transport=transport,
             headers={"User-Agent": "opsbot-health"},
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT),
         )
+        self._turns = asyncio.Semaphore(MAX_IN_FLIGHT)
 
     async def check(self, requests: Sequence[ProbeRequest]) -> list[CheckResult]:
         """Run every check concurrently; one result per request, in request order."""
         return list(await asyncio.gather(*(self._one(r) for r in requests)))
 
     async def _one(self, req: ProbeRequest) -> CheckResult:
+        async with self._turns:  # the check's timeout and latency start when its turn comes
+            return await self._request(req)
+
+    async def _request(self, req: ProbeRequest) -> CheckResult:
         start = time.perf_counter()
         status: int | None = None
         try:

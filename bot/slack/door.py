@@ -121,6 +121,8 @@ class SlackDoor:
         #: what the door hears from Slack (``opsbot serve`` sets it): Web API outcomes count
         self.liveness: SlackLiveness | None = None
         self.app.engine.access.groups = SlackGroupResolver(self.client)
+        #: answered by ``on_command`` (over HTTP the server calls it without Bolt's dispatch)
+        self.slash_commands = SLASH_COMMANDS
         for name in SLASH_COMMANDS:
             self.bolt.command(name)(self.on_command)
         self.bolt.action(re.compile(r"^approval:(approve|deny|cancel)$"))(self.on_approval_click)

@@ -257,4 +257,6 @@ async def test_the_error_rate_measured_by_prometheus_opens_and_resolves_an_alert
         assert await bot.stop() == 0
     bot.assert_clean()
     opened = db_rows(tmp_path, "SELECT source, severity, state FROM incidents WHERE what = 'error_rate_percent'")
-    assert opened == [("metric", "critical", "resolved")]
+    # it was critical (seen above); falling back to 0 % the 3 s rate may pass through the warning band first
+    [(source, severity, state)] = opened
+    assert source == "metric" and state == "resolved" and severity in ("critical", "warning"), opened
