@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import json
 import time
+import types
+from typing import Any
 
 import pytest
 
@@ -12,9 +14,11 @@ from adapters.errors import UserError
 from adapters.fakes import FakeBackends, FakeProbe, FakeRuntime
 from bot.config.redact import Redactor
 from bot.core.db import Database
+from bot.core.dedupe import Deliveries
 from bot.core.engine import Engine, Request
 from bot.core.incident import Observation
 from bot.slack.alert_clicks import AlertClick, alert_words
+from bot.slack.door import SlackDoor
 from tests.unit.conftest import BASE, make_config
 
 #: prod: everyone may read (top-level viewers: []); secure: only U0SECURE reads, U0SECOPS changes
@@ -142,3 +146,27 @@ async def test_ack_is_decided_by_the_alerts_own_environment_and_hides_what_it_ma
     # ... but not prod's, whose (top-level) rules do not make them an operator; the prod operator does
     assert "needs the admins or operators role" in (await run(engine, f"ack {prod.id}", "U0SECOPS")).error
     assert (await run(engine, f"ack {prod.id}", "U0OPERATOR")).exit_code == 0
+
+
+async def test_a_refused_alert_button_is_audited_and_tells_only_the_clicker_nothing_more(engine):
+    secret = await alert_of(engine, "secure", "api", "vault-breach-marker")
+    told: list[tuple[dict, Any]] = []
+
+    class Door(SlackDoor):
+        def __init__(self) -> None:  # only what a click's refusal uses: no Bolt app, no Slack
+            self.app = types.SimpleNamespace(engine=engine)
+            self.deliveries = Deliveries(engine.db)
+
+        async def _ephemeral(self, body, message):
+            told.append((body, message))
+
+    for alert_id in (secret.id, "0badc0de"):
+        click = AlertClick(verb="silence", alert_id=alert_id, user="U0OPERATOR", channel="C1", message_ts="1.0",
+                           key=f"k-{alert_id}")  # fmt: skip
+        await Door()._alert_action(click)
+    assert [(body["user_id"], message.text) for body, message in told] == [
+        ("U0OPERATOR", f":no_entry: alert {i} is unknown or not yours: `alerts` lists the ones you may see")
+        for i in (secret.id, "0badc0de")]  # fmt: skip
+    rows = [e for e in await engine.audit.entries(limit=10) if e["command"].startswith("silence button")]
+    assert [(e["actor"], e["event"], e["environment"]) for e in rows] == [("U0OPERATOR", "refused", None)] * 2
+    assert (await engine.incidents.get(secret.id)).state == "firing" and not await engine.incidents.silences(None)
