@@ -2,7 +2,9 @@
 
 The alert's Slack message is edited (acknowledged by whom, when), its thread says so, and PagerDuty's
 incident is acknowledged. An alert that is unknown, already acknowledged or resolved is refused. The
-`Acknowledge` button of an alert's message does the same. Needs the operators role; no approval.
+`Acknowledge` button of an alert's message does the same. Needs the operators role in the alert's own
+environment (its `access`); no approval. An alert of an environment you may not read is answered as an
+unknown one.
 
 Guide: 6.3 Alerting, 8.3 Escalation.
 """
@@ -28,6 +30,9 @@ def check_alert_id(value: str) -> str:
 
 AlertId = Annotated[str, AfterValidator(check_alert_id)]
 
+#: the answer to an alert id that is unknown or of an environment the actor may not read (the same for both)
+UNKNOWN_OR_NOT_YOURS = "alert {alert_id} is unknown or not yours: `alerts` lists the ones you may see"
+
 
 class AckArgs(ChangeArgs):
     """Arguments of ``ack``."""
@@ -40,6 +45,11 @@ class AckResult(Result):
 
     kind = "ack"
     alert: dict[str, Any]
+
+
+async def alert_env(ctx: Ctx, args: AckArgs) -> str | None:
+    """The environment of the alert (None: no such alert): its access rules decide."""
+    return await ctx.extras["incidents"].env_of(args.alert_id)  # type: ignore[no-any-return]
 
 
 async def plan(ctx: Ctx, args: AckArgs) -> Plan:
@@ -76,4 +86,6 @@ SPEC = CommandSpec(
     plan=plan,
     approval=False,
     lease=False,
+    target_env=alert_env,
+    unknown_target=UNKNOWN_OR_NOT_YOURS,
 )

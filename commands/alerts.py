@@ -2,7 +2,8 @@
 
 Each alert shows its id (for `ack`), severity, what failed, since when, who acknowledged it and its
 escalation level. The silences still running and the maintenance windows (which hold the alerts of
-their environment while open) are listed too. With an environment, only that environment's.
+their environment while open) are listed too. With an environment, only that environment's; without,
+those of the environments you may read (each environment's own `access` applies).
 
 Guide: 6.3 Alerting.
 """
@@ -15,7 +16,7 @@ from typing import Any
 from pydantic import Field
 
 from bot.config.windows import describe, window_state, windows_of
-from commands.base import Args, CommandSpec, Ctx, EnvName, Result
+from commands.base import Args, CommandSpec, Ctx, EnvName, Result, visible_to_actor
 
 
 class AlertsArgs(Args):
@@ -45,11 +46,19 @@ async def run(ctx: Ctx, args: AlertsArgs) -> AlertsResult:
     """Read them."""
     incidents = ctx.extras["incidents"]
     now = incidents.clock()
-    alerts = [i.summary_json(ctx.config) for i in await incidents.open(args.env)]
+    hidden: list[str] = []
+    known: list[str] | None = None
+    if args.env is None:  # across environments: only those the caller may read (as ``audit``, ``pending``)
+        hidden, known = await visible_to_actor(ctx)
+
+    def seen(env: str) -> bool:
+        return env not in hidden and (known is None or env in known)
+
+    alerts = [i.summary_json(ctx.config) for i in await incidents.open(args.env) if seen(i.environment)]
     silences = [{**s, "created_at": _iso(s["created_at"]), "until": _iso(s["until"])}
-                for s in await incidents.silences(args.env, now)]  # fmt: skip
+                for s in await incidents.silences(args.env, now) if seen(s["environment"])]  # fmt: skip
     windows = []
-    for env in [args.env] if args.env else sorted(ctx.config.environments):
+    for env in [args.env] if args.env else [e for e in sorted(ctx.config.environments) if seen(e)]:
         state = window_state(ctx.config, env, datetime.fromtimestamp(now, UTC))
         for w in windows_of(ctx.config, env):
             windows.append({"environment": env, "window": describe(w), "open": state.open,

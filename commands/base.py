@@ -323,6 +323,8 @@ def suggest(word: str, names: Sequence[str]) -> str:
 
 RunFn = Callable[[Ctx, Any], Awaitable[Result]]
 PlanFn = Callable[[Ctx, Any], Awaitable[Plan]]
+#: the environment of the record a command's arguments name (None: no such record)
+TargetEnvFn = Callable[[Ctx, Any], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -358,6 +360,12 @@ class CommandSpec:
     #: for a change without approval: False when it does not hold the environment's lease (``ack`` and
     #: ``silence`` touch only alerts, and must work while a deploy runs)
     lease: bool = True
+    #: for a command whose arguments name a record of some environment instead of the environment
+    #: (``ack <alert-id>``): that record's environment, whose own access rules then decide
+    target_env: TargetEnvFn | None = None
+    #: its answer when the record is unknown or in an environment the actor may not read: the same for
+    #: both, so that a refusal does not tell the record exists (formatted with the arguments)
+    unknown_target: str = ""
 
 
 def env_field(description: str = "the environment (default: default_environment)") -> Any:

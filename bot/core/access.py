@@ -107,6 +107,35 @@ class Access:
         names = " or ".join(sorted(needed))
         raise AccessDenied(f"{actor} may not run {spec.name}{where}: it needs the {names} role{why}.")
 
+    async def may_read(self, actor: str, env: str) -> bool:
+        """Whether ``actor`` may read ``env`` (any role there, or ``env`` names no viewers); an environment
+        ops.yml no longer has: admins only."""
+        if env not in self.config.environments:
+            return "admins" in (await self.roles(actor, None))[0]
+        roles, _ = await self.roles(actor, env)
+        return bool(roles) or not self.config.access_for(env).viewers
+
+    async def authorize_target(
+        self, actor: str, spec: CommandSpec, env: str | None, args: Args | None, refusal: str
+    ) -> set[str]:
+        """Like ``authorize``, in the environment of the record the arguments name (``ack``: its alert's;
+        ``env`` None: no such record). An unknown record and one of an environment the actor may not read
+        get the same ``refusal``, which does not tell that it exists; a reader who may not change it gets
+        the usual answer."""
+        if env is None:
+            raise AccessDenied(refusal)
+        if env not in self.config.environments:  # a record of an environment ops.yml no longer has: admins only
+            roles, _ = await self.roles(actor, None)
+            if "admins" in roles:
+                return roles
+            raise AccessDenied(refusal)
+        try:
+            return await self.authorize(actor, spec, env, args)
+        except AccessDenied:
+            if await self.may_read(actor, env):
+                raise
+            raise AccessDenied(refusal) from None
+
     async def visible(self, actor: str, spec: CommandSpec) -> Visible:
         """The environments in which ``actor`` may run ``spec`` (each with its own ``access``)."""
         allowed: set[str] = set()

@@ -155,7 +155,7 @@ class Changes:
         maintenance windows it is refused (with the next window's start), unless an admin breaks glass."""
         spec, args = parsed.spec, parsed.args
         assert spec.plan is not None
-        env_name = getattr(args, "env", None)
+        env_name = getattr(args, "env", None) or parsed.env  # ``ack``: its alert's environment
         command = parsed.text
         state = self.window(spec, env_name, args)
         outside = state is not None and not state.open

@@ -11,10 +11,11 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from adapters.errors import OpsError, UserError
+from adapters.errors import AccessDenied, OpsError, UserError
 from bot.config import OpsConfig
 from bot.config.redact import Redactor, off_loop_if_big, text_size
 from bot.core.access import Access, GroupResolver
@@ -87,7 +88,10 @@ class Engine:
             reply.command, reply.spec = parsed.spec.name, parsed.spec
             reply.environment = getattr(parsed.args, "env", None)
             text = parsed.text
-            await self.access.authorize(request.actor, parsed.spec, reply.environment, parsed.args)
+            if parsed.spec.target_env is not None:  # ``ack <alert-id>``: the alert's environment decides
+                parsed = await self._authorize_target(request, parsed)
+            else:
+                await self.access.authorize(request.actor, parsed.spec, reply.environment, parsed.args)
         except OpsError as exc:
             reply.error, reply.exit_code = self.redactor.text(str(exc)), exc.exit_code
             reply.audit_id = await self._audit(request, reply, text or "(empty)", "refused", reply.error)
@@ -97,17 +101,32 @@ class Engine:
             return await self._unexpected(request, reply, text, start)
         return parsed
 
+    async def _authorize_target(self, request: Request, parsed: Parsed) -> Parsed:
+        """Authorize a command that names a record (an alert) in that record's environment; ``parsed``
+        with it. Unknown and hidden records are refused alike (``CommandSpec.unknown_target``)."""
+        spec = parsed.spec
+        assert spec.target_env is not None
+        env = await spec.target_env(self.make_ctx(request), parsed.args)
+        refusal = spec.unknown_target.format(**parsed.args.model_dump())
+        try:
+            await self.access.authorize_target(request.actor, spec, env, parsed.args, refusal)
+        except AccessDenied as exc:
+            if env is not None and str(exc) == refusal:  # the log may say where; the user is told nothing
+                log.info("[%s] %s refused %r: its record is in %s", request.request_id, request.actor, parsed.text, env)
+            raise
+        return replace(parsed, env=env)
+
     async def execute(self, request: Request, parsed: Parsed) -> Reply:
         """Run a prepared request, redact its result and audit it; never raises."""
         start = time.perf_counter()
         reply = Reply(request_id=request.request_id, actor=request.actor, command=parsed.spec.name, spec=parsed.spec)
-        reply.environment = getattr(parsed.args, "env", None)
+        reply.environment = parsed.env or getattr(parsed.args, "env", None)
         text = parsed.text
         await self._audit(request, reply, text, "requested", "accepted", {"args": parsed.args.model_dump(mode="json")})
         try:
             ctx = self.make_ctx(request)
             if parsed.spec.name not in OWN_RECORDS:
-                await self.learn_secrets(ctx, reply.environment)
+                await self.learn_secrets(ctx, getattr(parsed.args, "env", None))
             # listings across environments show only what the actor may see in each (``audit``, ``pending``)
             ctx.extras["visible"] = partial(self.access.visible, request.actor, parsed.spec)
             if parsed.spec.changes and parsed.args.makes_change():

@@ -32,6 +32,8 @@ class Parsed:
     spec: CommandSpec
     args: Args
     words: tuple[str, ...]
+    #: the environment of the record the arguments name, once authorized there (``ack``: its alert's)
+    env: str | None = None
 
     @property
     def text(self) -> str:

@@ -112,6 +112,15 @@ class IncidentStore:
         """One incident (``UserError`` when unknown)."""
         return await self._tx(lambda conn: self._one(conn, alert_id))
 
+    async def env_of(self, alert_id: str) -> str | None:
+        """The environment of an incident (None: no such incident)."""
+
+        def go(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT environment FROM incidents WHERE id = ?", (alert_id,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._tx(go)
+
     async def open(self, env: str | None = None) -> list[Incident]:
         """Open incidents (firing, acknowledged, silenced), newest first."""
         where = "state IN (?, ?, ?)" + (" AND environment = ?" if env else "")

@@ -13,7 +13,7 @@ from typing import Any
 from bot.config import OpsConfig
 from bot.config.windows import timezone_of
 from bot.core.incident import ACKNOWLEDGED, RESOLVED, SILENCED, Incident, level_name
-from bot.slack.mrkdwn import MAX_FALLBACK_TEXT, MAX_HEADER, MAX_SECTION, Message, Rendered, esc, mention
+from bot.slack.mrkdwn import MAX_FALLBACK_TEXT, MAX_HEADER, MAX_SECTION, Message, Rendered, cut, esc, mention
 from commands.ack import AckResult
 from commands.alerts import AlertsResult
 from commands.silence import SilenceResult
@@ -45,7 +45,7 @@ def duration(seconds: float) -> str:
 
 
 def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_SECTION]}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, MAX_SECTION)}}
 
 
 def alert_buttons(inc: Incident) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def incident_message(config: OpsConfig, inc: Incident, now: float) -> Message:
     resolved = inc.state == RESOLVED
     icon = ICON["ok"] if resolved else ICON.get(inc.severity, ICON["critical"])
     word = "RESOLVED" if resolved else inc.severity.upper()
-    head = f"{icon} *{word}* · {esc(inc.environment)} · *{esc(inc.what)}*"
+    head = f"{icon} *{esc(word)}* · {esc(inc.environment)} · *{esc(inc.what)}*"
     lines = [head, esc(inc.summary) if not resolved else f"~{esc(inc.summary)}~", status_line(config, inc, now)]
     if inc.acked_by:
         lines.append(f":white_check_mark: Acknowledged by {mention(inc.acked_by)} at "
@@ -96,13 +96,13 @@ def incident_message(config: OpsConfig, inc: Incident, now: float) -> Message:
     if not resolved:
         blocks.append(alert_buttons(inc))
     context = f"alert `{esc(inc.id)}` · {esc(inc.fingerprint)} · `/ops ack {esc(inc.id)}`"
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context[:MAX_SECTION]}]})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": cut(context, MAX_SECTION)}]})
     if resolved:
         after = duration((inc.resolved_at or now) - inc.failing_since)
         text = f"{icon} Resolved after {after}: {inc.environment} {inc.what}"
     else:
         text = f"{icon} {word} {inc.environment}: {inc.what}: {inc.summary}"
-    return Message(text=esc(text)[:MAX_FALLBACK_TEXT], blocks=blocks)
+    return Message(text=cut(esc(text), MAX_FALLBACK_TEXT), blocks=blocks)
 
 
 def reply_text(config: OpsConfig, inc: Incident, event: dict[str, Any]) -> str:
@@ -138,7 +138,7 @@ def reply_text(config: OpsConfig, inc: Incident, event: dict[str, Any]) -> str:
 def reply_message(config: OpsConfig, inc: Incident, event: dict[str, Any]) -> Message:
     """The reply as a message."""
     text = reply_text(config, inc, event)
-    return Message(text=text[:MAX_FALLBACK_TEXT], blocks=[_section(text)])
+    return Message(text=cut(text, MAX_FALLBACK_TEXT), blocks=[_section(text)])
 
 
 def storm_message(config: OpsConfig, env: str, members: list[Incident], now: float) -> Message:
@@ -151,13 +151,13 @@ def storm_message(config: OpsConfig, env: str, members: list[Incident], now: flo
     for inc in sorted(members, key=lambda i: (i.state == RESOLVED, i.what))[:STORM_SHOWN]:
         state = "resolved" if inc.state == RESOLVED else inc.state
         lines.append(f"{ICON['ok'] if inc.state == RESOLVED else ICON.get(inc.severity, '')} `{esc(inc.id)}` "
-                     f"*{esc(inc.what)}*: {esc(inc.summary[:120])} ({state})")  # fmt: skip
+                     f"*{esc(inc.what)}*: {esc(inc.summary[:120])} ({esc(state)})")  # fmt: skip
     if len(members) > STORM_SHOWN:
         lines.append(f"… and {len(members) - STORM_SHOWN} more: `/ops alerts {esc(env)}`")
     blocks = [_section(head), _section("\n".join(lines) or "-"),
-              {"type": "context", "elements": [{"type": "mrkdwn", "text": "`/ops ack <id>` acknowledges one"}]}]
+              {"type": "context", "elements": [{"type": "mrkdwn", "text": esc("`/ops ack <id>` acknowledges one")}]}]
     text = f"{len(members)} alerts in {env} within a minute, {len(still)} still open"
-    return Message(text=esc(text)[:MAX_FALLBACK_TEXT], blocks=blocks)
+    return Message(text=cut(esc(text), MAX_FALLBACK_TEXT), blocks=blocks)
 
 
 def pointer_message(config: OpsConfig, inc: Incident) -> Message:
@@ -165,12 +165,12 @@ def pointer_message(config: OpsConfig, inc: Incident) -> Message:
     icon = ICON.get(inc.severity, "")
     text = (f"{icon} *{esc(inc.severity.upper())}* now: {esc(inc.environment)} *{esc(inc.what)}*: "
             f"{esc(inc.summary[:300])}. Its alert (`{esc(inc.id)}`) is in <#{inc.channel}>.")  # fmt: skip
-    return Message(text=text[:MAX_FALLBACK_TEXT], blocks=[_section(text)])
+    return Message(text=cut(text, MAX_FALLBACK_TEXT), blocks=[_section(text)])
 
 
 def notice_message(text: str) -> Message:
     """A one-off line in an alert channel (a receiver that refuses alerts...)."""
-    return Message(text=esc(text)[:MAX_FALLBACK_TEXT], blocks=[_section(f":warning: {esc(text)}")])
+    return Message(text=cut(esc(text), MAX_FALLBACK_TEXT), blocks=[_section(f":warning: {esc(text)}")])
 
 
 def header_of(text: str) -> str:

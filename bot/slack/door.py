@@ -300,8 +300,11 @@ class SlackDoor:
         request_id_var.set(rid)
         where = {"channel_id": click.channel, "user_id": click.user}
         try:
-            words = await alert_words(self.app.engine.incidents, click)
-        except OpsError as exc:
+            words = await alert_words(self.app.engine.incidents, click, self.app.engine.access)
+        except OpsError as exc:  # unknown, or of an environment the user may not read: refused alike, audited
+            refused = Request(actor=click.user, door="slack", channel=click.channel, request_id=rid)
+            await self.app.engine.audit_event(refused, "refused", f"{click.verb} button of alert {click.alert_id}",
+                                              str(exc), None)  # fmt: skip
             await self._ephemeral(where, render_message(Reply(request_id=rid, error=str(exc), exit_code=2)))
             return
         request = Request(actor=click.user, door="slack", words=words, channel=click.channel, request_id=rid)

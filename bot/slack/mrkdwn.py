@@ -27,6 +27,15 @@ def esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def cut(text: str, limit: int) -> str:
+    """Escaped ``text`` cut to ``limit`` characters, never inside an entity (``&amp;``, ``&lt;``, ``&gt;``)."""
+    if len(text) <= limit:
+        return text
+    text = text[:limit]
+    amp = text.rfind("&", max(0, limit - 4))
+    return text[:amp] if amp >= 0 and ";" not in text[amp:] else text
+
+
 def code(text: str) -> str:
     """Inline code, with backquotes that would end it replaced."""
     return "`" + esc(text).replace("`", "'") + "`"

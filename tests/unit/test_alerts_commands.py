@@ -67,7 +67,7 @@ async def test_ack_refuses_unknown_resolved_twice_garbage_and_non_operators(worl
     viewer = await world.handle(["ack", inc.id], actor="U0VIEWER")
     assert viewer.exit_code == 2 and "needs the admins or operators role" in viewer.error
     unknown = await world.handle(["ack", "0badc0de"])
-    assert unknown.exit_code == 2 and "no alert '0badc0de'" in unknown.error
+    assert unknown.exit_code == 2 and "alert 0badc0de is unknown or not yours" in unknown.error
     garbage = await world.handle(["ack", "x; rm -rf /"])
     assert garbage.exit_code == 2 and "invalid alert id" in garbage.error
     assert (await world.handle(["ack", inc.id])).exit_code == 0

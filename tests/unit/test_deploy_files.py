@@ -1,4 +1,5 @@
-"""deploy/: compose.yml runs opsbot as the README says, .env.example names every variable of the contract."""
+"""deploy/: compose.yml runs opsbot as the README says, .env.example names every variable of the contract
+and every one opsbot reads (each field of ``Settings``, ``OPSBOT_DEMO_USERS``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from pathlib import Path
 
 import yaml
 
+from adapters.notify.pagerduty import DEFAULT_URL as PAGERDUTY_URL
 from bot.config import parse_duration
+from bot.config.settings import Settings
+from bot.doors.demo import USERS_VAR
 from tests.conftest import missing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +52,30 @@ def test_env_example_names_every_contract_variable_with_a_comment():
         assert var in names, f"{var} is not in deploy/.env.example"
         assert names[var].strip("# "), f"{var} in deploy/.env.example has no comment above it"
     assert not re.search(r"^(SLACK_BOT_TOKEN|SLACK_APP_TOKEN|SLACK_SIGNING_SECRET)=\S", ENV_EXAMPLE, re.M)
+
+
+def spelled(default: object) -> str:
+    """A default as .env.example writes it: ``on``/``off``, ``60`` for 60.0."""
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, float) and default.is_integer():
+        return str(int(default))
+    return str(default)
+
+
+def test_env_example_names_every_variable_opsbot_reads_with_its_default():
+    names = documented()
+    for field_name, field in Settings.model_fields.items():
+        var = field_name.upper()
+        assert var in names, f"{var} (a field of bot.config.settings.Settings) is not in deploy/.env.example"
+        assert names[var].strip("# "), f"{var} in deploy/.env.example has no comment above it"
+        if field.default is not None:  # its default is the value shown, or the comment says it
+            default = spelled(field.default)
+            value = re.search(rf"^#? ?{var}=(.*)$", ENV_EXAMPLE, re.M)[1]
+            stated = re.search(r"\(default ([^;,)]+)", names[var])
+            assert (stated[1] if stated else value) == default, (var, default, value, names[var])
+    assert USERS_VAR in names and names[USERS_VAR].strip("# "), f"{USERS_VAR} is not in deploy/.env.example"
+    assert f"# PAGERDUTY_EVENTS_URL={PAGERDUTY_URL}" in ENV_EXAMPLE.splitlines()
 
 
 def test_compose_gives_the_drain_its_time_and_keeps_the_state():

@@ -1,6 +1,7 @@
 """Every Slack message escapes every user- or engine-supplied string (issue 11, finding 8).
 
-The walk builds every result type the Slack renderers know with a hostile string in every text
+The walk builds every result type the Slack renderers know, and every incident message of
+bot/slack/blocks_alert.py (in every state, with every thread event), with a hostile string in every text
 field, renders it, and checks that nothing Slack would parse as markup survives in any mrkdwn text
 or top-level ``text``: no mention, broadcast or link that we did not build ourselves.
 """
@@ -21,8 +22,14 @@ from adapters.fakes import FakeBackends, FakeProbe, FakeRuntime
 from bot.config.redact import Redactor
 from bot.core.db import Database
 from bot.core.engine import Engine, Reply, Request
+from bot.core.incident import ACKNOWLEDGED, FIRING, RESOLVED, SILENCED, Incident
 from bot.doors.scheduler import Scheduler
+from bot.slack import blocks_alert
 from bot.slack.blocks import RENDERERS, notice_message, progress_message, render_message
+from bot.slack.blocks_alert import incident_message, pointer_message, reply_message, reply_text, storm_message
+from bot.slack.blocks_alert import notice_message as alert_notice_message
+from bot.slack.mrkdwn import Message
+from tests.helpers.alert_world import T0, world_config
 from tests.unit.conftest import make_config
 
 HOSTILE = "<!channel> <http://evil.example|runbook> <@U0VICTIM> & <!subteam^S0ALL> x"
@@ -154,3 +161,72 @@ async def test_the_break_glass_notice_and_the_alert_headline_are_escaped(tmp_pat
             assert markup_left(message.text, message.blocks) == [], message
     finally:
         engine.db.close()
+
+
+# ---------------------------------------------------------------- the incident messages (bot/slack/blocks_alert.py)
+
+#: the channel of an incident's first message, which the pointer links to (ours: from slack.alert_channels)
+OUR_CHANNEL = re.compile(r"<#C0CRITICAL>")
+#: every event a thread reply tells, with hostile text wherever a person or a check supplied it
+EVENTS: list[dict[str, Any]] = [
+    {"kind": "repeat", "since": T0, "count": 3},
+    {"kind": "resolved", "after": 90.0, "why": HOSTILE},
+    {"kind": "resolved", "after": 90.0, "why": "no longer checked"},
+    {"kind": "acked", "by": HOSTILE},
+    {"kind": "acked", "by": "U0OPERATOR"},
+    {"kind": "silenced", "by": HOSTILE, "until": T0 + 3600, "reason": HOSTILE},
+    {"kind": "unheld", "since": T0},
+    {"kind": "severity", "from": "warning", "to": "critical"},
+    {"kind": "reopened", "flaps": 2, "at": T0},
+    {"kind": "escalated", "level": HOSTILE, "contact": "<@U0SENIOR>", "when": HOSTILE},
+    {"kind": HOSTILE, "by": HOSTILE, "reason": HOSTILE},
+]
+
+
+def hostile_incident(state: str, severity: str = "critical", **more: Any) -> Incident:
+    """An incident whose every text a check, a service or a person could have supplied is hostile."""
+    values: dict[str, Any] = {
+        "id": HOSTILE, "fingerprint": HOSTILE, "environment": HOSTILE, "source": HOSTILE, "what": HOSTILE,
+        "severity": severity, "state": state, "summary": HOSTILE, "symptoms": HOSTILE, "opened_at": T0,
+        "failing_since": T0, "last_seen": T0 + 60, "acked_by": HOSTILE, "acked_at": T0 + 30,
+        "held_until": T0 + 3600, "held_reason": HOSTILE, "level": 2, "count": 4, "flaps": 1,
+        "channel": "C0CRITICAL", "message_ts": "1.0", "resolved_at": T0 + 600,
+    }  # fmt: skip
+    return Incident(**{**values, **more})
+
+
+def incident_messages() -> list[tuple[str, Message]]:
+    """Every message blocks_alert builds, in every state, with hostile incidents."""
+    config = world_config()
+    now = T0 + 120
+    incidents = [hostile_incident(s) for s in (FIRING, ACKNOWLEDGED, SILENCED, RESOLVED)]
+    incidents += [hostile_incident(FIRING, acked_by=None), hostile_incident(HOSTILE, HOSTILE, acked_by=None)]
+    out: list[tuple[str, Message]] = []
+    for inc in incidents:
+        out.append((f"incident_message {inc.state}", incident_message(config, inc, now)))
+        out.append((f"pointer_message {inc.state}", pointer_message(config, inc)))
+        out += [(f"reply_message {e['kind']} {inc.state}", reply_message(config, inc, e)) for e in EVENTS]
+    out.append(("storm_message", storm_message(config, HOSTILE, incidents, now)))
+    out.append(("storm_message many", storm_message(config, HOSTILE, incidents * 5, now)))
+    out.append(("notice_message", alert_notice_message(HOSTILE)))
+    return out
+
+
+def test_every_incident_message_escapes_hostile_strings():
+    made = incident_messages()
+    assert {name.split()[0] for name, _ in made} == {
+        name for name in dir(blocks_alert) if name.endswith("_message") and callable(getattr(blocks_alert, name))
+    }, "a message function of blocks_alert is missing from the walk"
+    for name, message in made:
+        assert markup_left(OUR_CHANNEL.sub("", message.text), json.loads(OUR_CHANNEL.sub("", json.dumps(
+            message.blocks)))) == [], name  # fmt: skip
+        if not name.startswith("reply_message"):  # the hostile text did reach it (escaped)
+            assert "&lt;!channel&gt;" in json.dumps(message.blocks), name
+    assert sum("&lt;!channel&gt;" in json.dumps(m.blocks) for n, m in made if n.startswith("reply_message")) >= 12
+    # the thread replies' text alone (reply_text) is what the outbox edits into threads
+    inc = hostile_incident(FIRING)
+    for event in EVENTS:
+        assert markup_left(reply_text(world_config(), inc, event), []) == [], event
+    # the contacts of the escalation path are ops.yml's mentions, kept as such
+    escalated = incident_message(world_config(), hostile_incident(FIRING, acked_by=None), T0)
+    assert "<@U0SENIOR>" in json.dumps(escalated.blocks)

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import copy
 import json
+import time
+import types
+from typing import Any
 
 import pytest
 
+from adapters.errors import UserError
 from adapters.fakes import FakeBackends, FakeProbe, FakeRuntime
 from bot.config.redact import Redactor
 from bot.core.db import Database
+from bot.core.dedupe import Deliveries
 from bot.core.engine import Engine, Request
+from bot.core.incident import Observation
+from bot.slack.alert_clicks import AlertClick, alert_words
+from bot.slack.door import SlackDoor
 from tests.unit.conftest import BASE, make_config
 
 #: prod: everyone may read (top-level viewers: []); secure: only U0SECURE reads, U0SECOPS changes
@@ -79,3 +87,86 @@ async def test_rows_of_an_environment_ops_yml_no_longer_has_are_for_admins_only(
     stranger = json.dumps((await run(engine, "audit", "U0STRANGER")).to_json())
     admin = json.dumps((await run(engine, "audit", "U0ADMIN")).to_json())
     assert "status gone" not in stranger and "status gone" in admin
+
+
+async def alert_of(engine, env, what, summary):
+    await engine.incidents.observe(env, ["health_check"], [Observation("health_check", what, "critical", summary)],
+                                   time.time())  # fmt: skip
+    [inc] = [i for i in await engine.incidents.open(env) if i.what == what]
+    return inc
+
+
+async def test_alerts_without_an_environment_show_only_the_environments_the_caller_may_read(engine):
+    await alert_of(engine, "prod", "API Health", "prod api down")
+    await alert_of(engine, "secure", "api", "vault-breach-marker")
+    await engine.incidents.silence("secure", "api", 3600, "quiet-secure-marker", "U0SECOPS")
+
+    assert (await run(engine, "alerts secure", "U0STRANGER")).exit_code == 2  # refused by name...
+    stranger = (await run(engine, "alerts", "U0STRANGER")).to_json()  # ... and nothing of it across environments
+    assert "secure" not in json.dumps(stranger) and "marker" not in json.dumps(stranger), stranger
+    assert [a["summary"] for a in stranger["alerts"]] == ["prod api down"]
+    for reader in ("U0SECURE", "U0ADMIN", "local:alice"):
+        shown = (await run(engine, "alerts", reader)).to_json()
+        assert {a["environment"] for a in shown["alerts"]} == {"prod", "secure"}, reader
+        assert [s["reason"] for s in shown["silences"]] == ["quiet-secure-marker"], reader
+
+
+async def test_ack_is_decided_by_the_alerts_own_environment_and_hides_what_it_may_not_read(engine):
+    secret = await alert_of(engine, "secure", "api", "vault-breach-marker")
+    prod = await alert_of(engine, "prod", "API Health", "prod api down")
+
+    # a prod operator: the secure alert is answered exactly as an unknown one, and stays unacknowledged
+    hidden = await run(engine, f"ack {secret.id}", "U0OPERATOR")
+    unknown = await run(engine, "ack 0badc0de", "U0OPERATOR")
+    assert hidden.exit_code == unknown.exit_code == 2
+    assert hidden.error == f"alert {secret.id} is unknown or not yours: `alerts` lists the ones you may see"
+    assert hidden.error.replace(secret.id, "0badc0de") == unknown.error
+    assert (await engine.incidents.get(secret.id)).state == "firing"
+    assert (await run(engine, f"ack {secret.id} --dry-run", "U0OPERATOR")).error == hidden.error
+    refused = [e for e in await engine.audit.entries(limit=100) if e["command"].startswith("ack")]
+    assert [(e["event"], e["environment"], e["outcome"]) for e in refused] == [
+        ("refused", None, hidden.error), ("refused", None, unknown.error), ("refused", None, hidden.error)]  # fmt: skip
+    # the click path (Silence 1h, Troubleshoot) answers the same, before anything names the environment
+    for verb in ("silence", "troubleshoot"):
+        click = AlertClick(verb=verb, alert_id=secret.id, user="U0OPERATOR", channel="C1", message_ts="1.0", key="k")
+        with pytest.raises(UserError) as exc:
+            await alert_words(engine.incidents, click, engine.access)
+        assert str(exc.value) == hidden.error
+    # a reader of secure who may not change it is told why, as elsewhere
+    viewer = await run(engine, f"ack {secret.id}", "U0SECURE")
+    assert viewer.exit_code == 2 and "may not run ack in secure: it needs the admins or operators role" in viewer.error
+    # secure's operator acknowledges it, recorded under secure (so hidden from the stranger's `audit`)...
+    assert (await run(engine, f"ack {secret.id}", "U0SECOPS")).exit_code == 0
+    assert (await engine.incidents.get(secret.id)).acked_by == "U0SECOPS"
+    done = [e for e in await engine.audit.entries(limit=100) if e["command"] == f"ack {secret.id}"
+            and e["actor"] == "U0SECOPS"]  # fmt: skip
+    assert done and {e["environment"] for e in done} == {"secure"}
+    seen = (await run(engine, "audit --limit 500", "U0STRANGER")).to_json()["entries"]
+    assert not [e for e in seen if e["actor"] == "U0SECOPS" or "vault" in json.dumps(e)], seen
+    # ... but not prod's, whose (top-level) rules do not make them an operator; the prod operator does
+    assert "needs the admins or operators role" in (await run(engine, f"ack {prod.id}", "U0SECOPS")).error
+    assert (await run(engine, f"ack {prod.id}", "U0OPERATOR")).exit_code == 0
+
+
+async def test_a_refused_alert_button_is_audited_and_tells_only_the_clicker_nothing_more(engine):
+    secret = await alert_of(engine, "secure", "api", "vault-breach-marker")
+    told: list[tuple[dict, Any]] = []
+
+    class Door(SlackDoor):
+        def __init__(self) -> None:  # only what a click's refusal uses: no Bolt app, no Slack
+            self.app = types.SimpleNamespace(engine=engine)
+            self.deliveries = Deliveries(engine.db)
+
+        async def _ephemeral(self, body, message):
+            told.append((body, message))
+
+    for alert_id in (secret.id, "0badc0de"):
+        click = AlertClick(verb="silence", alert_id=alert_id, user="U0OPERATOR", channel="C1", message_ts="1.0",
+                           key=f"k-{alert_id}")  # fmt: skip
+        await Door()._alert_action(click)
+    assert [(body["user_id"], message.text) for body, message in told] == [
+        ("U0OPERATOR", f":no_entry: alert {i} is unknown or not yours: `alerts` lists the ones you may see")
+        for i in (secret.id, "0badc0de")]  # fmt: skip
+    rows = [e for e in await engine.audit.entries(limit=10) if e["command"].startswith("silence button")]
+    assert [(e["actor"], e["event"], e["environment"]) for e in rows] == [("U0OPERATOR", "refused", None)] * 2
+    assert (await engine.incidents.get(secret.id)).state == "firing" and not await engine.incidents.silences(None)
