@@ -82,7 +82,7 @@ class Incidents(IncidentStore):
 
     def _open(self, conn: sqlite3.Connection, tell: Tell, env: str, obs: Observation) -> Change:
         now = tell.now
-        hold = self._hold(conn, env, obs.what, now)
+        hold = self._hold(conn, env, obs.source, obs.what, now)
         inc = Incident(
             id=secrets.token_hex(4), fingerprint=fingerprint(env, obs.source, obs.what), environment=env,
             source=obs.source, what=obs.what, severity=obs.severity, state=SILENCED if hold else FIRING,
@@ -142,7 +142,7 @@ class Incidents(IncidentStore):
 
     def _reopen(self, conn: sqlite3.Connection, tell: Tell, inc: Incident, obs: Observation) -> Change:
         now = tell.now
-        hold = self._hold(conn, inc.environment, inc.what, now)
+        hold = self._hold(conn, inc.environment, inc.source, inc.what, now)
         state = SILENCED if hold else (ACKNOWLEDGED if inc.acked_by else FIRING)
         inc.set(state=state, resolved_at=None, flaps=inc.flaps + 1, failing_since=now, last_seen=now,
                 count=inc.count + 1, severity=obs.severity, summary=obs.summary[:500], symptoms=obs.symptoms[:200],
@@ -220,7 +220,7 @@ class Incidents(IncidentStore):
             tell = Tell(conn, self.config, now)
             out: list[Change] = []
             for inc in rows_of(conn, "SELECT * FROM incidents WHERE state = ? AND held_until <= ?", (SILENCED, now)):
-                hold = self._hold(conn, inc.environment, inc.what, now)
+                hold = self._hold(conn, inc.environment, inc.source, inc.what, now)
                 if hold is not None:
                     inc.set(held_until=hold.until, held_reason=hold.reason, silence_id=hold.silence_id)
                 else:

@@ -27,7 +27,7 @@ def _alert_row(a: dict[str, Any]) -> list[str]:
 
 
 def alerts_text(r: AlertsResult) -> list[str]:
-    """Open alerts, silences, windows."""
+    """Open alerts, silences, running maintenance tasks, windows."""
     where = f" in {r.environment}" if r.environment else ""
     out = [f"{len(r.alerts)} open alert{'s' if len(r.alerts) != 1 else ''}{where}"]
     if r.alerts:
@@ -37,8 +37,12 @@ def alerts_text(r: AlertsResult) -> list[str]:
         out += ["", "Silences:"]
         out += [f"  {s['environment']}/{s['what']} until {s['until']} by {s['created_by']}"
                 + (f": {s['reason']}" if s.get("reason") else "") for s in r.silences]  # fmt: skip
+    if r.maintenance:
+        out += ["", "Maintenance tasks running (each holds the alerts of what it touches until it ends):"]
+        out += [f"  {m['environment']}: {m['task']} since {m['started_at']} by {m['actor']}: holds "
+                + (", ".join(m["holds"]) or "nothing") for m in r.maintenance]  # fmt: skip
     if r.windows:
-        out += ["", "Maintenance windows (they hold the alerts of their environment while open):"]
+        out += ["", "Maintenance windows (a window holds no alert by itself; its tasks hold what they touch):"]
         out += [f"  {w['environment']}: {w['window']}: " + (f"OPEN until {w['until']}" if w["open"]
                 else f"next {w['next_start']}") for w in r.windows]  # fmt: skip
     return out

@@ -86,7 +86,8 @@ def incident_message(config: OpsConfig, inc: Incident, now: float) -> Message:
         lines.append(f":white_check_mark: Acknowledged by {mention(inc.acked_by)} at "
                      f"{clock(config, inc.acked_at or now)}: escalation stopped")  # fmt: skip
     if inc.state == SILENCED and inc.held_until:
-        lines.append(f":zzz: Held until {clock(config, inc.held_until)} ({esc(inc.held_reason or 'silenced')})")
+        until = f" until {clock(config, inc.held_until)}" if inc.silence_id else ""  # a task's: while it runs
+        lines.append(f":zzz: Held{until} ({esc(inc.held_reason or 'silenced')})")
     level = level_name(config, inc.level)
     if level and not resolved and not inc.acked_by and config.escalation:
         step = config.escalation[min(inc.level, len(config.escalation)) - 1]

@@ -81,20 +81,35 @@ async def test_a_failure_without_a_matching_entry_is_not_diagnosed(world):
     assert [a for m, a in world.slack.calls if a.get("thread_ts")] == []
 
 
-async def test_a_maintenance_window_holds_alerts_until_it_closes(tmp_path):
+async def test_a_running_maintenance_task_holds_the_alerts_of_what_it_touches_and_nothing_else(tmp_path):
     config = world_config(maintenance={"windows": {"prod": [{"days": ["mon"], "from": "11:00", "to": "13:00"}]}})
     world = AlertWorld(str(tmp_path / "w.db"), config=config)
     try:
-        await world.run({"Check 1": REFUSED})  # Monday 12:00 Berlin: inside the window
-        [inc] = await world.incidents.open()
-        assert inc.state == "silenced" and inc.held_reason == "maintenance window"
-        assert world.posts() == [] and world.pagerduty.events == []
+        book = world.engine.maintenance  # db_maintenance records its run so, holding the database's service
+        run_id = await book.start("prod", "db_maintenance", holds=["worker"], actor="scheduler", door="scheduler",
+                                  request_id="r-maint")  # fmt: skip
+        world.runtime.set_state("worker", "exited")
+        await world.run({"Check 1": REFUSED}, command="status")  # Monday 12:00 Berlin: inside the window
+        by_what = {i.what: i for i in await world.incidents.open()}
+        assert set(by_what) == {"worker", "Check 1"}
+        worker, check = by_what["worker"], by_what["Check 1"]
+        assert worker.state == "silenced" and worker.held_reason.startswith("maintenance: db_maintenance runs on it")
+        assert check.state == "firing"  # the window is open, but nothing holds an unrelated check: told at once
+        [post] = world.posts()
+        assert "Check 1" in text_of(post) and "worker" not in text_of(post)
+        assert [e["dedup_key"] for e in world.pagerduty.events] == ["prod/health/Check 1"]
         listed = (await world.handle(["alerts", "prod"])).to_json()
-        assert listed["alerts"][0]["state"] == "silenced" and listed["windows"][0]["open"] is True
-        for _ in range(61):  # the window closes at 13:00: still failing, so it is told
-            await world.run({"Check 1": REFUSED}, advance=60)
-        [inc] = await world.incidents.open()
-        assert inc.state == "firing" and len(world.posts()) == 1 and len(world.pagerduty.events) == 1
+        assert listed["maintenance"] == [{"environment": "prod", "task": "db_maintenance", "actor": "scheduler",
+                                          "holds": ["worker"], "started_at": listed["maintenance"][0]["started_at"]}]
+        assert listed["windows"][0]["open"] is True
+        for _ in range(5):  # still running five minutes later: still held, however often it is looked at
+            await world.run({"Check 1": REFUSED}, command="status", advance=60)
+        assert (await world.incidents.get(worker.id)).state == "silenced" and len(world.posts()) == 1
+        await book.finish(run_id, "ok", "vacuumdb exited 0")
+        await world.run({"Check 1": REFUSED}, command="status", advance=60)  # the task ended, the worker is down
+        assert (await world.incidents.get(worker.id)).state == "firing"
+        assert len(world.posts()) == 2 and "worker" in text_of(world.posts()[1])
+        assert (await world.handle(["alerts", "prod"])).to_json()["maintenance"] == []
     finally:
         world.close()
 
