@@ -52,13 +52,18 @@ class Incidents(IncidentStore):
     # ---------------------------------------------------------------- what the checks saw
 
     async def observe(self, env: str, scope: Sequence[str], seen: Sequence[Observation], now: float) -> list[Change]:
-        """Apply one run's observations of ``env``; open incidents of ``scope``'s sources not seen are resolved."""
+        """Apply one run's observations of ``env``; open incidents of ``scope``'s sources not seen are resolved
+        (those of other sources only by an observation of their own)."""
 
         def go(conn: sqlite3.Connection) -> list[Change]:
             tell = Tell(conn, self.config, now)
             marks = ",".join("?" for _ in scope) or "''"
+            # and the incidents of what was seen outside the scope (a task reports on itself only)
+            alone = sorted({fingerprint(env, o.source, o.what) for o in seen if o.source not in scope})
+            fps = ",".join("?" for _ in alone) or "''"
             open_rows = rows_of(conn, f"SELECT * FROM incidents WHERE environment = ? AND state != ? "  # noqa: S608
-                                    f"AND source IN ({marks})", (env, RESOLVED, *scope))  # fmt: skip
+                                    f"AND (source IN ({marks}) OR fingerprint IN ({fps}))",
+                                (env, RESOLVED, *scope, *alone))  # fmt: skip
             by_fp = {i.fingerprint: i for i in open_rows}
             changes: list[Change] = []
             for obs in seen:

@@ -66,17 +66,21 @@ def silence_text(r: SilenceResult) -> list[str]:
 
 def digest_email(config: OpsConfig, date: str, incidents: list[Incident], since: float,
                  until: float) -> tuple[str, str]:  # fmt: skip
-    """The digest's subject and text: incidents open now, and those resolved since the last digest."""
+    """The digest's subject and text: the info alerts (guide 6.3, "Info -> Email, next business day") open
+    now, and those resolved since the last digest. Warning and critical ones are not in it: they went to
+    Slack and PagerDuty when they happened."""
     tz = timezone_of(config)
 
     def when(ts: float) -> str:
         return datetime.fromtimestamp(ts, UTC).astimezone(tz).strftime("%a %d %b %H:%M")
 
-    still = [i for i in incidents if i.state != RESOLVED and i.opened_at <= until]
-    done = [i for i in incidents
+    info = [i for i in incidents if i.severity == "info"]
+    still = [i for i in info if i.state != RESOLVED and i.opened_at <= until]
+    done = [i for i in info
             if i.state == RESOLVED and i.resolved_at is not None and since <= i.resolved_at <= until]  # fmt: skip
     subject = f"[{config.project}] opsbot digest {date}: {len(still)} open, {len(done)} resolved"
-    lines = [f"Alerts of {config.project} from {when(since)} to {when(until)} ({tz.key}).", ""]
+    lines = [f"Info alerts of {config.project} from {when(since)} to {when(until)} ({tz.key}); warning and "
+             "critical ones are told in Slack (and PagerDuty) when they happen, not here.", ""]  # fmt: skip
     lines.append(f"Open now ({len(still)}):")
     lines += [f"  [{i.severity}] {i.environment} {i.what}: {i.summary} (since {when(i.failing_since)}, "
               f"{i.state}" + (f", acknowledged by {i.acked_by}" if i.acked_by else "") + ")"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.core.incident import Observation
 from tests.helpers.alert_world import T0, AlertWorld, world_config
 
 REFUSED = "connection refused"
@@ -39,19 +40,33 @@ async def test_many_incidents_within_a_minute_share_one_summary_message(tmp_path
         world.close()
 
 
+async def note(world: AlertWorld, what: str, severity: str, summary: str = "") -> None:
+    """An info-severity observation (no built-in check gives one: its route is email only), as the scheduler
+    would feed it."""
+    await world.alerting.incidents.observe("prod", [], [Observation("schedule", what, severity, summary)],
+                                           world.clock.now)
+
+
 async def test_the_digest_goes_once_at_digest_at_on_weekdays_in_the_time_zone(tmp_path):
     world = AlertWorld(str(tmp_path / "d.db"))
     try:
         world.clock.now = T0 - 4 * 3600  # Monday 08:00 in Berlin: not yet
-        await world.run({"Check 1": REFUSED})
+        await world.run({"Check 1": REFUSED})  # critical: paged and posted at once, never in the digest
+        await note(world, "verify_backup", "info", "the newest backup is 26 h old")
         assert world.email.sent == []
-        await world.run({}, advance=600)  # resolved at 08:10
+        await world.run({}, advance=600)  # Check 1 resolved at 08:10
+        await note(world, "verify_backup", "ok")  # resolved at 08:10
         await world.run({"Check 2": "HTTP 503"}, advance=600)
+        await note(world, "image_age", "info", "api's image is 40 days old")
         world.clock.now = T0 - 3 * 3600 + 1  # 09:00:01 Berlin
         await world.deliver()
         [digest] = world.email.sent
-        assert digest["to"] == ["ops@example.com"] and digest["subject"].startswith("[shop] opsbot digest 2026-05-04")
-        assert "Check 2" in digest["text"].split("Resolved")[0] and "Check 1" in digest["text"].split("Resolved")[1]
+        assert digest["to"] == ["ops@example.com"]
+        assert digest["subject"] == "[shop] opsbot digest 2026-05-04: 1 open, 1 resolved"
+        still, done = digest["text"].split("Resolved")
+        assert "prod image_age: api's image is 40 days old" in still and "verify_backup" not in still
+        assert "prod verify_backup: the newest backup is 26 h old" in done and "image_age" not in done
+        assert "Check 1" not in digest["text"] and "Check 2" not in digest["text"]  # critical: told in Slack
         for _ in range(10):  # the rest of Monday: no second digest
             await world.run({}, advance=3600)
         assert len(world.email.sent) == 1
