@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.core.incident import Observation
+from bot.render.alerts import alerts_text
 from tests.helpers.alert_world import T0, AlertWorld, world_config
 
 REFUSED = "connection refused"
@@ -113,7 +114,10 @@ async def test_a_running_maintenance_task_holds_the_alerts_of_what_it_touches_an
         [post] = world.posts()
         assert "Check 1" in text_of(post) and "worker" not in text_of(post)
         assert [e["dedup_key"] for e in world.pagerduty.events] == ["prod/health/Check 1"]
-        listed = (await world.handle(["alerts", "prod"])).to_json()
+        reply = await world.handle(["alerts", "prod"])
+        assert "  prod: db_maintenance since " in "\n".join(alerts_text(reply.result))
+        assert "by scheduler: holds worker" in "\n".join(alerts_text(reply.result))
+        listed = reply.to_json()
         assert listed["maintenance"] == [{"environment": "prod", "task": "db_maintenance", "actor": "scheduler",
                                           "holds": ["worker"], "started_at": listed["maintenance"][0]["started_at"]}]
         assert listed["windows"][0]["open"] is True
