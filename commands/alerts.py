@@ -1,9 +1,11 @@
 """List the open alerts: firing, acknowledged and silenced, newest first.
 
 Each alert shows its id (for `ack`), severity, what failed, since when, who acknowledged it and its
-escalation level. The silences still running and the maintenance windows (which hold the alerts of
-their environment while open) are listed too. With an environment, only that environment's; without,
-those of the environments you may read (each environment's own `access` applies).
+escalation level. The silences still running, the maintenance tasks running now (each holds the alerts
+of the services it touches while it runs) and the maintenance windows are listed too. A window holds no
+alert by itself: a failure in an environment whose window is open is told at once unless a silence or a
+running task covers it. With an environment, only that environment's; without, those of the environments
+you may read (each environment's own `access` applies).
 
 Guide: 6.3 Alerting.
 """
@@ -34,6 +36,9 @@ class AlertsResult(Result):
     silences: list[dict[str, Any]] = Field(default_factory=list)
     #: maintenance windows: environment, window, open now, until / next start
     windows: list[dict[str, Any]] = Field(default_factory=list)
+    #: maintenance tasks running now: environment, task, started_at, actor, holds (the services whose alerts
+    #: they hold)
+    maintenance: list[dict[str, Any]] = Field(default_factory=list)
 
 
 def _iso(ts: float | None) -> str | None:
@@ -64,12 +69,16 @@ async def run(ctx: Ctx, args: AlertsArgs) -> AlertsResult:
             windows.append({"environment": env, "window": describe(w), "open": state.open,
                             "until": state.closes_at.isoformat() if state.open and state.closes_at else None,
                             "next_start": state.next_start.isoformat() if state.next_start else None})  # fmt: skip
-    return AlertsResult(environment=args.env, alerts=alerts, silences=silences, windows=windows)
+    book = ctx.extras.get("maintenance")
+    active = await book.active(args.env) if book is not None else []
+    running = [{"environment": r["environment"], "task": r["task"], "started_at": _iso(r["started_at"]),
+                "actor": r["actor"], "holds": list(r["holds"])} for r in active if seen(r["environment"])]  # fmt: skip
+    return AlertsResult(environment=args.env, alerts=alerts, silences=silences, windows=windows, maintenance=running)
 
 
 SPEC = CommandSpec(
     name="alerts",
-    summary="open alerts (firing, acknowledged, silenced), newest first, with silences and windows",
+    summary="open alerts (firing, acknowledged, silenced), newest first, with silences, running tasks and windows",
     help=__doc__ or "",
     args=AlertsArgs,
     run=run,

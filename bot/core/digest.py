@@ -1,7 +1,8 @@
 """The email digest of ``alerting.info`` (guide 6.3, "Info -> Email, next business day").
 
-At ``digest_at`` on Monday to Friday, in ``alerting.timezone``, one email lists the incidents opened or
-resolved since the last digest (a Monday digest covers the weekend). Taking the digest is a compare-and-set
+At ``digest_at`` on Monday to Friday, in ``alerting.timezone``, one email lists the info-severity
+incidents open now and those resolved since the last digest (a Monday digest covers the weekend); warning
+and critical ones are not in it (``bot.render.alerts.digest_email``). Taking the digest is a compare-and-set
 of ``alert_meta['digest:last']`` written with its outbox row in one transaction: of several bot
 processes, one sends it, once per day; a bot that was down at ``digest_at`` sends it when it is back.
 """

@@ -1,7 +1,11 @@
 """What an incident is: its row, its fingerprint, what a check observed, where a severity goes, what holds it.
 
     firing --ack--> acknowledged --(check passes)--> resolved --(fails again within FLAP_WINDOW)--> firing
-    firing/acknowledged --silence or maintenance window--> silenced --(hold ends, still failing)--> firing
+    firing/acknowledged --silence--> silenced --(hold ends, still failing)--> firing
+    (opens or reopens while a silence or a running maintenance task holds it) --> silenced
+
+A silence holds one check, metric, service or task of one environment; a running maintenance task holds
+the containers of the services it touches (``task_hold``); nothing holds a whole environment.
 
 An incident is keyed by its fingerprint: environment, source (health, metric, container, runtime,
 schedule) and what failed (the check, metric or service). Of one fingerprint at most one incident is open.
@@ -14,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.config import OpsConfig
-from bot.config.windows import window_state
 
 FIRING, ACKNOWLEDGED, SILENCED, RESOLVED = "firing", "acknowledged", "silenced", "resolved"
 OPEN_STATES = (FIRING, ACKNOWLEDGED, SILENCED)
@@ -171,9 +174,21 @@ class Hold:
     silence_id: str | None = None
 
 
-def window_hold(config: OpsConfig, env: str, now: float) -> Hold | None:
-    """A maintenance window of ``env`` open at ``now`` holds its alerts until it closes."""
-    state = window_state(config, env, datetime.fromtimestamp(now, UTC))
-    if not state.open or state.closes_at is None:
+#: a running maintenance task's hold is looked at again this often (seconds); it ends when the task does
+TASK_RECHECK = 10.0
+#: the sources a maintenance task can hold: its services' containers (a health check or a metric names no
+#: service in ops.yml, so nothing says a task touches it)
+TASK_HELD_SOURCES = ("container",)
+
+
+def task_hold(runs: list[dict[str, Any]], source: str, what: str, now: float) -> Hold | None:
+    """The hold of a running maintenance task (``maintenance_runs.running``) that touches ``what``: the
+    services in its ``holds`` (``db_maintenance``: ``backup.database.service``), nothing else of the
+    environment. It lasts while the task runs: looked at again every ``TASK_RECHECK`` seconds."""
+    if source not in TASK_HELD_SOURCES:
         return None
-    return Hold(until=state.closes_at.timestamp(), reason="maintenance window")
+    for run in runs:
+        if what in run["holds"]:
+            reason = f"maintenance: {run['task']} runs on it (started {iso(run['started_at'])} by {run['actor']})"
+            return Hold(until=now + TASK_RECHECK, reason=reason)
+    return None

@@ -17,7 +17,18 @@ import sqlite_utils
 from adapters.errors import UserError
 from bot.config import OpsConfig
 from bot.core.db import Database, immediate
-from bot.core.incident import OPEN_STATES, SILENCED, STORM_AT, STORM_SECONDS, Hold, Incident, level_name, window_hold
+from bot.core.incident import (
+    OPEN_STATES,
+    SILENCED,
+    STORM_AT,
+    STORM_SECONDS,
+    TASK_HELD_SOURCES,
+    Hold,
+    Incident,
+    level_name,
+    task_hold,
+)
+from bot.core.maintenance_runs import running
 
 T = TypeVar("T")
 
@@ -69,7 +80,8 @@ class IncidentStore:
                      tuple(row.values()))  # fmt: skip
         inc.dirty.clear()
 
-    def _hold(self, conn: sqlite3.Connection, env: str, what: str, now: float) -> Hold | None:
+    def _hold(self, conn: sqlite3.Connection, env: str, source: str, what: str, now: float) -> Hold | None:
+        """What holds the alerts of ``what`` now: a silence of it, or a running maintenance task touching it."""
         row = conn.execute(
             "SELECT id, until, reason, created_by FROM silences WHERE environment = ? AND what = ? AND until > ? "
             "ORDER BY until DESC LIMIT 1", (env, what, now),
@@ -77,7 +89,9 @@ class IncidentStore:
         if row is not None:
             reason = f"silenced by {row[3]}" + (f": {row[2]}" if row[2] else "")
             return Hold(until=row[1], reason=reason, silence_id=row[0])
-        return window_hold(self.config, env, now)
+        if source not in TASK_HELD_SOURCES:
+            return None
+        return task_hold(running(conn, env), source, what, now)
 
     def _storm(
         self, conn: sqlite3.Connection, env: str, channel: str | None, now: float

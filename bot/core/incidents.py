@@ -52,13 +52,18 @@ class Incidents(IncidentStore):
     # ---------------------------------------------------------------- what the checks saw
 
     async def observe(self, env: str, scope: Sequence[str], seen: Sequence[Observation], now: float) -> list[Change]:
-        """Apply one run's observations of ``env``; open incidents of ``scope``'s sources not seen are resolved."""
+        """Apply one run's observations of ``env``; open incidents of ``scope``'s sources not seen are resolved
+        (those of other sources only by an observation of their own)."""
 
         def go(conn: sqlite3.Connection) -> list[Change]:
             tell = Tell(conn, self.config, now)
             marks = ",".join("?" for _ in scope) or "''"
+            # and the incidents of what was seen outside the scope (a task reports on itself only)
+            alone = sorted({fingerprint(env, o.source, o.what) for o in seen if o.source not in scope})
+            fps = ",".join("?" for _ in alone) or "''"
             open_rows = rows_of(conn, f"SELECT * FROM incidents WHERE environment = ? AND state != ? "  # noqa: S608
-                                    f"AND source IN ({marks})", (env, RESOLVED, *scope))  # fmt: skip
+                                    f"AND (source IN ({marks}) OR fingerprint IN ({fps}))",
+                                (env, RESOLVED, *scope, *alone))  # fmt: skip
             by_fp = {i.fingerprint: i for i in open_rows}
             changes: list[Change] = []
             for obs in seen:
@@ -82,7 +87,7 @@ class Incidents(IncidentStore):
 
     def _open(self, conn: sqlite3.Connection, tell: Tell, env: str, obs: Observation) -> Change:
         now = tell.now
-        hold = self._hold(conn, env, obs.what, now)
+        hold = self._hold(conn, env, obs.source, obs.what, now)
         inc = Incident(
             id=secrets.token_hex(4), fingerprint=fingerprint(env, obs.source, obs.what), environment=env,
             source=obs.source, what=obs.what, severity=obs.severity, state=SILENCED if hold else FIRING,
@@ -142,7 +147,7 @@ class Incidents(IncidentStore):
 
     def _reopen(self, conn: sqlite3.Connection, tell: Tell, inc: Incident, obs: Observation) -> Change:
         now = tell.now
-        hold = self._hold(conn, inc.environment, inc.what, now)
+        hold = self._hold(conn, inc.environment, inc.source, inc.what, now)
         state = SILENCED if hold else (ACKNOWLEDGED if inc.acked_by else FIRING)
         inc.set(state=state, resolved_at=None, flaps=inc.flaps + 1, failing_since=now, last_seen=now,
                 count=inc.count + 1, severity=obs.severity, summary=obs.summary[:500], symptoms=obs.symptoms[:200],
@@ -220,7 +225,7 @@ class Incidents(IncidentStore):
             tell = Tell(conn, self.config, now)
             out: list[Change] = []
             for inc in rows_of(conn, "SELECT * FROM incidents WHERE state = ? AND held_until <= ?", (SILENCED, now)):
-                hold = self._hold(conn, inc.environment, inc.what, now)
+                hold = self._hold(conn, inc.environment, inc.source, inc.what, now)
                 if hold is not None:
                     inc.set(held_until=hold.until, held_reason=hold.reason, silence_id=hold.silence_id)
                 else:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -97,22 +98,7 @@ class MaintenanceRuns:
 
     async def active(self, env: str | None = None) -> list[dict[str, Any]]:
         """The runs going on now (of ``env``), oldest first; a run whose process is gone is left out."""
-        now, host = time.time(), socket.gethostname()
-
-        def go(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-            sql, params = "SELECT * FROM maintenance_runs WHERE finished_at IS NULL", []
-            if env is not None:
-                sql += " AND environment = ?"
-                params.append(env)
-            return [dict(r) for r in db.query(sql + " ORDER BY id", params)]
-
-        rows = await self.db.call(go)
-        out = []
-        for row in rows:
-            if not runner_gone(row["runner"], row["heartbeat"], now, host):
-                row["holds"] = json.loads(row["holds"])
-                out.append(row)
-        return out
+        return await self.db.call(lambda db: running(db.conn, env))
 
     async def holding(self, env: str, service: str | None = None) -> dict[str, Any] | None:
         """The run that holds ``service`` of ``env`` now (any task of ``env`` without a service), or None."""
@@ -143,6 +129,25 @@ class MaintenanceRuns:
             return {r["task"]: dict(r) for r in rows}
 
         return await self.db.call(go)
+
+
+def running(conn: sqlite3.Connection, env: str | None = None) -> list[dict[str, Any]]:
+    """The runs going on now (of ``env``), oldest first, read on ``conn`` (inside the caller's transaction:
+    the incidents ask it while they decide whether to hold an alert); a run whose process is gone is left out."""
+    now, host = time.time(), socket.gethostname()  # heartbeats are wall-clock time, whatever the caller's clock
+    sql, params = "SELECT * FROM maintenance_runs WHERE finished_at IS NULL", []
+    if env is not None:
+        sql += " AND environment = ?"
+        params.append(env)
+    cur = conn.execute(sql + " ORDER BY id", params)
+    names = [d[0] for d in cur.description]
+    out = []
+    for values in cur.fetchall():
+        row = dict(zip(names, values, strict=True))
+        if not runner_gone(row["runner"], row["heartbeat"], now, host):
+            row["holds"] = json.loads(row["holds"])
+            out.append(row)
+    return out
 
 
 class RunHandle:

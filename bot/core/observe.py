@@ -62,7 +62,10 @@ def _services(rows: Sequence[dict[str, Any]]) -> list[Observation]:
 
 
 def observations(task: str, reply: Reply) -> tuple[list[str], list[Observation]]:
-    """The sources this run covers (their open incidents not seen again are resolved), and what it saw."""
+    """The sources this run covers (their open incidents not seen again are resolved), and what it saw.
+
+    A status run covers health checks, metrics, the engine and (when the engine answered) the containers;
+    any other task covers only itself, through its own observation."""
     if reply.result is not None and reply.result.kind in ("status", "health"):
         data = reply.result.model_dump(mode="json")
         seen = [_check(c) for c in data.get("checks", [])] + [_metric(m) for m in data.get("metrics", [])]
@@ -79,4 +82,5 @@ def observations(task: str, reply: Reply) -> tuple[list[str], list[Observation]]
         return scope, seen
     severity = "critical" if reply.error else reply.severity
     summary = reply.error or f"{reply.command or task}: {severity}"
-    return ["schedule"], [Observation("schedule", task, severity, summary, _symptoms(summary))]
+    # no scope: a run of one task says nothing of the others (a good backup does not resolve verify_backup)
+    return [], [Observation("schedule", task, severity, summary, _symptoms(summary))]

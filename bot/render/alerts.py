@@ -27,7 +27,7 @@ def _alert_row(a: dict[str, Any]) -> list[str]:
 
 
 def alerts_text(r: AlertsResult) -> list[str]:
-    """Open alerts, silences, windows."""
+    """Open alerts, silences, running maintenance tasks, windows."""
     where = f" in {r.environment}" if r.environment else ""
     out = [f"{len(r.alerts)} open alert{'s' if len(r.alerts) != 1 else ''}{where}"]
     if r.alerts:
@@ -37,8 +37,12 @@ def alerts_text(r: AlertsResult) -> list[str]:
         out += ["", "Silences:"]
         out += [f"  {s['environment']}/{s['what']} until {s['until']} by {s['created_by']}"
                 + (f": {s['reason']}" if s.get("reason") else "") for s in r.silences]  # fmt: skip
+    if r.maintenance:
+        out += ["", "Maintenance tasks running (each holds the alerts of what it touches until it ends):"]
+        out += [f"  {m['environment']}: {m['task']} since {m['started_at']} by {m['actor']}: holds "
+                + (", ".join(m["holds"]) or "nothing") for m in r.maintenance]  # fmt: skip
     if r.windows:
-        out += ["", "Maintenance windows (they hold the alerts of their environment while open):"]
+        out += ["", "Maintenance windows (a window holds no alert by itself; its tasks hold what they touch):"]
         out += [f"  {w['environment']}: {w['window']}: " + (f"OPEN until {w['until']}" if w["open"]
                 else f"next {w['next_start']}") for w in r.windows]  # fmt: skip
     return out
@@ -62,17 +66,21 @@ def silence_text(r: SilenceResult) -> list[str]:
 
 def digest_email(config: OpsConfig, date: str, incidents: list[Incident], since: float,
                  until: float) -> tuple[str, str]:  # fmt: skip
-    """The digest's subject and text: incidents open now, and those resolved since the last digest."""
+    """The digest's subject and text: the info alerts (guide 6.3, "Info -> Email, next business day") open
+    now, and those resolved since the last digest. Warning and critical ones are not in it: they went to
+    Slack and PagerDuty when they happened."""
     tz = timezone_of(config)
 
     def when(ts: float) -> str:
         return datetime.fromtimestamp(ts, UTC).astimezone(tz).strftime("%a %d %b %H:%M")
 
-    still = [i for i in incidents if i.state != RESOLVED and i.opened_at <= until]
-    done = [i for i in incidents
+    info = [i for i in incidents if i.severity == "info"]
+    still = [i for i in info if i.state != RESOLVED and i.opened_at <= until]
+    done = [i for i in info
             if i.state == RESOLVED and i.resolved_at is not None and since <= i.resolved_at <= until]  # fmt: skip
     subject = f"[{config.project}] opsbot digest {date}: {len(still)} open, {len(done)} resolved"
-    lines = [f"Alerts of {config.project} from {when(since)} to {when(until)} ({tz.key}).", ""]
+    lines = [f"Info alerts of {config.project} from {when(since)} to {when(until)} ({tz.key}); warning and "
+             "critical ones are told in Slack (and PagerDuty) when they happen, not here.", ""]  # fmt: skip
     lines.append(f"Open now ({len(still)}):")
     lines += [f"  [{i.severity}] {i.environment} {i.what}: {i.summary} (since {when(i.failing_since)}, "
               f"{i.state}" + (f", acknowledged by {i.acked_by}" if i.acked_by else "") + ")"

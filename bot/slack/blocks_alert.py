@@ -86,7 +86,8 @@ def incident_message(config: OpsConfig, inc: Incident, now: float) -> Message:
         lines.append(f":white_check_mark: Acknowledged by {mention(inc.acked_by)} at "
                      f"{clock(config, inc.acked_at or now)}: escalation stopped")  # fmt: skip
     if inc.state == SILENCED and inc.held_until:
-        lines.append(f":zzz: Held until {clock(config, inc.held_until)} ({esc(inc.held_reason or 'silenced')})")
+        until = f" until {clock(config, inc.held_until)}" if inc.silence_id else ""  # a task's: while it runs
+        lines.append(f":zzz: Held{until} ({esc(inc.held_reason or 'silenced')})")
     level = level_name(config, inc.level)
     if level and not resolved and not inc.acked_by and config.escalation:
         step = config.escalation[min(inc.level, len(config.escalation)) - 1]
@@ -182,7 +183,7 @@ def header_of(text: str) -> str:
 
 
 def alerts_blocks(r: AlertsResult) -> Rendered:
-    """Open alerts, silences and windows."""
+    """Open alerts, silences, running maintenance tasks and windows."""
     where = f" in {r.environment}" if r.environment else ""
     out = Rendered(header=f"{len(r.alerts)} open alert{'s' if len(r.alerts) != 1 else ''}{where}")
     for a in r.alerts:
@@ -197,8 +198,13 @@ def alerts_blocks(r: AlertsResult) -> Rendered:
         out.sections.append("*Silences*\n" + "\n".join(
             f":zzz: {esc(s['environment'])}/{esc(s['what'])} until {esc(s['until'])} by {mention(s['created_by'])}"
             + (f": {esc(s['reason'])}" if s.get("reason") else "") for s in r.silences))  # fmt: skip
+    if r.maintenance:
+        runs = [f":wrench: {esc(m['environment'])}: {esc(m['task'])} since {esc(m['started_at'])} by "
+                f"{mention(m['actor'])}: holds " + (esc(", ".join(m["holds"])) or "nothing") for m in r.maintenance]
+        out.sections.append("*Maintenance tasks running* (each holds the alerts of what it touches until it ends)\n"
+                            + "\n".join(runs))
     if r.windows:
-        out.sections.append("*Maintenance windows* (they hold their environment's alerts while open)\n" + "\n".join(
+        out.sections.append("*Maintenance windows* (a window holds no alert by itself)\n" + "\n".join(
             f"{esc(w['environment'])}: {esc(w['window'])}: " + (f"*open* until {esc(w['until'])}" if w["open"]
             else f"next {esc(str(w['next_start']))}") for w in r.windows))  # fmt: skip
     return out

@@ -165,6 +165,60 @@ async def test_acknowledge_and_troubleshoot_buttons_take_the_one_request_path(sl
     assert any(a == "U0VIEWER" and c.startswith("troubleshoot") and e == "succeeded" for a, c, e in audited)
 
 
+async def test_the_silence_button_holds_that_alert_recorded_and_audited(slack, pagerduty, health, tmp_path):
+    health.ok = False
+    before, pages = len(slack.calls), len(api_pages(pagerduty))
+
+    def new(c):
+        return slack.calls.index(c) >= before
+
+    bot = await start_bot(tmp_path, alert_config(tmp_path / "ops.yml", health.url), slack.url, **bot_env(pagerduty))
+    try:
+        post = await slack.wait_for("chat.postMessage", lambda c: new(c) and c.ok and not c.args.get("thread_ts")
+                                    and "API Health" in json.dumps(c.args.get("blocks")), 20)  # fmt: skip
+        ts, alert_id = post.response["ts"], post.args["blocks"][1]["elements"][0]["value"]
+        await until(lambda: len(api_pages(pagerduty)) > pages, 20, "the page")
+        # a viewer clicks Silence 1h: refused, only to them, nothing recorded
+        click = block_actions_body("alert:silence", alert_id, user_id="U0VIEWER", channel_id="C0CRITICAL",
+                                   message_ts=ts, block_id=f"alert-{alert_id}", text="Silence 1h")  # fmt: skip
+        assert (await post_signed(f"{bot.url}/slack/events", click, SECRET))[0] == 200
+        refused = await slack.wait_for("chat.postEphemeral", lambda c: new(c) and c.args.get("user") == "U0VIEWER",
+                                       15)  # fmt: skip
+        assert "needs the admins or operators role" in refused.args["text"]
+        assert db_rows(tmp_path, "SELECT 1 FROM silences") == []
+        # an operator clicks it: that alert is held for an hour, the message and PagerDuty say so
+        click = block_actions_body("alert:silence", alert_id, user_id="U0OPERATOR", channel_id="C0CRITICAL",
+                                   message_ts=ts, block_id=f"alert-{alert_id}", text="Silence 1h")  # fmt: skip
+        assert (await post_signed(f"{bot.url}/slack/events", click, SECRET))[0] == 200
+        told = await slack.wait_for("chat.postEphemeral", lambda c: new(c) and c.args.get("user") == "U0OPERATOR",
+                                    15)  # fmt: skip
+        shown = json.dumps(told.args.get("blocks"))
+        assert told.args["text"] == "Silenced prod/API Health" and "until" in shown and alert_id in shown
+        await slack.wait_for("chat.update", lambda c: new(c) and c.args.get("ts") == ts and "Held until" in
+                             json.dumps(c.args["blocks"]) and "Silence 1h button" in json.dumps(c.args["blocks"]),
+                             15)  # fmt: skip
+        await until(lambda: pagerduty.state("prod/health/API Health") == "acknowledged", 15, "the page acknowledged")
+        [(sid, env, what, created_at, until_, reason, by)] = db_rows(
+            tmp_path, "SELECT id, environment, what, created_at, until, reason, created_by FROM silences")
+        assert (env, what, reason, by) == ("prod", "API Health", "Silence 1h button", "U0OPERATOR")
+        assert until_ - created_at == 3600
+        assert ("silenced", sid, alert_id) in db_rows(tmp_path, "SELECT state, silence_id, id FROM incidents")
+        # it keeps failing, held: nothing new is posted about it
+        hits = health.hits
+        await until(lambda: health.hits >= hits + 3, 30, "three more runs")
+        assert len([c for c in top(slack, "API Health") if new(c)]) == 1
+        health.ok = True
+        await until(lambda: db_rows(tmp_path, "SELECT 1 FROM incidents WHERE what = 'API Health' "
+                                              "AND state = 'resolved'"), 30, "the recovery")  # fmt: skip
+    finally:
+        assert await bot.stop() == 0
+    bot.assert_clean()
+    audited = db_rows(tmp_path, "SELECT actor, command, event FROM audit WHERE command LIKE 'silence %'")
+    words = "silence prod 'API Health' 1h --reason 'Silence 1h button'"
+    assert ("U0VIEWER", words, "refused") in audited and ("U0OPERATOR", words, "succeeded") in audited
+    assert {a for a, _, _ in audited} == {"U0VIEWER", "U0OPERATOR"} and {c for _, c, _ in audited} == {words}
+
+
 async def test_killed_between_the_state_change_and_the_delivery_it_delivers_once_after_restart(
     slack, pagerduty, health, tmp_path
 ):

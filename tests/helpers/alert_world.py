@@ -88,6 +88,7 @@ class AlertWorld:
         rt = FakeRuntime()
         rt.add("api")
         rt.add("worker")
+        self.runtime = rt
         self.backends = FakeBackends({"prod": rt}, self.probe)
         self.db = db or Database(path)
         self.engine = Engine(self.config, self.backends, self.db, Redactor(["xoxb-secret-token"]))
@@ -112,11 +113,13 @@ class AlertWorld:
                 self.probe.answer(url, latency=slow.get(name, 5.0))
 
     async def run(self, failing: dict[str, str] | None = None, *, slow: dict[str, float] | None = None,
-                  deliver: bool = True, advance: float = 0.0) -> Reply:  # fmt: skip
-        """One scheduled ``health prod`` run fed to the incidents (and the outbox delivered)."""
+                  deliver: bool = True, advance: float = 0.0, command: str = "health") -> Reply:  # fmt: skip
+        """One scheduled ``health prod`` run (``command="status"``: ``status prod``, which also looks at the
+        containers and the engine, as the scheduler's ``health_check`` does) fed to the incidents (and the
+        outbox delivered)."""
         self.clock.now += advance
         self.answer(failing, slow)
-        reply = await self.engine.handle(Request(actor=SCHEDULER_ACTOR, door="scheduler", words=["health", "prod"]))
+        reply = await self.engine.handle(Request(actor=SCHEDULER_ACTOR, door="scheduler", words=[command, "prod"]))
         await self.alerting.observe_run("health_check", "prod", reply)
         if deliver:
             await self.deliver()

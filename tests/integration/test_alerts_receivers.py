@@ -8,6 +8,7 @@ import pytest
 from adapters.notify.pagerduty import PagerDutyNotifier
 from adapters.notify.slack import SlackNotifier
 from adapters.notify.smtp import SmtpNotifier
+from bot.core.incident import Observation
 from tests.helpers.alert_world import T0, AlertWorld, world_config
 from tests.helpers.pagerduty import PagerDutyStandIn
 from tests.helpers.slack import SlackStandIn
@@ -65,10 +66,16 @@ async def test_an_incident_through_slack_and_pagerduty_as_they_answer(real):
 
 
 async def test_the_digest_is_an_email_parsed_from_what_the_smtp_server_received(real):
+    async def note(what, severity, summary=""):  # info: no built-in check gives it; its route is email only
+        await real.incidents.observe("prod", [], [Observation("schedule", what, severity, summary)], real.clock.now)
+
     real.clock.now = T0 - 3 * 3600 - 600  # Monday 08:50 in Berlin
-    await real.run({"Check 1": REFUSED})
+    await real.run({"Check 1": REFUSED})  # critical: told in Slack and PagerDuty, not in the digest
+    await note("verify_backup", "info", "the newest backup is 26 h old")
     await real.run({}, advance=300)
+    await note("verify_backup", "ok")
     await real.run({"Check 2": "HTTP 503"}, advance=60)
+    await note("image_age", "info", "api's image is 40 days old")
     assert real.smtp.messages == []
     real.clock.now = T0 - 3 * 3600 + 5  # 09:00:05
     await real.deliver()
@@ -76,8 +83,10 @@ async def test_the_digest_is_an_email_parsed_from_what_the_smtp_server_received(
     assert mail["From"] == "opsbot@example.com" and mail["To"] == "ops@example.com"
     assert mail["Subject"] == "[shop] opsbot digest 2026-05-04: 1 open, 1 resolved"
     body = mail.get_content()
-    assert "Open now (1):" in body and "prod Check 2: HTTP 503" in body
-    assert "Resolved (1):" in body and "prod Check 1: connection refused" in body
+    assert body.startswith("Info alerts of shop from ")
+    assert "Open now (1):" in body and "prod image_age: api's image is 40 days old" in body
+    assert "Resolved (1):" in body and "prod verify_backup: the newest backup is 26 h old" in body
+    assert "Check 1" not in body and "Check 2" not in body
     assert real.smtp.logins == [("opsbot", True)]
 
 

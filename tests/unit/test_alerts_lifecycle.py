@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.core.request import Reply
 from tests.helpers.alert_world import AlertWorld
 
 REFUSED = "connection refused"
@@ -106,3 +107,44 @@ async def test_every_transition_is_audited_as_the_scheduler(world):
               if e["event"].startswith("alert-")]  # fmt: skip
     assert events == [("alert-resolved", "scheduler", "scheduler"), ("alert-opened", "scheduler", "scheduler")]
     assert (await world.engine.audit.verify()).ok
+
+
+async def test_a_status_run_feeds_each_service_and_the_engine_as_incidents_of_their_own(world):
+    world.runtime.set_state("worker", "exited")
+    await world.run(command="status")  # the scheduler's health_check runs `status`
+    [inc] = await world.incidents.open()
+    assert (inc.source, inc.what, inc.severity, inc.fingerprint) == ("container", "worker", "critical",
+                                                                     "prod/container/worker")  # fmt: skip
+    assert inc.summary.startswith("exited")
+    [post] = world.posts("C0CRITICAL")
+    assert "worker" in text_of(post) and "exited" in text_of(post)
+    world.runtime.go_away()  # the engine stops answering
+    await world.run(command="status", advance=60)
+    by_what = {i.what: i for i in await world.incidents.open()}
+    assert set(by_what) == {"worker", "engine"}  # a service that cannot be seen is not "recovered"
+    assert by_what["engine"].source == "runtime" and "does not answer" in by_what["engine"].summary
+    assert by_what["worker"].count == 1  # and not seen again either
+    world.runtime.fail = None  # the engine is back, the worker running again
+    world.runtime.set_state("worker", "running")
+    await world.run(command="status", advance=60)
+    assert await world.incidents.open() == []
+    resolved = {i.what: i.resolved_at for i in await world.incidents.all()}
+    assert resolved == {"worker": world.clock.now, "engine": world.clock.now}
+    assert len(world.posts()) == 2  # one message each, edited to RESOLVED
+    assert all("RESOLVED" in text_of(m) for m in world.slack.messages.values() if not m.get("thread_ts"))
+
+
+async def test_a_scheduled_task_is_an_incident_that_only_its_own_runs_resolve(world):
+    def reply(command: str, error: str | None = None) -> Reply:
+        return Reply(request_id="r", command=command, error=error, severity="critical" if error else "ok",
+                     exit_code=1 if error else 0)  # fmt: skip
+
+    await world.alerting.observe_run("verify_backup", "prod", reply("verify-backup", "no backup younger than 24h"))
+    [inc] = await world.incidents.open()
+    assert (inc.source, inc.what, inc.severity, inc.summary) == ("schedule", "verify_backup", "critical",
+                                                                 "no backup younger than 24h")  # fmt: skip
+    await world.alerting.observe_run("backup", "prod", reply("backup"))  # another task went well
+    await world.run(command="status")  # and a status run covers other sources
+    assert [i.what for i in await world.incidents.open()] == ["verify_backup"]
+    await world.alerting.observe_run("verify_backup", "prod", reply("verify-backup"))
+    assert await world.incidents.open() == []

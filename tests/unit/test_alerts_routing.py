@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.core.incident import Observation
+from bot.render.alerts import alerts_text
 from tests.helpers.alert_world import T0, AlertWorld, world_config
 
 REFUSED = "connection refused"
@@ -39,19 +41,33 @@ async def test_many_incidents_within_a_minute_share_one_summary_message(tmp_path
         world.close()
 
 
+async def note(world: AlertWorld, what: str, severity: str, summary: str = "") -> None:
+    """An info-severity observation (no built-in check gives one: its route is email only), as the scheduler
+    would feed it."""
+    await world.alerting.incidents.observe("prod", [], [Observation("schedule", what, severity, summary)],
+                                           world.clock.now)
+
+
 async def test_the_digest_goes_once_at_digest_at_on_weekdays_in_the_time_zone(tmp_path):
     world = AlertWorld(str(tmp_path / "d.db"))
     try:
         world.clock.now = T0 - 4 * 3600  # Monday 08:00 in Berlin: not yet
-        await world.run({"Check 1": REFUSED})
+        await world.run({"Check 1": REFUSED})  # critical: paged and posted at once, never in the digest
+        await note(world, "verify_backup", "info", "the newest backup is 26 h old")
         assert world.email.sent == []
-        await world.run({}, advance=600)  # resolved at 08:10
+        await world.run({}, advance=600)  # Check 1 resolved at 08:10
+        await note(world, "verify_backup", "ok")  # resolved at 08:10
         await world.run({"Check 2": "HTTP 503"}, advance=600)
+        await note(world, "image_age", "info", "api's image is 40 days old")
         world.clock.now = T0 - 3 * 3600 + 1  # 09:00:01 Berlin
         await world.deliver()
         [digest] = world.email.sent
-        assert digest["to"] == ["ops@example.com"] and digest["subject"].startswith("[shop] opsbot digest 2026-05-04")
-        assert "Check 2" in digest["text"].split("Resolved")[0] and "Check 1" in digest["text"].split("Resolved")[1]
+        assert digest["to"] == ["ops@example.com"]
+        assert digest["subject"] == "[shop] opsbot digest 2026-05-04: 1 open, 1 resolved"
+        still, done = digest["text"].split("Resolved")
+        assert "prod image_age: api's image is 40 days old" in still and "verify_backup" not in still
+        assert "prod verify_backup: the newest backup is 26 h old" in done and "image_age" not in done
+        assert "Check 1" not in digest["text"] and "Check 2" not in digest["text"]  # critical: told in Slack
         for _ in range(10):  # the rest of Monday: no second digest
             await world.run({}, advance=3600)
         assert len(world.email.sent) == 1
@@ -81,20 +97,38 @@ async def test_a_failure_without_a_matching_entry_is_not_diagnosed(world):
     assert [a for m, a in world.slack.calls if a.get("thread_ts")] == []
 
 
-async def test_a_maintenance_window_holds_alerts_until_it_closes(tmp_path):
+async def test_a_running_maintenance_task_holds_the_alerts_of_what_it_touches_and_nothing_else(tmp_path):
     config = world_config(maintenance={"windows": {"prod": [{"days": ["mon"], "from": "11:00", "to": "13:00"}]}})
     world = AlertWorld(str(tmp_path / "w.db"), config=config)
     try:
-        await world.run({"Check 1": REFUSED})  # Monday 12:00 Berlin: inside the window
-        [inc] = await world.incidents.open()
-        assert inc.state == "silenced" and inc.held_reason == "maintenance window"
-        assert world.posts() == [] and world.pagerduty.events == []
-        listed = (await world.handle(["alerts", "prod"])).to_json()
-        assert listed["alerts"][0]["state"] == "silenced" and listed["windows"][0]["open"] is True
-        for _ in range(61):  # the window closes at 13:00: still failing, so it is told
-            await world.run({"Check 1": REFUSED}, advance=60)
-        [inc] = await world.incidents.open()
-        assert inc.state == "firing" and len(world.posts()) == 1 and len(world.pagerduty.events) == 1
+        book = world.engine.maintenance  # db_maintenance records its run so, holding the database's service
+        run_id = await book.start("prod", "db_maintenance", holds=["worker"], actor="scheduler", door="scheduler",
+                                  request_id="r-maint")  # fmt: skip
+        world.runtime.set_state("worker", "exited")
+        await world.run({"Check 1": REFUSED}, command="status")  # Monday 12:00 Berlin: inside the window
+        by_what = {i.what: i for i in await world.incidents.open()}
+        assert set(by_what) == {"worker", "Check 1"}
+        worker, check = by_what["worker"], by_what["Check 1"]
+        assert worker.state == "silenced" and worker.held_reason.startswith("maintenance: db_maintenance runs on it")
+        assert check.state == "firing"  # the window is open, but nothing holds an unrelated check: told at once
+        [post] = world.posts()
+        assert "Check 1" in text_of(post) and "worker" not in text_of(post)
+        assert [e["dedup_key"] for e in world.pagerduty.events] == ["prod/health/Check 1"]
+        reply = await world.handle(["alerts", "prod"])
+        assert "  prod: db_maintenance since " in "\n".join(alerts_text(reply.result))
+        assert "by scheduler: holds worker" in "\n".join(alerts_text(reply.result))
+        listed = reply.to_json()
+        assert listed["maintenance"] == [{"environment": "prod", "task": "db_maintenance", "actor": "scheduler",
+                                          "holds": ["worker"], "started_at": listed["maintenance"][0]["started_at"]}]
+        assert listed["windows"][0]["open"] is True
+        for _ in range(5):  # still running five minutes later: still held, however often it is looked at
+            await world.run({"Check 1": REFUSED}, command="status", advance=60)
+        assert (await world.incidents.get(worker.id)).state == "silenced" and len(world.posts()) == 1
+        await book.finish(run_id, "ok", "vacuumdb exited 0")
+        await world.run({"Check 1": REFUSED}, command="status", advance=60)  # the task ended, the worker is down
+        assert (await world.incidents.get(worker.id)).state == "firing"
+        assert len(world.posts()) == 2 and "worker" in text_of(world.posts()[1])
+        assert (await world.handle(["alerts", "prod"])).to_json()["maintenance"] == []
     finally:
         world.close()
 

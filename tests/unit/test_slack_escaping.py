@@ -45,6 +45,7 @@ ALERT = {"id": HOSTILE, "environment": HOSTILE, "source": HOSTILE, "what": HOSTI
 SILENCE = {"id": HOSTILE, "environment": HOSTILE, "what": HOSTILE, "until": 1767225600, "created_by": "U0ADMIN",
            "reason": HOSTILE}  # fmt: skip
 WINDOW = {"environment": HOSTILE, "window": HOSTILE, "open": False, "until": HOSTILE, "next_start": HOSTILE}
+RUN = {"environment": HOSTILE, "task": HOSTILE, "started_at": HOSTILE, "actor": HOSTILE, "holds": [HOSTILE]}
 #: dict fields the renderers read by key, and fields that are not user- or engine-supplied
 FIELDS: dict[str, Any] = {"approval": APPROVAL, "deploys": [DEPLOY], "result": None,
                           "result_kind": None, "migration": {"exit_code": 1}, "contact": "<@U0SENIOR>",
@@ -53,7 +54,7 @@ FIELDS: dict[str, Any] = {"approval": APPROVAL, "deploys": [DEPLOY], "result": N
 BY_MODEL: dict[str, dict[str, Any]] = {"LogsResult": {"lines": [HOSTILE] * 3},
                                         "PendingResult": {"approvals": [APPROVAL]},
                                         "AlertsResult": {"alerts": [ALERT], "silences": [{**SILENCE, "until": HOSTILE}],
-                                                         "windows": [WINDOW]},
+                                                         "windows": [WINDOW], "maintenance": [RUN]},
                                         "AckResult": {"alert": ALERT},
                                         "SilenceResult": {"silence": SILENCE, "alerts": [ALERT]}}
 
