@@ -100,6 +100,8 @@ async def test_alerts_without_an_environment_show_only_the_environments_the_call
     await alert_of(engine, "prod", "API Health", "prod api down")
     await alert_of(engine, "secure", "api", "vault-breach-marker")
     await engine.incidents.silence("secure", "api", 3600, "quiet-secure-marker", "U0SECOPS")
+    await engine.maintenance.start("secure", "db_maintenance", holds=["api"], actor="U0SECOPS-marker",
+                                   door="slack", request_id="r1")  # fmt: skip
 
     assert (await run(engine, "alerts secure", "U0STRANGER")).exit_code == 2  # refused by name...
     stranger = (await run(engine, "alerts", "U0STRANGER")).to_json()  # ... and nothing of it across environments
@@ -109,6 +111,7 @@ async def test_alerts_without_an_environment_show_only_the_environments_the_call
         shown = (await run(engine, "alerts", reader)).to_json()
         assert {a["environment"] for a in shown["alerts"]} == {"prod", "secure"}, reader
         assert [s["reason"] for s in shown["silences"]] == ["quiet-secure-marker"], reader
+        assert [(m["environment"], m["task"]) for m in shown["maintenance"]] == [("secure", "db_maintenance")]
 
 
 async def test_ack_is_decided_by_the_alerts_own_environment_and_hides_what_it_may_not_read(engine):
