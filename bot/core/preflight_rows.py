@@ -27,6 +27,7 @@ Severity = Literal["ok", "warning", "critical"]
 #: the bot scopes opsbot needs (app-manifest.yml's ``oauth_config.scopes.bot``)
 REQUIRED_SCOPES: tuple[str, ...] = (
     "commands", "chat:write", "chat:write.public", "files:write", "users:read", "usergroups:read",
+    "channels:history", "groups:history",
 )  # fmt: skip
 #: days before a certificate expires at which it is a warning / critical, unless a cert_check task says otherwise
 CERT_DAYS = (21, 7)
