@@ -34,6 +34,10 @@ METHODS = frozenset({"chat.postMessage", "chat.update"})
 #: messages per page of a lookup, and pages read at most (a post is looked for among the newest ones)
 LOOKUP_LIMIT = 200
 LOOKUP_PAGES = 3
+#: what to do about a lookup Slack refuses
+HINTS = {"missing_scope": " (add the channels:history and groups:history scopes, as in app-manifest.yml, and "
+                          "reinstall the app)",
+         "not_in_channel": " (invite the bot to the alert channel)"}  # fmt: skip
 log = logging.getLogger("opsbot.alerts")
 
 
@@ -81,11 +85,9 @@ class SlackNotifier:
             except DeliveryError as exc:
                 if exc.code not in self._told:
                     self._told.add(exc.code)
-                    hint = (" (the app needs the channels:history and groups:history scopes: see app-manifest.yml)"
-                            if exc.code == "missing_scope" else
-                            " (invite the bot to the alert channel)" if exc.code == "not_in_channel" else "")  # fmt: skip
                     log.warning("cannot look in Slack for an alert that may already be posted: %s%s; posting it "
-                                "again (a duplicate rather than a lost alert; said once per reason)", exc, hint)  # fmt: skip
+                                "again (a duplicate rather than a lost alert; said once per reason)", exc,
+                                HINTS.get(exc.code, ""))  # fmt: skip
                 return None
             for message in answer.get("messages") or []:
                 meta = message.get("metadata") if isinstance(message, dict) else None

@@ -119,8 +119,8 @@ class Outbox:
                 out: list[Delivery] = []
                 for row in rows:
                     changed = conn.execute(
-                        "UPDATE outbox SET state = ?, owner = ?, lease_until = ?, attempts = attempts + 1, maybe_sent = 1 "
-                        "WHERE id = ? AND state = ? AND attempts = ?",
+                        "UPDATE outbox SET state = ?, owner = ?, lease_until = ?, attempts = attempts + 1, "
+                        "maybe_sent = 1 WHERE id = ? AND state = ? AND attempts = ?",
                         (SENDING, self.owner, now + self.lease, row["id"], row["state"], row["attempts"]),
                     ).rowcount
                     if changed == 1:

@@ -615,7 +615,8 @@ class SlackStandIn:
 
     def _page(self, found: list[dict[str, Any]], args: dict[str, Any], start: int, limit: int) -> dict[str, Any]:
         with_meta = str(args.get("include_all_metadata") or "").lower() in ("1", "true")
-        page = [m if with_meta else {k: v for k, v in m.items() if k != "metadata"} for m in found[start:start + limit]]
+        chosen = found[start : start + limit]
+        page = [m if with_meta else {k: v for k, v in m.items() if k != "metadata"} for m in chosen]
         more = start + limit < len(found)
         return {"ok": True, "messages": page, "has_more": more,
                 "response_metadata": {"next_cursor": f"bmV4dF90czo{start + limit}" if more else ""}}  # fmt: skip

@@ -235,4 +235,4 @@ async def test_a_lookup_slack_refuses_posts_again_and_says_so_once(real, caplog)
     warnings = [r.getMessage() for r in caplog.records if "posting it again" in r.getMessage()]
     assert len(warnings) == 1 and "missing_scope" in warnings[0] and "channels:history" in warnings[0]
     [row] = [r for r in await real.worker.outbox.rows() if r["op"] == "post"]
-    assert row["state"] == "sent" and '"ts": "%s"' % second["ts"] in row["result"]
+    assert row["state"] == "sent" and f'"ts": "{second["ts"]}"' in row["result"]
