@@ -126,7 +126,9 @@ class SlackStandIn:
     ``users`` (user id -> fields merged over the generated ``users.info`` user), ``channels``
     (channel id -> fields merged over the generated ``conversations.info`` channel),
     ``valid_tokens`` (``None``: any ``xoxb-`` bot token and any ``xapp-`` app token), ``scopes`` (what
-    the ``x-oauth-scopes`` header of a bot token's answers lists; ``BOT_SCOPES`` by default).
+    the ``x-oauth-scopes`` header of a bot token's answers lists, and what ``conversations.history`` /
+    ``replies`` check; ``BOT_SCOPES`` by default), ``clock`` (where message ts come from: a test's
+    simulated clock, so that ``oldest`` means the same to the bot and the stand-in).
     Attributes tests read: ``calls``, ``messages`` ((channel, ts) -> the message as it stands after
     updates and deletes), ``socket_acks``, ``socket_connections``.
     """
