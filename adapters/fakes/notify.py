@@ -33,7 +33,11 @@ class _Faults:
 
 
 class FakeSlackNotifier(_Faults):
-    """Slack's chat.postMessage / chat.update: messages kept by (channel, ts), edits of unknown ones gone."""
+    """Slack's chat.postMessage / chat.update: messages kept by (channel, ts), edits of unknown ones gone.
+
+    A post with ``"find"`` that is already in its channel (or thread), by its delivery id in the
+    metadata, is answered with that message's ts and not posted again, as ``SlackNotifier`` does.
+    """
 
     name = "slack"
 
@@ -54,6 +58,14 @@ class FakeSlackNotifier(_Faults):
             raise DeliveryError(f"Slack refused {method}: channel_not_found", permanent=True, code="channel_not_found")
         if not (args.get("text") or args.get("blocks")):
             raise DeliveryError(f"Slack refused {method}: no_text", permanent="no_text" in PERMANENT, code="no_text")
+        find = out.body.get("find")
+        if method == "chat.postMessage" and isinstance(find, dict):
+            for (c, ts), message in self.messages.items():
+                meta = message.get("metadata") or {}
+                if (c == channel and message.get("thread_ts") == args.get("thread_ts")
+                        and float(ts) > float(find.get("oldest") or 0)
+                        and (meta.get("event_payload") or {}).get("delivery_id") == out.delivery_id):  # fmt: skip
+                    return {"ts": ts, "channel": channel, "found": True}
         self.calls.append((method, args))
         if method == "chat.update":
             key = (channel, str(args.get("ts") or ""))

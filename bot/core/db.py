@@ -262,6 +262,9 @@ MIGRATIONS: tuple[str, ...] = (
     # 11: `audit --env E --user U` reads its newest rows directly: with an index on one of the two columns a
     # rare user's rows in a busy environment were found by scanning all of that environment's (a million-row log)
     "CREATE INDEX audit_env_actor ON audit(environment, actor, id)",
+    # 12: an outbox row whose earlier attempt may have reached the receiver unheard (a timeout, a lost
+    # connection, a worker killed while holding it): its next Slack post looks for it in Slack first
+    "ALTER TABLE outbox ADD COLUMN maybe_sent INTEGER NOT NULL DEFAULT 0",
 )
 
 

@@ -9,6 +9,11 @@ message, one incident's pages) are delivered strictly in order: a row waits unti
 its group are sent (a diagnosis also waits for its incident's message). An ``update`` (an edit rendered
 from the incident as it stands when delivered) that has a later ``update`` of its group waiting is
 skipped, since the later one shows the same and more.
+
+A row remembers whether an attempt of it may have reached the receiver unheard (``maybe_sent``: it was
+claimed, so it may have been sent; the attempt ended in a timeout, a lost connection, a 5xx or an
+unexpected error; or its worker died holding it): the next attempt of such a Slack post looks for it in
+Slack first (``bot.doors.alerts``), so that a post that landed is not posted twice.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ class Delivery:
     attempts: int
     created_at: float
     owner: str
+    #: an earlier attempt may have reached the receiver without its answer being heard
+    maybe_sent: bool = False
 
     @classmethod
     def from_row(cls, row: sqlite3.Row | dict[str, Any], owner: str) -> Delivery:
@@ -54,7 +61,8 @@ class Delivery:
         r = dict(row)
         return cls(id=r["id"], delivery_id=r["delivery_id"], grp=r["grp"], notifier=r["notifier"], op=r["op"],
                    incident=r["incident"], payload=json.loads(r["payload"]), attempts=r["attempts"],
-                   created_at=r["created_at"], owner=owner)  # fmt: skip
+                   created_at=r["created_at"], owner=owner,
+                   maybe_sent=bool(r.get("maybe_sent")) or r["state"] == SENDING)  # fmt: skip
 
 
 def add(conn: sqlite3.Connection, *, grp: str, notifier: str, op: str, payload: dict[str, Any], now: float,
@@ -111,8 +119,8 @@ class Outbox:
                 out: list[Delivery] = []
                 for row in rows:
                     changed = conn.execute(
-                        "UPDATE outbox SET state = ?, owner = ?, lease_until = ?, attempts = attempts + 1 "
-                        "WHERE id = ? AND state = ? AND attempts = ?",
+                        "UPDATE outbox SET state = ?, owner = ?, lease_until = ?, attempts = attempts + 1, "
+                        "maybe_sent = 1 WHERE id = ? AND state = ? AND attempts = ?",
                         (SENDING, self.owner, now + self.lease, row["id"], row["state"], row["attempts"]),
                     ).rowcount
                     if changed == 1:
@@ -136,14 +144,18 @@ class Outbox:
 
         return await self.db.call(go)
 
-    async def retry(self, d: Delivery, now: float, error: str, *, after: float) -> None:
-        """Put ``d`` back, due again in ``after`` seconds, with the error of this attempt."""
+    async def retry(self, d: Delivery, now: float, error: str, *, after: float, maybe_sent: bool = True) -> None:
+        """Put ``d`` back, due again in ``after`` seconds, with the error of this attempt.
+
+        ``maybe_sent``: this attempt may have reached the receiver (False only when it surely did not: it
+        was not sent, or the receiver refused it); an earlier attempt that may have stays remembered.
+        """
 
         def go(db: sqlite_utils.Database) -> None:
             db.conn.execute(
-                "UPDATE outbox SET state = ?, next_at = ?, last_error = ?, owner = NULL, lease_until = NULL "
-                "WHERE id = ? AND owner = ? AND state = ?",
-                (PENDING, now + after, error[:500], d.id, d.owner, SENDING),
+                "UPDATE outbox SET state = ?, next_at = ?, last_error = ?, owner = NULL, lease_until = NULL, "
+                "maybe_sent = ? WHERE id = ? AND owner = ? AND state = ?",
+                (PENDING, now + after, error[:500], int(d.maybe_sent or maybe_sent), d.id, d.owner, SENDING),
             )
 
         await self.db.call(go)

@@ -27,7 +27,11 @@ Severity = Literal["ok", "warning", "critical"]
 #: the bot scopes opsbot needs (app-manifest.yml's ``oauth_config.scopes.bot``)
 REQUIRED_SCOPES: tuple[str, ...] = (
     "commands", "chat:write", "chat:write.public", "files:write", "users:read", "usergroups:read",
+    "channels:history", "groups:history",
 )  # fmt: skip
+#: of those, the ones whose lack is a warning: without reading history, an alert post whose answer was lost
+#: is posted again (a duplicate), nothing is lost
+HISTORY_SCOPES: tuple[str, ...] = ("channels:history", "groups:history")
 #: days before a certificate expires at which it is a warning / critical, unless a cert_check task says otherwise
 CERT_DAYS = (21, 7)
 GIB = 2**30

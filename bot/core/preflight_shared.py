@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from adapters.preflight.net import smtp_greeting
 from adapters.preflight.web import prometheus_query, slack_auth
-from bot.core.preflight_rows import REQUIRED_SCOPES, Check, Context, PreflightRow
+from bot.core.preflight_rows import HISTORY_SCOPES, REQUIRED_SCOPES, Check, Context, PreflightRow
 
 
 def shared_checks(ctx: Context) -> list[Check]:
@@ -35,8 +35,10 @@ async def slack(ctx: Context) -> list[PreflightRow]:
     lacking = [s for s in REQUIRED_SCOPES if s not in auth.scopes]
     if lacking:
         many = len(lacking) > 1
-        return [ctx.row(None, "Slack", target, "critical",
-                        f"auth.test: {who}; the token lacks the scope{'s' if many else ''} {', '.join(lacking)}: "
+        minor = all(s in HISTORY_SCOPES for s in lacking)
+        why = " (without it an alert post whose answer was lost may be posted twice)" if minor else ""
+        return [ctx.row(None, "Slack", target, "warning" if minor else "critical",
+                        f"auth.test: {who}; the token lacks the scope{'s' if many else ''} {', '.join(lacking)}{why}: "
                         f"add {'them' if many else 'it'} under OAuth & Permissions (as in app-manifest.yml) and "
                         "reinstall the app")]  # fmt: skip
     return [ctx.row(None, "Slack", target, "ok", f"auth.test: {who}; scopes {', '.join(REQUIRED_SCOPES)}")]

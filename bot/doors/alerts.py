@@ -47,6 +47,10 @@ log = logging.getLogger("opsbot.alerts")
 BATCH = 20
 #: how often the worker looks for due rows without being woken, and sweeps
 POLL = 1.0
+#: failures after which a notification may have reached the receiver unheard (it is looked for first)
+UNHEARD = frozenset({"timeout", "unreachable", "http_5xx", "bad_answer"})
+#: how long before its row was written a post is looked for in Slack (clocks of hosts differ)
+LOOK_BACK = 300.0
 
 
 class NotYet(Exception):
@@ -149,7 +153,7 @@ class AlertWorker:
         try:
             result = await self._send(d)
         except NotYet as exc:
-            await self.outbox.retry(d, now, str(exc), after=1.0)
+            await self.outbox.retry(d, now, str(exc), after=1.0, maybe_sent=False)
             return
         except DeliveryError as exc:
             gone = exc.code in ("timeout", "unreachable", "http_5xx")
@@ -159,7 +163,8 @@ class AlertWorker:
             return
         except Exception as exc:
             log.exception("delivering %s %s of alert %s failed", d.notifier, d.op, d.incident)
-            await self.outbox.retry(d, now, f"unexpected error: {type(exc).__name__}", after=backoff(d.attempts))
+            await self.outbox.retry(d, now, f"unexpected error: {type(exc).__name__}", after=backoff(d.attempts),
+                                    maybe_sent=True)  # fmt: skip
             return
         if self.liveness is not None and d.notifier == "slack":
             self.liveness.api_ok()
@@ -174,7 +179,7 @@ class AlertWorker:
         what = f"alert {d.incident}" if d.incident else str(d.payload.get("date") or d.grp)
         log.warning("%s %s of %s not delivered (attempt %d): %s; next try in %.0f s", d.notifier, d.op,
                     what, d.attempts, exc, after)  # fmt: skip
-        await self.outbox.retry(d, now, str(exc), after=after)
+        await self.outbox.retry(d, now, str(exc), after=after, maybe_sent=exc.code in UNHEARD)
         if exc.permanent and d.op != "notice":
             await self._notice(d.notifier, exc, now)
 
@@ -214,10 +219,19 @@ class AlertWorker:
         return {"channel": channel, "text": self.redactor.text(message.text),
                 "blocks": self.redactor.data(message.blocks), **extra}  # fmt: skip
 
+    def _post(self, d: Delivery, channel: str, message: Message, **extra: Any) -> dict[str, Any]:
+        """A chat.postMessage carrying its delivery id; to be looked for first if it may have landed unheard."""
+        meta = {"event_type": "opsbot_alert", "event_payload": {"delivery_id": d.delivery_id}}
+        body: dict[str, Any] = {"method": "chat.postMessage", "args": self._args(channel, message, metadata=meta,
+                                                                                 **extra)}  # fmt: skip
+        if d.maybe_sent:
+            body["find"] = {"oldest": d.created_at - LOOK_BACK}
+        return body
+
     async def _slack_body(self, d: Delivery) -> dict[str, Any]:
         channel, now = str(d.payload["channel"]), self.clock()
         if d.op == "notice":
-            return {"method": "chat.postMessage", "args": self._args(channel, notice_message(d.payload["text"]))}
+            return self._post(d, channel, notice_message(d.payload["text"]))
         storm = d.payload.get("storm")
         if storm:
             members, ts = await self._storm(str(storm))
@@ -230,17 +244,16 @@ class AlertWorker:
         if d.op == "pointer":
             if ts is None:
                 raise NotYet("the message is not posted yet")
-            return {"method": "chat.postMessage", "args": self._args(channel, pointer_message(self.config, inc))}
+            return self._post(d, channel, pointer_message(self.config, inc))
         if d.op == "post":
-            meta = {"event_type": "opsbot_alert", "event_payload": {"delivery_id": d.delivery_id}}
-            return {"method": "chat.postMessage", "args": self._args(channel, message, metadata=meta)}
+            return self._post(d, channel, message)
         if ts is None:
             raise NotYet("the message is not posted yet")
         if d.op == "update":
             return {"method": "chat.update", "args": self._args(channel, message, ts=ts)}
         if storm:
             message = reply_message(self.config, members[0], d.payload["event"])
-        return {"method": "chat.postMessage", "args": self._args(channel, message, thread_ts=ts)}
+        return self._post(d, channel, message, thread_ts=ts)
 
     async def _storm(self, storm_id: str) -> tuple[list[Incident], str | None]:
         def go(db: sqlite_utils.Database) -> str | None:
@@ -272,5 +285,5 @@ class AlertWorker:
         slack = self.notifiers.get("slack")
         if slack is None:
             return {"skipped": "no slack notifier"}
-        body = {"method": "chat.postMessage", "args": self._args(inc.channel, message, thread_ts=inc.message_ts)}
+        body = self._post(d, inc.channel, message, thread_ts=inc.message_ts)
         return await slack.send(Outgoing(delivery_id=d.delivery_id, body=body))

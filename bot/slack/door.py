@@ -48,8 +48,10 @@ PROGRESS_INTERVAL = 1.0
 EPHEMERAL_COMMANDS = frozenset({"help"})
 #: the slash commands the app registers; app-manifest.yml must declare exactly these
 SLASH_COMMANDS = ("/ops",)
-#: the bot token scopes the door uses; app-manifest.yml must request exactly these
-BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "files:write", "users:read", "usergroups:read")
+#: the bot token scopes opsbot uses (the door; the alert worker reads history to find a post whose answer was
+#: lost); app-manifest.yml must request exactly these
+BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "files:write", "users:read", "usergroups:read",
+              "channels:history", "groups:history")  # fmt: skip
 
 
 async def update_approval_message(app: App, reply: Reply, door: SlackDoor | None = None) -> None:

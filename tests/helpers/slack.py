@@ -3,7 +3,11 @@
 ``SlackStandIn`` is a real aiohttp server on 127.0.0.1 that answers the Web API methods opsbot uses
 with the shapes Slack returns, records every call, checks tokens, enforces a few real limits
 (Block Kit sizes, ``msg_too_long``), can fail on demand (429 with ``Retry-After``, 5xx, ``ok: false``;
-``down = True``: every call 503, an outage), serves the file upload v2 flow, ``response_url`` posts, and
+``down = True``: every call 503, an outage; ``lose_answer``: a call that lands but whose answer never
+reaches the client, a timeout or a reset connection), reads history back (``conversations.history``,
+``conversations.replies``: newest first / thread order, ``oldest``/``latest``/``limit``/``cursor``,
+metadata only with ``include_all_metadata``, the ``*:history`` scope and channel membership checked),
+serves the file upload v2 flow, ``response_url`` posts, and
 Socket Mode (``apps.connections.open`` plus a websocket that greets with ``hello``, carries envelopes
 and records acknowledgements)::
 
@@ -51,11 +55,14 @@ from tests.helpers.slack_payloads import (  # noqa: F401 - re-exported: tests im
     slash_command_payload,
 )
 
-BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "files:write", "users:read", "usergroups:read")
+BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "files:write", "users:read", "usergroups:read",
+              "channels:history", "groups:history")  # fmt: skip
 #: methods that take the app-level token (``xapp-``) instead of the bot token
 APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 #: argument names whose form-encoded value is JSON text; ``Call.args`` holds them decoded
 JSON_ARGS = frozenset({"blocks", "attachments", "files", "metadata"})
+#: read methods: Slack takes their arguments from the query string or a form, never from a JSON body
+FORM_ONLY_METHODS = frozenset({"conversations.history", "conversations.replies"})
 RESPONSE_URL_USES = 5
 _T = TypeVar("_T")
 
@@ -119,7 +126,9 @@ class SlackStandIn:
     ``users`` (user id -> fields merged over the generated ``users.info`` user), ``channels``
     (channel id -> fields merged over the generated ``conversations.info`` channel),
     ``valid_tokens`` (``None``: any ``xoxb-`` bot token and any ``xapp-`` app token), ``scopes`` (what
-    the ``x-oauth-scopes`` header of a bot token's answers lists; ``BOT_SCOPES`` by default).
+    the ``x-oauth-scopes`` header of a bot token's answers lists, and what ``conversations.history`` /
+    ``replies`` check; ``BOT_SCOPES`` by default), ``clock`` (where message ts come from: a test's
+    simulated clock, so that ``oldest`` means the same to the bot and the stand-in).
     Attributes tests read: ``calls``, ``messages`` ((channel, ts) -> the message as it stands after
     updates and deletes), ``socket_acks``, ``socket_connections``.
     """
@@ -141,6 +150,11 @@ class SlackStandIn:
         self.strict_updates = False
         #: True: open sockets stop reading, so the client's pings go unanswered (a half-open connection)
         self.socket_silent = False
+        #: where message timestamps come from (a test's simulated clock; real time by default)
+        self.clock: Callable[[], float] = time.time
+        self._lost: dict[str, list[str]] = {}
+        self._hold = asyncio.Event()
+        self._last_us = 0
         self._faults: dict[str, list[_Fault]] = {}
         self._fixed: dict[str, dict[str, Any]] = {}
         self._uploads: dict[str, dict[str, Any]] = {}
@@ -162,6 +176,8 @@ class SlackStandIn:
             "users.info": self._users_info,
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.info": self._conversations_info,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "apps.connections.open": self._apps_connections_open,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
@@ -196,6 +212,7 @@ class SlackStandIn:
 
     async def stop(self) -> None:
         """Close the websockets and the server."""
+        self._hold.set()
         for ws in list(self._sockets):
             await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY)
         if self._runner is not None:
@@ -238,6 +255,16 @@ class SlackStandIn:
             error = "ratelimited" if status == 429 else "internal_error"
         fault = _Fault(status, error, retry_after if status == 429 else None, times)
         self._faults.setdefault(method, []).append(fault)
+
+    def lose_answer(self, method: str, *, how: str = "reset", times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` are carried out (a post lands) but the client never hears.
+
+        ``how="reset"``: the connection is closed without an answer; ``"timeout"``: the answer is held
+        until the stand-in stops, so the client's own timeout ends the call. Recorded with status 0.
+        """
+        if how not in ("reset", "timeout"):
+            raise ValueError(f"how must be 'reset' or 'timeout', not {how!r}")
+        self._lost.setdefault(method, []).extend([how] * times)
 
     def set_response(self, method: str, body: dict[str, Any]) -> None:
         """Answer ``method`` (known or not, e.g. ``views.open``) with ``body`` from now on."""
@@ -340,14 +367,20 @@ class SlackStandIn:
         await self._notify()
 
     def _next_ts(self) -> str:
-        micros = self._ts_base_us + next(self._ids) * 100
+        if self.clock is time.time:
+            micros = self._ts_base_us + next(self._ids) * 100
+        else:  # a test's clock: ts follow it, each still later than the one before
+            micros = max(int(self.clock() * 1_000_000), self._last_us + 100)
+        self._last_us = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     @staticmethod
     async def _read_args(request: web.Request) -> dict[str, Any]:
         args: dict[str, Any] = dict(request.query)
         ctype = request.content_type if request.can_read_body else ""
-        if ctype == "application/json":
+        if ctype == "application/json" and request.match_info["method"] in FORM_ONLY_METHODS:
+            await request.read()  # Slack ignores a JSON body here: the method sees no arguments
+        elif ctype == "application/json":
             raw = await request.read()
             try:
                 body = json.loads(raw or b"{}")
@@ -410,6 +443,14 @@ class SlackStandIn:
                 body = self._methods[method](args)
         except _Reply as reply:
             body = reply.body
+        if self._lost.get(method) and body.get("ok"):
+            how = self._lost[method].pop(0)
+            await self._record(Call(method, args, headers, time.monotonic(), 0, body))
+            if how == "timeout":
+                await self._hold.wait()
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=500)  # never reaches the client: the connection is closed
         if body.get("ok") and str(token or "").startswith("xoxb-"):
             extra_headers["x-oauth-scopes"] = ",".join(self.scopes)
         await self._record(Call(method, args, headers, time.monotonic(), status, body))
@@ -549,6 +590,66 @@ class SlackStandIn:
             "purpose": {"value": "", "creator": "", "last_set": 0},
         }
         return {"ok": True, "channel": {**channel, **extra}}
+
+    def _history_check(self, args: dict[str, Any]) -> str:
+        cid = str(args.get("channel") or "")
+        if cid[:1] not in ("C", "G", "D"):
+            raise _Reply("channel_not_found")
+        needed = {"G": "groups:history", "D": "im:history"}.get(cid[:1], "channels:history")
+        if needed not in self.scopes:
+            raise _Reply("missing_scope", needed=needed, provided=",".join(self.scopes))
+        if self.channels.get(cid, {}).get("is_member") is False:
+            raise _Reply("not_in_channel")
+        return cid
+
+    @staticmethod
+    def _window(args: dict[str, Any]) -> tuple[float, float, bool, int, int]:
+        """``oldest``, ``latest``, ``inclusive``, ``limit`` (Slack: default 100, at most 999) and the cursor."""
+        try:
+            oldest = float(args.get("oldest") or 0)
+            latest = float(args.get("latest") or "inf")
+            limit = max(1, min(int(args.get("limit") or 100), 999))
+            start = int(str(args.get("cursor") or "0").removeprefix("bmV4dF90czo"))
+        except ValueError as exc:
+            raise _Reply("invalid_arguments") from exc
+        inclusive = str(args.get("inclusive") or "").lower() in ("1", "true")
+        return oldest, latest, inclusive, limit, start
+
+    def _page(self, found: list[dict[str, Any]], args: dict[str, Any], start: int, limit: int) -> dict[str, Any]:
+        with_meta = str(args.get("include_all_metadata") or "").lower() in ("1", "true")
+        chosen = found[start : start + limit]
+        page = [m if with_meta else {k: v for k, v in m.items() if k != "metadata"} for m in chosen]
+        more = start + limit < len(found)
+        return {"ok": True, "messages": page, "has_more": more,
+                "response_metadata": {"next_cursor": f"bmV4dF90czo{start + limit}" if more else ""}}  # fmt: skip
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A channel's messages, newest first; thread replies are not among them (as in Slack)."""
+        cid = self._history_check(args)
+        oldest, latest, inclusive, limit, start = self._window(args)
+
+        def inside(ts: float) -> bool:
+            return (oldest <= ts <= latest) if inclusive else (oldest < ts < latest)
+
+        found = [m for (c, ts), m in self.messages.items()
+                 if c == cid and m.get("thread_ts", ts) == ts and inside(float(ts))]  # fmt: skip
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        return {**self._page(found, args, start, limit), "pin_count": 0, "channel_actions_ts": None,
+                "channel_actions_count": 0}  # fmt: skip
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread: its parent first, then its replies oldest first (within ``oldest``/``latest``)."""
+        cid = self._history_check(args)
+        parent_ts = str(args.get("ts") or "")
+        parent = self.messages.get((cid, parent_ts))
+        if parent is None:
+            raise _Reply("thread_not_found")
+        oldest, latest, _, limit, start = self._window(args)
+        replies = sorted((m for (c, ts), m in self.messages.items()
+                          if c == cid and ts != parent_ts and m.get("thread_ts") == parent_ts
+                          and oldest < float(ts) < latest), key=lambda m: float(m["ts"]))  # fmt: skip
+        shown = {**parent, "thread_ts": parent_ts, "reply_count": len(replies)}
+        return self._page([shown, *replies], args, start, limit)
 
     def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
         ticket = uuid.uuid4().hex

@@ -146,3 +146,93 @@ async def test_pagerduty_400_for_a_bad_routing_key_is_said_once_in_the_critical_
     real.worker.notifiers["pagerduty"] = PagerDutyNotifier(KEY, real.pd.url)  # the key fixed: the pages go out
     await real.run({"Check 1": REFUSED, "Check 2": REFUSED}, advance=3600)
     assert {e["dedup_key"] for e in real.pd.events} == {"prod/health/Check 1", "prod/health/Check 2"}
+
+
+# ---------------------------------------------------------------- a post that landed but whose answer was lost
+
+
+def landed(slack, channel):
+    """The top-level messages in ``channel`` as Slack holds them (whatever the bot heard of them)."""
+    return [m for (c, _), m in slack.messages.items() if c == channel and not m.get("thread_ts")]
+
+
+@pytest.mark.parametrize("how", ["reset", "timeout"])
+async def test_a_post_that_landed_unheard_is_found_not_posted_again(real, how, caplog):
+    real.standin.clock = real.clock  # Slack's ts in the world's simulated time, as oldest= is
+    if how == "timeout":
+        await real.worker.notifiers["slack"].close()
+        real.worker.notifiers["slack"] = SlackNotifier("xoxb-test", real.standin.url, timeout=0.5)
+    real.standin.lose_answer("chat.postMessage", how=how)
+    await real.run({"Check 1": REFUSED})
+    [message] = landed(real.standin, "C0CRITICAL")  # it landed; the bot did not hear
+    [row] = [r for r in await real.worker.outbox.rows() if r["op"] == "post"]
+    assert row["state"] == "pending" and row["maybe_sent"] == 1, row
+    for _ in range(3):
+        await real.run({"Check 1": REFUSED}, advance=5)
+    assert [m["ts"] for m in landed(real.standin, "C0CRITICAL")] == [message["ts"]]  # found, not posted again
+    [lookup] = real.standin.calls_to("conversations.history")
+    assert lookup.args["channel"] == "C0CRITICAL" and lookup.args["include_all_metadata"] == "true"
+    assert float(lookup.args["oldest"]) < float(message["ts"])
+    [row] = [r for r in await real.worker.outbox.rows() if r["op"] == "post"]
+    assert row["state"] == "sent" and '"found": true' in row["result"], row
+    assert [c.status for c in real.standin.calls_to("chat.postMessage") if not c.args.get("thread_ts")] == [0]
+    [inc] = await real.incidents.open()
+    assert (await real.handle(["ack", inc.id])).exit_code == 0
+    await real.deliver()
+    assert "Acknowledged by <@U0OPERATOR>" in str(real.standin.message("C0CRITICAL", message["ts"])["blocks"])
+    thread = [m for (c, _), m in real.standin.messages.items() if m.get("thread_ts") == message["ts"]]
+    assert any("Acknowledged by" in m["text"] for m in thread)
+    assert "posting it again" not in caplog.text
+
+
+async def test_a_post_of_a_bot_killed_before_marking_it_sent_is_found_after_the_lease(real):
+    real.standin.clock = real.clock
+    marked = real.worker.outbox.sent
+
+    async def killed(d, now, result=None):  # the process dies after Slack answered, before the row is marked
+        return True
+
+    real.worker.outbox.sent = killed
+    await real.run({"Check 1": REFUSED})
+    real.worker.outbox.sent = marked
+    [message] = landed(real.standin, "C0CRITICAL")
+    [row] = [r for r in await real.worker.outbox.rows() if r["op"] == "post"]
+    assert row["state"] == "sending", row
+    await real.run({"Check 1": REFUSED}, advance=61)  # the lease ran out: another worker takes the row
+    assert [m["ts"] for m in landed(real.standin, "C0CRITICAL")] == [message["ts"]]
+    [row] = [r for r in await real.worker.outbox.rows() if r["op"] == "post"]
+    assert row["state"] == "sent" and row["attempts"] == 2 and '"found": true' in row["result"], row
+
+
+async def test_a_thread_reply_that_landed_unheard_is_found_in_its_thread(real):
+    real.standin.clock = real.clock
+    await real.run({"Check 1": REFUSED})
+    [message] = landed(real.standin, "C0CRITICAL")
+    [inc] = await real.incidents.open()
+    real.standin.lose_answer("chat.postMessage")
+    await real.handle(["ack", inc.id])
+    for _ in range(3):
+        await real.run({"Check 1": REFUSED}, advance=5)
+    thread = [m for (c, _), m in real.standin.messages.items() if m.get("thread_ts") == message["ts"]]
+    acks = [m for m in thread if "Acknowledged by" in m["text"]]
+    assert len(acks) == 1 and acks[0]["metadata"]["event_type"] == "opsbot_alert", thread
+    [lookup] = real.standin.calls_to("conversations.replies")
+    assert lookup.args["ts"] == message["ts"]
+
+
+async def test_a_lookup_slack_refuses_posts_again_and_says_so_once(real, caplog):
+    real.standin.clock = real.clock
+    real.standin.scopes = [s for s in real.standin.scopes if s not in ("channels:history", "groups:history")]
+    real.standin.lose_answer("chat.postMessage")
+    await real.run({"Check 1": REFUSED})
+    for _ in range(3):
+        await real.run({"Check 1": REFUSED}, advance=5)
+    [refused] = real.standin.calls_to("conversations.history")
+    assert refused.response == {"ok": False, "error": "missing_scope", "needed": "channels:history",
+                                "provided": ",".join(real.standin.scopes)}  # fmt: skip
+    first, second = landed(real.standin, "C0CRITICAL")  # a duplicate beats a lost alert
+    assert first["metadata"] == second["metadata"]
+    warnings = [r.getMessage() for r in caplog.records if "posting it again" in r.getMessage()]
+    assert len(warnings) == 1 and "missing_scope" in warnings[0] and "channels:history" in warnings[0]
+    [row] = [r for r in await real.worker.outbox.rows() if r["op"] == "post"]
+    assert row["state"] == "sent" and f'"ts": "{second["ts"]}"' in row["result"]

@@ -90,6 +90,27 @@ async def test_a_channel_that_does_not_exist_is_permanent(slack):
     assert caught.value.permanent and caught.value.code == "channel_not_found"
 
 
+def tagged(delivery_id, find=False, **extra):
+    body = post().body
+    body["args"].update(metadata={"event_type": "opsbot_alert", "event_payload": {"delivery_id": delivery_id}},
+                        **extra)  # fmt: skip
+    if find:
+        body["find"] = {"oldest": 1_000_000_000.0}
+    return out(body, delivery_id)
+
+
+async def test_a_post_that_may_have_landed_is_found_by_its_delivery_id_not_posted_twice(slack):
+    first = await slack.send(tagged("d7"))
+    again = await slack.send(tagged("d7", find=True))
+    assert again["ts"] == first["ts"] and again["channel"] == "C0CRITICAL"
+    other = await slack.send(tagged("d8", find=True))  # another delivery: posted
+    assert other["ts"] != first["ts"]
+    reply = await slack.send(tagged("d9", thread_ts=first["ts"]))
+    assert (await slack.send(tagged("d9", find=True, thread_ts=first["ts"])))["ts"] == reply["ts"]
+    messages = slack.standin.messages if hasattr(slack, "standin") else slack.messages
+    assert sorted(ts for (_, ts) in messages) == sorted([first["ts"], other["ts"], reply["ts"]])
+
+
 async def test_slack_down_is_worth_trying_again():
     async with SlackStandIn() as standin:
         notifier = SlackNotifier("xoxb-test-token", standin.url)

@@ -206,6 +206,10 @@ async def test_a_slack_token_missing_a_scope_is_critical_and_names_it(tmp_path: 
         assert code == 1
         row = one(report, "Slack")
         assert row["severity"] == "critical" and "lacks the scope usergroups:read" in row["reason"], row
+        slack.scopes = [s for s in BOT_SCOPES if s != "groups:history"]  # only a duplicate at worst: a warning
+        _, report, _ = await check_live(path, env)
+        row = one(report, "Slack")
+        assert row["severity"] == "warning" and "lacks the scope groups:history (without it" in row["reason"], row
         slack.scopes = list(BOT_SCOPES)
         _, report, _ = await check_live(path, env)
         assert one(report, "Slack")["severity"] == "ok"

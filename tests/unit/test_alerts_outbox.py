@@ -172,3 +172,23 @@ async def test_rows_wait_for_the_earlier_ones_of_their_incident(tmp_path):
         assert [(d.grp, d.op) for d in again] == [("slack:x", "post")]
     finally:
         db.close()
+
+
+@pytest.mark.parametrize(("error", "looked"), [
+    (DeliveryError("Slack rate limit on chat.postMessage", retry_after=1, code="ratelimited"), False),
+    (DeliveryError("Slack refused chat.postMessage: invalid_blocks", permanent=True, code="invalid_blocks"), False),
+    (DeliveryError("Slack chat.postMessage timed out", code="timeout"), True),
+    (DeliveryError("Slack cannot be reached (ReadError)", code="unreachable"), True),
+    (DeliveryError("Slack answered HTTP 502 to chat.postMessage", code="http_5xx"), True),
+])  # fmt: skip
+async def test_a_post_is_looked_for_before_posting_again_only_if_an_attempt_may_have_landed(world, error, looked):
+    world.slack.fail_next(error)
+    await world.run({"Check 1": REFUSED})
+    for _ in range(3):
+        await world.run({"Check 1": REFUSED}, advance=5)
+    [row] = [r for r in await world.worker.outbox.rows() if r["op"] == "post"]
+    tries = [a.body for a in world.slack.attempts if a.delivery_id == row["delivery_id"]]
+    assert [("find" in body) for body in tries] == [False, looked] and row["state"] == "sent"
+    assert all(b["args"]["metadata"]["event_payload"]["delivery_id"] == row["delivery_id"] for b in tries)
+    if looked:
+        assert tries[1]["find"]["oldest"] < row["created_at"]

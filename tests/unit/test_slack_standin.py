@@ -133,6 +133,34 @@ async def test_chat_post_update_ephemeral_delete(slack: SlackStandIn) -> None:
     ] == "channel_not_found"
 
 
+async def test_history_and_replies_as_the_sdk_asks_for_them(slack: SlackStandIn) -> None:
+    client = client_for(slack)
+    meta = {"event_type": "opsbot_alert", "event_payload": {"delivery_id": "d1"}}
+    first = await client.chat_postMessage(channel="C0OPS", text="one", metadata=meta)
+    second = await client.chat_postMessage(channel="C0OPS", text="two")
+    reply = await client.chat_postMessage(channel="C0OPS", text="in the thread", thread_ts=first["ts"], metadata=meta)
+    history = await client.conversations_history(channel="C0OPS", oldest="0", limit=10, include_all_metadata=True)
+    assert [m["text"] for m in history["messages"]] == ["two", "one"]  # newest first, no thread replies
+    assert history["messages"][1]["metadata"] == meta and history["has_more"] is False
+    bare = await client.conversations_history(channel="C0OPS", limit=1)
+    assert "metadata" not in bare["messages"][0] and bare["has_more"] is True
+    rest = await client.conversations_history(channel="C0OPS", limit=1, cursor=bare["response_metadata"]["next_cursor"])
+    assert [m["ts"] for m in rest["messages"]] == [first["ts"]]
+    after = await client.conversations_history(channel="C0OPS", oldest=first["ts"])
+    assert [m["ts"] for m in after["messages"]] == [second["ts"]]  # oldest is exclusive
+    thread = await client.conversations_replies(channel="C0OPS", ts=first["ts"], include_all_metadata=True)
+    assert [m["ts"] for m in thread["messages"]] == [first["ts"], reply["ts"]]
+    assert thread["messages"][1]["metadata"] == meta and thread["messages"][0]["reply_count"] == 1
+    assert (await api_error(client.conversations_replies(channel="C0OPS", ts="1.000001"))).response["error"] == (
+        "thread_not_found")  # fmt: skip
+    slack.scopes = [s for s in slack.scopes if s != "channels:history"]
+    refused = await api_error(client.conversations_history(channel="C0OPS"))
+    assert refused.response["error"] == "missing_scope" and refused.response["needed"] == "channels:history"
+    slack.scopes.append("channels:history")
+    slack.channels["C0OPS"]["is_member"] = False
+    assert (await api_error(client.conversations_history(channel="C0OPS"))).response["error"] == "not_in_channel"
+
+
 async def test_form_encoded_blocks_are_decoded_and_checked(slack: SlackStandIn) -> None:
     blocks = [{"type": "section", "text": {"type": "plain_text", "text": "hi"}}]
     form = {"channel": "C0OPS", "blocks": json.dumps(blocks)}
