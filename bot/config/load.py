@@ -47,6 +47,11 @@ def not_acted_on(config: OpsConfig) -> list[Problem]:
         "security_maintenance": bool(config.security_maintenance),
     }
     out = [Problem(key, NOT_ACTED_ON[key]) for key, given in present.items() if given and key in NOT_ACTED_ON]
+    for severity in ("critical", "warning"):  # email is the info digest; other severities are not emailed
+        route = getattr(config.alerting, severity, None) if config.alerting is not None else None
+        if route is not None and "email" in route.to:
+            out.append(Problem(f"alerting.{severity}.to", f"email: {severity} alerts are not emailed (email is the "
+                               "info digest only); they go to the other receivers listed here"))  # fmt: skip
     return out
 
 

@@ -186,6 +186,12 @@ def test_every_configured_section_not_acted_on_is_named() -> None:
         del bare[key]
     config, _ = validate_config(bare)
     assert config is not None and not_acted_on(config) == []
+    emailed = example()
+    emailed["alerting"]["warning"]["to"] = ["slack", "email"]
+    config, _ = validate_config(emailed)
+    assert config is not None
+    [note] = not_acted_on(config)
+    assert note.path == "alerting.warning.to" and "not emailed" in note.message
 
 
 def test_opsbot_check_says_what_is_not_acted_on(tmp_path: Path) -> None:
