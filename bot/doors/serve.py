@@ -10,13 +10,13 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import Any
 
 from adapters.errors import ConfigError
 from bot.core.app import App
 from bot.core.metrics import Metrics
 from bot.core.tasks import TaskSet
-from bot.doors.scheduler import Scheduler
-from bot.doors.upkeep import Upkeep
+from bot.doors.back import Back, start_scheduler
 from bot.slack.door import SlackDoor
 from bot.slack.server import Server
 from bot.slack.socket import connect_socket_mode
@@ -33,27 +33,6 @@ def make_metrics(tasks: TaskSet) -> Metrics:
     return metrics
 
 
-def start_scheduler(app: App, tasks: TaskSet, door: SlackDoor) -> asyncio.Task[None] | None:
-    """The scheduler's tick loop, unless ``OPSBOT_SCHEDULER=off``; its runs go to ``tasks`` (drained)."""
-    if not app.settings.opsbot_scheduler:
-        log.info("scheduler off (OPSBOT_SCHEDULER): ops.yml's schedules are not run")
-        return None
-    scheduler = Scheduler(
-        app.engine,
-        alert=door.notify,
-        spawn=lambda coro: tasks.spawn(coro, name="scheduled-run"),
-        accepting=lambda: tasks.accepting,
-    )
-    # maintenance tasks inside their windows and security duty reminders (guide 7.3, 7.4)
-    upkeep = Upkeep(app.engine, alert=door.notify, poster=door, spawn=lambda coro: tasks.spawn(coro, name="upkeep"),
-                    accepting=lambda: tasks.accepting)  # fmt: skip
-
-    async def both() -> None:
-        await asyncio.gather(scheduler.run_forever(), upkeep.run_forever())
-
-    return asyncio.create_task(both(), name="scheduler")
-
-
 async def serve_slack(app: App) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code."""
     settings = app.settings
@@ -62,6 +41,28 @@ async def serve_slack(app: App) -> int:
     tasks = TaskSet()
     metrics = make_metrics(tasks)
     door = SlackDoor(app, metrics, tasks)
+    scheduler: asyncio.Task[None] | None = None
+
+    def run_here(jobs: list[dict[str, Any]]) -> None:  # the back process is gone: its work comes back here
+        nonlocal scheduler
+        if not tasks.accepting:
+            return
+        if scheduler is None:
+            scheduler = start_scheduler(app, tasks, door)
+        for job in jobs:
+            tasks.spawn(door.run_command(job) if job["op"] == "command" else door.run_click(job), name="taken-back")
+
+    back = Back(settings, metrics, on_exit=run_here)
+    metrics.gauge("opsbot_running_procedures", lambda: float(len(tasks) + back.running))
+    try:  # ready before the port answers: /health means procedures and schedules run too
+        started = await back.start()
+    except OSError as exc:
+        log.error("could not start the back process (%s); procedures run in this process", exc)
+        started = False
+    if started:
+        door.offload = back.offload
+    else:
+        run_here([])
     socket_mode = bool(settings.slack_app_token)
     server = Server(app, metrics, tasks, door if not socket_mode else None)
     await server.start(settings.opsbot_host, settings.port)
@@ -73,7 +74,6 @@ async def serve_slack(app: App) -> int:
         log.info("serving Slack over HTTP on %s:%d (POST /slack/events)", settings.opsbot_host, settings.port)
     await door.recover()
     sweeper = asyncio.create_task(door.sweep_forever(), name="approval-sweeper")
-    scheduler = start_scheduler(app, tasks, door)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -90,6 +90,8 @@ async def serve_slack(app: App) -> int:
                 await scheduler
         if handler is not None:
             await handler.close()
+        # the back finishes its procedures while this process finishes its own (if the back was ever gone)
+        drained = asyncio.ensure_future(back.drain(settings.opsbot_drain_seconds))
 
         async def close_worker_side() -> None:
             # procedures ran on the worker loop: what they opened there is closed there
@@ -99,6 +101,7 @@ async def serve_slack(app: App) -> int:
                 await close()
 
         cut = await tasks.drain(settings.opsbot_drain_seconds, finalizer=close_worker_side)
+        cut += await drained
         await door.close()
         await server.stop()
         log.info("stopped%s", f"; {cut} procedure(s) were cut off" if cut else "")

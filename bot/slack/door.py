@@ -12,6 +12,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -101,6 +102,9 @@ class SlackDoor:
         self._clients: dict[int, tuple[AsyncWebClient, aiohttp.ClientSession]] = {}
         self.deliveries = Deliveries(app.db)
         self.recent = RecentKeys()
+        #: hands a procedure to the back process (``bot.doors.back``) and says whether it took it; without it
+        #: (or when it refuses: stopping, gone) procedures run on this process's worker thread
+        self.offload: Callable[[dict[str, Any]], bool] | None = None
         self.app.engine.access.groups = SlackGroupResolver(self.client)
         self.bolt = AsyncApp(
             client=self.client,
@@ -159,7 +163,7 @@ class SlackDoor:
             return
         await ack()
         self._acked(start, "accepted")
-        self.tasks.spawn(self._run_in_channel(request, prepared, body, key), name=f"ops-{rid}")
+        self._start(request, prepared, body, key)
 
     def _acked(self, start: float, how: str) -> None:
         self.metrics.observe("opsbot_ack_seconds", time.perf_counter() - start)
@@ -182,7 +186,25 @@ class SlackDoor:
             reply = prepared if isinstance(prepared, Reply) else await self.app.engine.execute(request, prepared)
             await self._ephemeral(body, render_message(reply))
             return
-        self.tasks.spawn(self._run_in_channel(request, prepared, body, key), name=f"ops-{request.request_id}")
+        self._start(request, prepared, body, key)
+
+    def _start(self, request: Request, prepared: Parsed, body: dict[str, Any], key: str | None) -> None:
+        """Run an accepted procedure in the back process, or on the worker thread."""
+        job = {"op": "command", "actor": request.actor, "text": request.text, "channel": request.channel,
+               "request_id": request.request_id, "body": body, "key": key}  # fmt: skip
+        if self.offload is None or not self.offload(job):
+            self.tasks.spawn(self._run_in_channel(request, prepared, body, key), name=f"ops-{request.request_id}")
+
+    async def run_command(self, job: dict[str, Any]) -> None:
+        """The back process's side of ``_start``: parse and authorize again (the same config), then run."""
+        request = Request(actor=job["actor"], door="slack", text=job["text"], channel=job["channel"],
+                          request_id=job["request_id"])  # fmt: skip
+        request_id_var.set(request.request_id)
+        prepared = await self.app.engine.prepare(request)
+        if isinstance(prepared, Reply):  # refused now (a Slack group changed since): audited, told to the user
+            await self._ephemeral(job["body"], render_message(prepared))
+            return
+        await self._run_in_channel(request, prepared, job["body"], job["key"])
 
     async def _run_in_channel(
         self, request: Request, prepared: Parsed, body: dict[str, Any], key: str | None = None
@@ -239,7 +261,14 @@ class SlackDoor:
         if not user or not approval_id or not self.recent.first(key):
             self.metrics.inc("opsbot_duplicates_total", kind="click")
             return
-        self.tasks.spawn(self._decide(key, user, verb, approval_id, channel, message_ts), name=f"click-{approval_id}")
+        job = {"op": "click", "key": key, "user": user, "verb": verb, "approval_id": approval_id, "channel": channel,
+               "message_ts": message_ts}  # fmt: skip
+        if self.offload is None or not self.offload(job):
+            self.tasks.spawn(self.run_click(job), name=f"click-{approval_id}")
+
+    async def run_click(self, job: dict[str, Any]) -> None:
+        """Decide a click (here, or in the back process)."""
+        await self._decide(job["key"], job["user"], job["verb"], job["approval_id"], job["channel"], job["message_ts"])
 
     async def _decide(self, key: str, user: str, verb: str, approval_id: str, channel: str, message_ts: str) -> None:
         if not await self.deliveries.first(key):

@@ -28,6 +28,7 @@ from bot.core.app import App
 from bot.core.logs import Throttled
 from bot.core.metrics import CONTENT_TYPE, Metrics
 from bot.core.tasks import TaskSet
+from bot.slack.door import SLASH_COMMANDS
 from bot.slack.guard import ConnectionGuard, connection_limit, middleware
 from bot.slack.listener import Listener
 
@@ -175,6 +176,8 @@ class Server:
         if isinstance(parsed, str):
             return self._reject(400, "malformed", parsed)
         self.metrics.inc("opsbot_http_requests_total", route="slack_events")
+        if parsed.get("command") in SLASH_COMMANDS:
+            return await self._slash_command(parsed)
         # Bolt is handed the already verified, already parsed body: its own text parser reads any form
         # body that contains the word "payload" (say, `/ops troubleshoot payload`) as an empty one.
         # mode="socket_mode" is how Bolt takes a parsed body; it skips the check we just made.
@@ -190,6 +193,43 @@ class Server:
             log.error("Bolt answered %s to a verified request; answering 200 so Slack does not retry", response.status)
             return web.Response(status=200)
         return await to_aiohttp_response(response)
+
+    async def _slash_command(self, body: dict[str, Any]) -> web.Response:
+        """A verified ``/ops``, straight to the door's handler: Bolt's dispatch adds nothing a command needs
+        (the request is verified here, the handler reads only the body and acknowledges) and costs the
+        acknowledgement its middleware chain and listener matching."""
+        assert self.door is not None
+        ack = Ack()
+        try:
+            await self.door.on_command(ack, body)
+        except Exception:
+            log.exception("the /ops handler failed on a verified request")
+            return web.json_response({"ok": False, "error": "internal"}, status=200)
+        return ack.response()
+
+
+class Ack:
+    """The acknowledgement of a slash command, as Bolt's ``ack()`` makes it (empty, or the ephemeral answer)."""
+
+    def __init__(self) -> None:
+        self.body: dict[str, Any] | None = None
+
+    async def __call__(
+        self, text: str = "", *, blocks: list[dict[str, Any]] | None = None, response_type: str | None = None
+    ) -> None:
+        """Acknowledge; ``text`` and ``blocks`` are the answer shown to the user (``response_type``)."""
+        body: dict[str, Any] = {"text": text}
+        if response_type:
+            body["response_type"] = response_type
+        if blocks:
+            body["blocks"] = blocks
+        self.body = body
+
+    def response(self) -> web.Response:
+        """The HTTP answer: 200, empty for a plain acknowledgement, else the answer as JSON."""
+        if self.body is None or self.body == {"text": ""}:
+            return web.Response(status=200)
+        return web.json_response(self.body)
 
 
 def _parse(content_type: str, text: str) -> dict[str, Any] | str:
