@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
@@ -90,8 +91,12 @@ async def test_the_back_never_outlives_the_front(tmp_path):
         bot.proc.kill()  # SIGKILL: the front cannot tell the back anything
         await bot.proc.wait()
         await until(lambda: not Path(f"/proc/{back}").exists() or b"Z" in _state(back))
-        # killed with the front, not drained: the running procedure posted no result
-        assert results(slack) == []
+        # killed with the front, not left to finish: the running procedure (2 s of checks) neither ended in the
+        # audit log nor posted a result
+        events = sqlite3.connect(tmp_path / "opsbot.db").execute(
+            "SELECT event FROM audit WHERE command = 'health prod'"
+        ).fetchall()
+        assert ("succeeded",) not in events and results(slack) == []
 
 
 def _state(pid: int) -> bytes:
