@@ -16,7 +16,7 @@ from adapters.errors import ConfigError
 from bot.core.app import App
 from bot.core.metrics import Metrics
 from bot.core.tasks import TaskSet
-from bot.doors.back import Back, start_scheduler
+from bot.doors.back import Back, freeze_startup_objects, start_scheduler
 from bot.slack.door import SlackDoor
 from bot.slack.server import Server
 from bot.slack.socket import connect_socket_mode
@@ -74,6 +74,7 @@ async def serve_slack(app: App) -> int:
         log.info("serving Slack over HTTP on %s:%d (POST /slack/events)", settings.opsbot_host, settings.port)
     await door.recover()
     sweeper = asyncio.create_task(door.sweep_forever(), name="approval-sweeper")
+    freeze_startup_objects()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
