@@ -2,7 +2,9 @@
 
 Requests to ``/slack/events`` are verified before anything is parsed: both signature headers
 present, a numeric timestamp within 5 minutes, a valid HMAC. Only then is the body's shape checked
-(a 400 when malformed), and only then does Bolt see it. Nothing a client sends can make it a 500.
+(a 400 when malformed), and only then is it answered: a slash command by the door's handler directly
+(``Ack`` plays Bolt's ``ack()``), anything else (button clicks) by Bolt. Nothing a client sends can
+make it a 500.
 A refusal is counted in ``opsbot_http_rejected_total``; the log gets the first one at once and the
 rest summed up once a minute, so that a flood of forged requests cannot flood the log.
 
