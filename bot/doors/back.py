@@ -107,6 +107,11 @@ class Back:
         return False
 
     @property
+    def pid(self) -> int | None:
+        """The back process's pid, once started."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def running(self) -> int:
         """Jobs handed over and not finished yet."""
         return len(self._pending)

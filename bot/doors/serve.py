@@ -20,9 +20,12 @@ from typing import Any
 from adapters.errors import ConfigError
 from bot.core.app import App
 from bot.core.metrics import Metrics
+from bot.core.outbox import Outbox
+from bot.core.schedule_state import ScheduleState
 from bot.core.tasks import TaskSet
 from bot.doors.back import Back
 from bot.doors.background import Background, freeze_startup_objects
+from bot.doors.scheduler import owner_prefix
 from bot.slack.door import SlackDoor
 from bot.slack.liveness import SlackLiveness
 from bot.slack.server import Server
@@ -64,19 +67,30 @@ async def serve_slack(app: App, *, split: bool = True) -> int:
     stop = asyncio.Event()
 
     def run_here(jobs: list[dict[str, Any]]) -> None:
-        """No back (any more): the scheduler, upkeep and alerts run here, and so do the back's unfinished jobs."""
+        """No back (any more): what it ran runs here (``take_over``)."""
+        if not stop.is_set() and tasks.accepting:
+            tasks.spawn_here(take_over(jobs), name="take-over")
+
+    async def take_over(jobs: list[dict[str, Any]]) -> None:
+        """Run the scheduler, upkeep and alerts here, and the back's unfinished jobs; nothing twice."""
         nonlocal background
+        gone = back.pid if back is not None else None  # (it has exited, or never started)
+        if gone is not None:
+            # the back is gone for sure: what it held is released now, not when its leases run out (a run cut
+            # off is not run again: the schedule's next run comes when due; an alert it was sending is retried)
+            prefix = owner_prefix(gone)
+            await ScheduleState(app.db, prefix).expire(prefix)
+            await Outbox(app.db, prefix).expire(prefix)
+            await door.recover()  # its running changes: interrupted (audited), on their messages too
         if stop.is_set() or not tasks.accepting:
             return
         if background is None:
             background = Background(app, tasks, door, liveness)
         for job in jobs:
-            if job["op"] == "command" and not job.get("key"):  # without a delivery key it may have begun: not twice
+            if job["op"] == "command" and not job.get("key"):  # no delivery key: it may have begun; not twice
                 log.error("request %s was cut off with the back process; it is not run again", job["request_id"])
                 continue
             tasks.spawn(door.run_job(job), name=f"taken-back-{job['op']}")
-        if jobs:  # the back's changes that were running are marked interrupted (it is gone), on their messages too
-            tasks.spawn_here(door.recover(), name="recover")
 
     await door.recover()
     back = Back(settings, metrics, liveness, on_exit=run_here) if split else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -10,9 +11,12 @@ import time
 from pathlib import Path
 
 import httpx
+import yaml
+from aiohttp import web
 
 from bot.doors.back import NICE
 from tests.e2e.botproc import SECRET, BotProcess, engine_free_config, start_bot
+from tests.helpers.configs import example_config
 from tests.helpers.http_servers import health_app, serve
 from tests.helpers.slack import SlackStandIn, post_signed, slash_command_body
 
@@ -104,3 +108,74 @@ def _state(pid: int) -> bytes:
         return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
     except FileNotFoundError:
         return b"Z"
+
+
+class Health:
+    """A /health endpoint the test turns bad and good again."""
+
+    def __init__(self) -> None:
+        self.ok = False
+        self.app = web.Application()
+        self.app.router.add_get("/health", self.health)
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok" if self.ok else "down"}, status=200 if self.ok else 503)
+
+
+def sent_by(db: Path) -> set[int]:
+    """The pids of the processes that delivered alert notifications (the outbox's owners)."""
+    with sqlite3.connect(db) as conn:
+        owners = conn.execute("SELECT owner FROM outbox WHERE state = 'sent'").fetchall()
+    return {int(owner.split(":")[1]) for (owner,) in owners}
+
+
+async def test_schedules_and_alerts_run_in_the_back_and_in_the_front_once_it_is_gone(tmp_path):
+    health = Health()
+    async with SlackStandIn() as slack, serve(health.app) as url:
+        bot = await start_bot(tmp_path, schedule_config(tmp_path / "ops.yml", url), slack.url)
+        try:
+            back = await back_of(bot)
+            # the schedule (every second) fails: one alert, delivered by the back's outbox worker
+            await until(lambda: alerts(slack) != [])
+            await until(lambda: sent_by(bot.db) != set())  # (marked sent once Slack answered)
+            assert sent_by(bot.db) == {back}
+            runs = len(bot.audit("source = 'scheduler' AND event = 'succeeded'"))
+            os.kill(back, signal.SIGKILL)
+            await until(lambda: "the back process exited" in bot.logs())
+            # the front runs the schedule now, and its outbox worker edits the same alert when it recovers
+            health.ok = True
+            ts = alerts(slack)[0].response["ts"]
+            await slack.wait_for("chat.update", lambda c: c.args.get("ts") == ts
+                                 and "RESOLVED" in json.dumps(c.args.get("blocks")), 30)  # fmt: skip
+            assert len(bot.audit("source = 'scheduler' AND event = 'succeeded'")) > runs
+            await until(lambda: bot.proc.pid in sent_by(bot.db))
+            assert sent_by(bot.db) == {back, bot.proc.pid}
+            assert len(alerts(slack)) == 1  # one message for the incident, whoever delivered
+        finally:
+            assert await bot.stop() == 0
+        bot.assert_clean()
+
+
+def schedule_config(path: Path, url: str) -> Path:
+    """A health check every second in prod, its alerts in C0CRITICAL."""
+    config = example_config()
+    config["slack"] = {"alert_channels": {"critical": "C0CRITICAL", "warning": "C0WARNING", "info": "C0INFO"}}
+    config["environments"] = {"prod": {
+        "url": url, "services": {"api": {}},
+        "runtime": {"kind": "compose", "project": "nothing-here", "docker_host": "unix:///nonexistent.sock"},
+        "health_checks": [{"name": "API Health", "url": "{url}/health", "expect": {"status": "ok"}, "timeout": "2s"}],
+    }}  # fmt: skip
+    config["troubleshooting"] = [
+        {"issue": "Down", "symptoms": ["down"], "resolution": "Restart", "diagnose": ["health"]}
+    ]
+    config["schedules"] = [{"task": "health_check", "env": "prod", "every": "1s"}]
+    for section in ("requirements", "monitoring", "alerting", "maintenance", "security_maintenance"):
+        config.pop(section, None)  # they name services and a backup this config has not
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def alerts(slack: SlackStandIn) -> list:  # type: ignore[type-arg]
+    """The top-level messages about API Health in the critical channel."""
+    return [c for c in slack.calls_to("chat.postMessage") if c.args.get("channel") == "C0CRITICAL"
+            and not c.args.get("thread_ts") and "API Health" in json.dumps(c.args.get("blocks"))]  # fmt: skip

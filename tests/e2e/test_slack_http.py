@@ -128,9 +128,9 @@ async def test_help_and_refusals_are_ephemeral_in_the_acknowledgement(bot, slack
     status, body, _ = await command(bot, "logs prod '$(reboot)'")
     assert "invalid name" in json.loads(body)["text"]
     await fence(bot, slack)  # the bot is done with the three: nothing of theirs reached the channel
-    assert [c.args.get("channel") for c in slack.calls[before:] if c.method in ("chat.postMessage", "chat.update")] == [
-        "C0FENCE", "C0FENCE"
-    ]  # fmt: skip
+    # (the alert channels are the schedules': their first runs' alerts may arrive meanwhile)
+    posted = [c.args.get("channel") for c in slack.calls[before:] if c.method in ("chat.postMessage", "chat.update")]
+    assert [c for c in posted if c not in ("C0CRITICAL", "C0WARNING", "C0INFO")] == ["C0FENCE", "C0FENCE"]
 
 
 async def test_text_reaches_the_parser_exactly_as_typed(bot, slack):
