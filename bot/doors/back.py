@@ -98,6 +98,7 @@ class Back:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._ready.wait()), timeout)
         if self._ready.is_set() and self._proc.returncode is None:
+            log.info("the back process (pid %d) runs procedures, clicks, schedules and alerts", self._proc.pid)
             return True
         log.error("the back process did not start (see above); everything runs in this process")
         self._closing = True

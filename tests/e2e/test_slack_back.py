@@ -54,6 +54,7 @@ async def test_procedures_run_in_the_back_and_the_front_takes_over_when_it_dies(
         bot = await start_bot(tmp_path, engine_free_config(tmp_path, base), slack.url, OPSBOT_SCHEDULER="off")
         try:
             back = await back_of(bot)
+            assert f"the back process (pid {back}) runs procedures" in bot.logs()
             front = os.getpriority(os.PRIO_PROCESS, bot.proc.pid)
             await until(lambda: os.getpriority(os.PRIO_PROCESS, back) == front + NICE)  # set as it starts
             # a procedure run by the back, counted in the front's /metrics
