@@ -12,9 +12,10 @@ The same load client (a process of its own) sends each of them 200 signed slash 
 each server, and ``--rounds`` rounds are run in rotating order so that a machine busy with other
 work weighs on the three alike. opsbot runs the 200 procedures while it acknowledges, and every
 round waits until all 200 results are posted before the next load starts. Printed: p50 and p99 per
-server, over all rounds and per round, the ratios, the goals met or not (opsbot's p99 at or below
-the plain Bolt app's and at most 1.5x the bare server's), the results posted, and the CPU and
-resident memory of the bot's processes.
+server, over all rounds and per round, each server's CPU per request during its loads (opsbot's
+front and back apart), the ratios, the goals met or not (opsbot's p99 at or below the plain Bolt
+app's and at most 1.5x the bare server's), the results posted, and the CPU and resident memory of
+the bot's processes.
 
     python bench/ack_latency.py [--requests 200] [--concurrency 50] [--rounds 3] [--py-spy FILE]
 
@@ -157,6 +158,8 @@ async def main() -> None:
     rounds: dict[str, list[tuple[float, float]]] = {s: [] for s in SERVERS}
     statuses: dict[str, list[int]] = {s: [] for s in SERVERS}
     posted: list[int] = []
+    #: CPU seconds of each server's process during its loads (opsbot: the front; the back apart)
+    cpu_in_load: dict[str, float] = {s: 0.0 for s in (*SERVERS, "back")}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         async with SlackStandIn() as slack, serve(health_app()) as base:
@@ -169,6 +172,8 @@ async def main() -> None:
             bot = await start_bot(tmp, path, slack.url, LOG_LEVEL="warning")
             peers = {kind: await start_peer(kind) for kind in ("bare", "bolt")}
             urls = {"opsbot": bot.url, **{kind: url for kind, (_, url) in peers.items()}}
+            pids = {"opsbot": bot.proc.pid, **{kind: proc.pid for kind, (proc, _) in peers.items()}}
+            pids["back"] = next((p for p in family(bot.proc.pid) if p != bot.proc.pid), bot.proc.pid)
             spy = None
             try:
                 # one request first each: Bolt's setup and the bot's first database write are not measured
@@ -187,7 +192,11 @@ async def main() -> None:
                 for n in range(opts.rounds):
                     for kind in SERVERS[n % 3 :] + SERVERS[: n % 3]:
                         seen = len(slack.calls_to("chat.update"))
+                        cpu0 = {k: cpu_seconds(pid) for k, pid in pids.items()}
                         lat, codes = await run_load(urls[kind], opts)
+                        cpu_in_load[kind] += cpu_seconds(pids[kind]) - cpu0[kind]
+                        if kind == "opsbot":
+                            cpu_in_load["back"] += cpu_seconds(pids["back"]) - cpu0["back"]
                         latencies[kind] += lat
                         statuses[kind] += codes
                         rounds[kind].append((pct(lat, 0.5), pct(lat, 0.99)))
@@ -203,7 +212,7 @@ async def main() -> None:
                     proc.terminate()
                     await proc.wait()
                 await bot.stop()
-    report(opts, latencies, rounds, statuses, posted, (cpu, before, after))
+    report(opts, latencies, rounds, statuses, posted, (cpu, before, after), cpu_in_load)
 
 
 def report(
@@ -213,6 +222,7 @@ def report(
     statuses: dict[str, list[int]],
     posted: list[int],
     usage: tuple[float, float, float],
+    cpu_in_load: dict[str, float],
 ) -> None:
     """Print the figures side by side, the ratios, and the goals met or not."""
     print(f"{opts.requests} signed `/ops {opts.command}`, {opts.concurrency} at a time, a new connection each; "
@@ -224,12 +234,15 @@ def report(
         ok = statuses[kind].count(200)
         print(f"  {TITLES[kind]:<22} {pct(lat, .5):8.1f} {pct(lat, .99):8.1f} {max(lat) * 1000:8.1f}   "
               f"{ok:>4}/{len(lat):<4}  {per_round}")  # fmt: skip
+    total = opts.requests * opts.rounds
+    per = {k: v / total * 1000 for k, v in cpu_in_load.items()}
+    print(f"  CPU per request while its load runs: bare {per['bare']:.2f} ms, Bolt {per['bolt']:.2f} ms, opsbot's "
+          f"front {per['opsbot']:.2f} ms (its back meanwhile: {per['back']:.2f} ms)")  # fmt: skip
     ours, bolt, bare = (pct(latencies[k], 0.99) for k in ("opsbot", "bolt", "bare"))
     vs_bolt, vs_bare = ours / bolt, ours / bare
     print(f"  p99 ratios: opsbot/Bolt {vs_bolt:.2f}x (goal <= 1.00: {'met' if vs_bolt <= 1 else 'NOT MET'}); "
           f"opsbot/bare {vs_bare:.2f}x (goal <= {GOAL_BARE_RATIO:.2f}: "
           f"{'met' if vs_bare <= GOAL_BARE_RATIO else 'NOT MET'}); Bolt/bare {bolt / bare:.2f}x")  # fmt: skip
-    total = opts.requests * opts.rounds
     print(f"  opsbot results posted in the channel: {sum(posted)} of {total} "
           f"({'all' if sum(posted) == total else 'NOT all'}; per round {', '.join(map(str, posted))})")  # fmt: skip
     cpu, before, after = usage

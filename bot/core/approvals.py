@@ -342,10 +342,17 @@ def runner_gone(runner: str | None, heartbeat: float, now: float, host: str) -> 
 
 
 def _alive(pid: int) -> bool:
+    """The process runs (a zombie, dead but not yet reaped by its parent, does not: a back process killed
+    with its front is one until init reaps it)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): what kill(0) said
+    return state not in (b"Z", b"X")

@@ -160,6 +160,18 @@ class Outbox:
 
         await self.db.call(go)
 
+    async def expire(self, owner_prefix: str) -> int:
+        """End now the leases of a process known to be gone (``owner_prefix``: ``host:pid:``): what it was
+        sending is due again at once (as when its lease runs out); how many."""
+
+        def go(db: sqlite_utils.Database) -> int:
+            return int(db.conn.execute(
+                "UPDATE outbox SET lease_until = 0 WHERE state = ? AND substr(owner, 1, ?) = ?",
+                (SENDING, len(owner_prefix), owner_prefix),
+            ).rowcount)  # fmt: skip
+
+        return await self.db.call(go)
+
     async def renew(self, d: Delivery, now: float) -> None:
         """Extend the lease of a delivery that is still going on."""
 

@@ -140,6 +140,17 @@ class ScheduleState:
 
         await self.db.call(go)
 
+    async def expire(self, owner_prefix: str) -> int:
+        """End now the leases of a process known to be gone (``owner_prefix``: ``host:pid:``); how many."""
+
+        def go(db: sqlite_utils.Database) -> int:
+            return int(db.conn.execute(
+                "UPDATE schedule_state SET lease_until = 0 WHERE substr(running_by, 1, ?) = ? AND lease_until > 0",
+                (len(owner_prefix), owner_prefix),
+            ).rowcount)  # fmt: skip
+
+        return await self.db.call(go)
+
     async def finish(self, claim: Claim, severity: str | None, alerted: str | None) -> bool:
         """Record the run's outcome and release it; ``severity`` None only releases. False if it was not ours."""
 

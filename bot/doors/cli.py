@@ -135,7 +135,7 @@ async def _serve_app(settings: Settings, slack: bool, backends: Backends | None)
 
         app = _app(settings, tracebacks=True, backends=backends)
         try:
-            return await serve_slack(app)
+            return await serve_slack(app, split=backends is None)
         finally:
             await app.close()
     from bot.doors.console import run_console

@@ -58,7 +58,12 @@ def alert_for(previous: str | None, alerted: str | None, severity: str) -> tuple
 
 def process_owner() -> str:
     """This process's name in claims: host, pid and a random part."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    return f"{owner_prefix(os.getpid())}{secrets.token_hex(3)}"
+
+
+def owner_prefix(pid: int) -> str:
+    """How the claims of process ``pid`` on this host begin."""
+    return f"{socket.gethostname()}:{pid}:"
 
 
 class Scheduler:

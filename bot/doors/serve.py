@@ -1,27 +1,31 @@
 """``opsbot serve`` in Slack mode: Socket Mode or HTTP, plus the health and metrics routes.
 
-SIGTERM (or SIGINT) drains: new requests are refused (503 on HTTP, the socket is closed), running
-procedures get up to ``OPSBOT_DRAIN_SECONDS`` to finish, then the process exits.
+This is the front process: it verifies, parses, authorizes and acknowledges; what runs after the
+acknowledgement, and what opsbot does by itself (the scheduler, upkeep, the alert outbox), runs in
+the back process it starts (``bot.doors.back``). Without a back (it could not start, it exited,
+``--demo``'s in-process world) the front runs all of it on its worker loop, as one process.
+
+SIGTERM (or SIGINT) drains both: new requests are refused (503 on HTTP, the socket is closed), running
+procedures get up to ``OPSBOT_DRAIN_SECONDS`` to finish, then the processes exit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
+from typing import Any
 
 from adapters.errors import ConfigError
 from bot.core.app import App
 from bot.core.metrics import Metrics
-from bot.core.request import Reply, Request
-from bot.core.schedule_state import Claim
+from bot.core.outbox import Outbox
+from bot.core.schedule_state import ScheduleState
 from bot.core.tasks import TaskSet
-from bot.doors.alerts import AlertWorker
-from bot.doors.notifiers import build_notifiers
-from bot.doors.scheduler import Scheduler, process_owner
-from bot.doors.upkeep import Upkeep
+from bot.doors.back import Back
+from bot.doors.background import Background, freeze_startup_objects
+from bot.doors.scheduler import owner_prefix
 from bot.slack.door import SlackDoor
 from bot.slack.liveness import SlackLiveness
 from bot.slack.server import Server
@@ -41,50 +45,13 @@ def make_metrics(tasks: TaskSet) -> Metrics:
     return metrics
 
 
-def start_alerts(app: App, tasks: TaskSet) -> tuple[AlertWorker, asyncio.Task[None]]:
-    """The outbox worker of alerts on this loop; diagnoses run on the worker loop with the procedures."""
-
-    async def on_worker_loop(request: Request) -> Reply:
-        reply: Reply = await asyncio.wrap_future(tasks.spawn(app.engine.handle(request), name="alert-diagnosis"))
-        return reply
-
-    worker = AlertWorker(app.engine, build_notifiers(app), owner=process_owner(), run_request=on_worker_loop)
-    app.engine.alert_changed = worker.wake
-    return worker, asyncio.create_task(worker.run_forever(), name="alert-outbox")
-
-
-def start_scheduler(app: App, tasks: TaskSet, worker: AlertWorker, door: SlackDoor) -> asyncio.Task[None] | None:
-    """The scheduler's tick loop, unless ``OPSBOT_SCHEDULER=off``; its runs go to ``tasks`` (drained)."""
-    if not app.settings.opsbot_scheduler:
-        log.info("scheduler off (OPSBOT_SCHEDULER): ops.yml's schedules are not run")
-        return None
-
-    async def feed(claim: Claim, reply: Reply) -> None:
-        await worker.alerting.observe_run(claim.task, claim.environment, reply, claim.request_id)
-
-    scheduler = Scheduler(
-        app.engine,
-        feed=feed,
-        spawn=lambda coro: tasks.spawn(coro, name="scheduled-run"),
-        accepting=lambda: tasks.accepting,
-    )
-    # maintenance tasks inside their windows and security duty reminders (guide 7.3, 7.4)
-    upkeep = Upkeep(app.engine, alert=door.notify, poster=door, spawn=lambda coro: tasks.spawn(coro, name="upkeep"),
-                    accepting=lambda: tasks.accepting)  # fmt: skip
-
-    async def both() -> None:
-        await asyncio.gather(scheduler.run_forever(), upkeep.run_forever())
-
-    return asyncio.create_task(both(), name="scheduler")
-
-
-async def serve_slack(app: App) -> int:
-    """Run until SIGTERM/SIGINT; returns the exit code."""
+async def serve_slack(app: App, *, split: bool = True) -> int:
+    """Run until SIGTERM/SIGINT; returns the exit code. ``split=False``: no back process (``--demo``)."""
     settings = app.settings
     if not settings.slack_bot_token:
         raise ConfigError("SLACK_BOT_TOKEN is not set: Slack mode needs the bot token (xoxb-...)")
-    # procedures run on the worker thread; the loop that acknowledges gets the interpreter back after at
-    # most this long, not Python's 5 ms (bench/ack_latency.py: p99 343 -> 187 ms beside 200 procedures)
+    # what runs on the worker thread (without a back) gives the interpreter back to the loop that
+    # acknowledges after at most this long, not Python's 5 ms
     sys.setswitchinterval(SWITCH_INTERVAL)
     tasks = TaskSet()
     metrics = make_metrics(tasks)
@@ -96,6 +63,43 @@ async def serve_slack(app: App) -> int:
     server.liveness = door.liveness = liveness
     metrics.gauge("opsbot_slack_seconds_since_last_event", liveness.seconds_since_last_event)
     metrics.gauge("opsbot_slack_reconnects", lambda: float(liveness.reconnects))
+    background: Background | None = None
+    stop = asyncio.Event()
+
+    def run_here(jobs: list[dict[str, Any]]) -> None:
+        """No back (any more): what it ran runs here (``take_over``)."""
+        if not stop.is_set() and tasks.accepting:
+            tasks.spawn_here(take_over(jobs), name="take-over")
+
+    async def take_over(jobs: list[dict[str, Any]]) -> None:
+        """Run the scheduler, upkeep and alerts here, and the back's unfinished jobs; nothing twice."""
+        nonlocal background
+        gone = back.pid if back is not None else None  # (it has exited, or never started)
+        if gone is not None:
+            # the back is gone for sure: what it held is released now, not when its leases run out (a run cut
+            # off is not run again: the schedule's next run comes when due; an alert it was sending is retried)
+            prefix = owner_prefix(gone)
+            await ScheduleState(app.db, prefix).expire(prefix)
+            await Outbox(app.db, prefix).expire(prefix)
+            await door.recover()  # its running changes: interrupted (audited), on their messages too
+        if stop.is_set() or not tasks.accepting:
+            return
+        if background is None:
+            background = Background(app, tasks, door, liveness)
+        for job in jobs:
+            if job["op"] == "command" and not job.get("key"):  # no delivery key: it may have begun; not twice
+                log.error("request %s was cut off with the back process; it is not run again", job["request_id"])
+                continue
+            tasks.spawn(door.run_job(job), name=f"taken-back-{job['op']}")
+
+    await door.recover()
+    back = Back(settings, metrics, liveness, on_exit=run_here) if split else None
+    metrics.gauge("opsbot_running_procedures", lambda: float(len(tasks) + (back.running if back else 0)))
+    # the back is ready before the port answers: /health says that procedures and schedules run too
+    if back is not None and await back.start():
+        door.offload = back.offload
+    else:
+        run_here([])
     await server.start(settings.opsbot_host, settings.port)
     handler = None
     if settings.slack_app_token:
@@ -103,31 +107,24 @@ async def serve_slack(app: App) -> int:
         log.info("connected to Slack in Socket Mode; health and metrics on port %d", settings.port)
     else:
         log.info("serving Slack over HTTP on %s:%d (POST /slack/events)", settings.opsbot_host, settings.port)
-    await door.recover()
     sweeper = asyncio.create_task(door.sweep_forever(), name="approval-sweeper")
-    alerts, outbox = start_alerts(app, tasks)
-    alerts.liveness = liveness
-    scheduler = start_scheduler(app, tasks, alerts, door)
-    stop = asyncio.Event()
+    freeze_startup_objects()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:
-        log.info("stopping: no new requests; draining %d running procedure(s)", len(tasks))
+        log.info("stopping: no new requests; draining %d running procedure(s)",
+                 len(tasks) + (back.running if back else 0))  # fmt: skip
         tasks.accepting = False
+        # the back finishes its procedures while this process finishes its own (if it ever ran any)
+        drained = asyncio.ensure_future(back.drain(settings.opsbot_drain_seconds) if back else asyncio.sleep(0, 0))
         sweeper.cancel()
-        if scheduler is not None:
-            scheduler.cancel()  # no new runs; the running ones are drained with the other procedures
-            with contextlib.suppress(asyncio.CancelledError):
-                await scheduler
         if handler is not None:
             await handler.close()
-        outbox.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await outbox
-        await alerts.close()
+        if background is not None:
+            await background.stop()
 
         async def close_worker_side() -> None:
             # procedures ran on the worker loop: what they opened there is closed there
@@ -137,6 +134,7 @@ async def serve_slack(app: App) -> int:
                 await close()
 
         cut = await tasks.drain(settings.opsbot_drain_seconds, finalizer=close_worker_side)
+        cut += await drained
         await door.close()
         await server.stop()
         log.info("stopped%s", f"; {cut} procedure(s) were cut off" if cut else "")

@@ -12,6 +12,8 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Callable
+from dataclasses import asdict, fields
 from typing import Any
 
 import aiohttp
@@ -120,6 +122,10 @@ class SlackDoor:
         self._clients: dict[int, tuple[AsyncWebClient, aiohttp.ClientSession]] = {}
         self.deliveries = Deliveries(app.db)
         self.recent = RecentKeys()
+        #: hands what runs after an acknowledgement (a procedure, a click's decision) to the back process
+        #: (``bot.doors.back``) and says whether it took it; without it, or when it refuses (stopping,
+        #: gone), the work runs in this process
+        self.offload: Callable[[dict[str, Any]], bool] | None = None
         #: what the door hears from Slack (``opsbot serve`` sets it): Web API outcomes count
         self.liveness: SlackLiveness | None = None
         self.app.engine.access.groups = SlackGroupResolver(self.client)
@@ -177,7 +183,7 @@ class SlackDoor:
             return
         await ack()
         self._acked(start, "accepted")
-        self.tasks.spawn(self._run_in_channel(request, prepared, body, key), name=f"ops-{rid}")
+        self._start(request, prepared, body, key)
 
     def _acked(self, start: float, how: str) -> None:
         self.metrics.observe("opsbot_ack_seconds", time.perf_counter() - start)
@@ -200,7 +206,28 @@ class SlackDoor:
             reply = prepared if isinstance(prepared, Reply) else await self.app.engine.execute(request, prepared)
             await self._ephemeral(body, render_message(reply))
             return
-        self.tasks.spawn(self._run_in_channel(request, prepared, body, key), name=f"ops-{request.request_id}")
+        self._start(request, prepared, body, key)
+
+    def _start(self, request: Request, prepared: Parsed, body: dict[str, Any], key: str | None) -> None:
+        """Run an accepted procedure in the back process, or on this process's worker loop."""
+        job = {"op": "command", "actor": request.actor, "text": request.text, "channel": request.channel,
+               "request_id": request.request_id, "body": body, "key": key}  # fmt: skip
+        if self.offload is None or not self.offload(job):
+            self.tasks.spawn(self._run_in_channel(request, prepared, body, key), name=f"ops-{request.request_id}")
+
+    async def run_command(self, job: dict[str, Any]) -> None:
+        """``_start``'s job where it runs (the back, or the front taking it back): parse and authorize
+        again (the same config; a refusal now, say a Slack group changed since, is audited and told to
+        the user), then run it once (its delivery key is checked in the shared database)."""
+        request = Request(actor=job["actor"], door="slack", text=job["text"], channel=job["channel"],
+                          request_id=job["request_id"])  # fmt: skip
+        request_id_var.set(request.request_id)
+        prepared = await self.app.engine.prepare(request)
+        if isinstance(prepared, Reply):
+            self.metrics.inc("opsbot_requests_total", command=prepared.command or "unknown", outcome="refused")
+            await self._ephemeral(job["body"], render_message(prepared))
+            return
+        await self._run_in_channel(request, prepared, job["body"], job["key"])
 
     async def _run_in_channel(
         self, request: Request, prepared: Parsed, body: dict[str, Any], key: str | None = None
@@ -257,7 +284,22 @@ class SlackDoor:
         if not user or not approval_id or not self.recent.first(key):
             self.metrics.inc("opsbot_duplicates_total", kind="click")
             return
-        self.tasks.spawn(self._decide(key, user, verb, approval_id, channel, message_ts), name=f"click-{approval_id}")
+        job = {"op": "click", "key": key, "user": user, "verb": verb, "approval_id": approval_id, "channel": channel,
+               "message_ts": message_ts}  # fmt: skip
+        if self.offload is None or not self.offload(job):
+            self.tasks.spawn(self.run_job(job), name=f"click-{approval_id}")
+
+    async def run_job(self, job: dict[str, Any]) -> None:
+        """Run a job this door made (``offload``'s argument), in the process that takes it."""
+        if job["op"] == "command":
+            await self.run_command(job)
+        elif job["op"] == "click":
+            await self._decide(job["key"], job["user"], job["verb"], job["approval_id"], job["channel"],
+                               job["message_ts"])  # fmt: skip
+        elif job["op"] == "alert_click":
+            await self._alert_action(AlertClick(**{f.name: str(job[f.name]) for f in fields(AlertClick)}))
+        else:
+            log.error("unknown job %r: ignored", job.get("op"))
 
     async def _decide(self, key: str, user: str, verb: str, approval_id: str, channel: str, message_ts: str) -> None:
         if not await self.deliveries.first(key):
@@ -292,7 +334,9 @@ class SlackDoor:
         if click is None or not self.recent.first(click.key):
             self.metrics.inc("opsbot_duplicates_total", kind="click")
             return
-        self.tasks.spawn(self._alert_action(click), name=f"alert-{click.verb}-{click.alert_id}")
+        job = {"op": "alert_click", **asdict(click)}
+        if self.offload is None or not self.offload(job):
+            self.tasks.spawn(self._alert_action(click), name=f"alert-{click.verb}-{click.alert_id}")
 
     async def _alert_action(self, click: AlertClick) -> None:
         if not await self.deliveries.first(click.key):

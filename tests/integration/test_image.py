@@ -206,6 +206,8 @@ async def test_run_it_in_production_as_the_readme_says(build_engine, checkout, d
             assert state["ExitCode"] == 0, state
             logs = build_engine.client.containers.get(second).logs().decode()
             assert "stopping: no new requests" in logs and "[INFO] [-] [stopped]" in logs
+            # the back process ran in the read-only, non-root container (and was not replaced by the front)
+            assert "runs procedures, clicks, schedules and alerts" in logs and "the back process exited" not in logs
             assert "Traceback" not in logs and "WARNING" not in logs
         finally:
             docker(build_engine, *compose, "down", "--volumes", cwd=deploy, check=False)

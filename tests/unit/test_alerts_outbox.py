@@ -113,6 +113,27 @@ async def test_a_worker_that_died_holding_a_delivery_is_replaced_after_its_lease
         other.close()
 
 
+async def test_a_worker_known_gone_is_replaced_at_once(tmp_path):
+    path = str(tmp_path / "a.db")
+    dead, other = AlertWorld(path, owner="host:41:aa"), AlertWorld(path, owner="host:7:bb")
+    try:
+        await dead.run({"Check 1": REFUSED}, deliver=False)
+        claimed = await dead.worker.outbox.claim(dead.clock.now)  # claimed, then the process dies
+        assert claimed
+        other.clock.now = dead.clock.now + 1
+        assert await other.worker.outbox.expire("host:4:") == 0  # another process's prefix: nothing
+        await other.deliver()
+        assert other.posts() == []  # its lease holds
+        assert await other.worker.outbox.expire("host:41:") == len(claimed)  # (the front saw its back exit)
+        await other.deliver()
+        await other.deliver()
+        assert len(other.posts()) == 1
+        assert {r["state"] for r in await other.worker.outbox.rows()} == {"sent"}
+    finally:
+        dead.close()
+        other.close()
+
+
 async def test_two_bot_processes_on_one_database_deliver_each_notification_once(tmp_path):
     path = str(tmp_path / "a.db")
     a, b = AlertWorld(path, checks=12, owner="a"), AlertWorld(path, checks=12, owner="b")

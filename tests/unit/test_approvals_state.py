@@ -4,8 +4,12 @@ or runs one without the approvals its environment requires."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sqlite3
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.errors import AccessDenied, ApprovalError
-from bot.core.approvals import Approvals
+from bot.core.approvals import Approvals, runner_gone
 from bot.core.db import Database
 
 REQUESTER = "U0REQUESTER"
@@ -108,6 +112,21 @@ async def test_orphaned_runs_are_interrupted(tmp_path):
     assert interrupted.id == a.id and interrupted.state == "interrupted"
     assert (await alive.get(a.id)).state == "interrupted"
     db.close()
+
+
+def test_a_runner_that_is_a_zombie_is_gone():
+    # a back process killed with its front is a zombie until init reaps it: its run must count as orphaned
+    child = subprocess.Popen(["true"])  # a fixed argv, no shell
+    host, now = socket.gethostname(), time.time()
+    try:
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{child.pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z":
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.01)
+        assert runner_gone(f"{host}:{child.pid}:x", now, now, host)  # exited, not reaped yet
+        assert not runner_gone(f"{host}:{os.getpid()}:x", now, now, host)  # this process runs
+    finally:
+        child.wait()
 
 
 OPS = st.lists(

@@ -163,6 +163,21 @@ async def test_a_crashed_runner_s_claim_is_taken_over_after_its_lease(engines):
     assert not await a.state.finish(lost, "ok", None)  # a late finish of the dead claim changes nothing
 
 
+async def test_the_claims_of_a_process_known_gone_are_released_at_once(engines):
+    schedules = [{"task": "health_check", "env": "prod", "every": "10s"}]
+    clock = Clock()
+    a = Scheduler(engines(schedules), clock=clock, owner="host:41:aa", lease=30)
+    b = Scheduler(engines(schedules), clock=clock, owner="host:7:bb", lease=30)
+    [lost] = await a.claim_due()  # a dies holding it; the next run is due in 10 s
+    clock.now += 10
+    assert await b.claim_due() == []  # its lease holds
+    assert await b.state.expire("host:4:") == 0  # another process's prefix (4 is not 41) releases nothing
+    assert await b.state.expire("host:41:") == 1
+    [taken] = await b.claim_due()
+    assert taken.owner == "host:7:bb" and taken.due == lost.due + 10  # the next run, not the lost one again
+    assert not await a.state.finish(lost, "ok", None)
+
+
 async def test_alerts_ok_critical_critical_ok_then_warning_ok(engines):
     probe = healthy_probe()
     clock = Clock()
