@@ -366,6 +366,10 @@ class CommandSpec:
     #: its answer when the record is unknown or in an environment the actor may not read: the same for
     #: both, so that a refusal does not tell the record exists (formatted with the arguments)
     unknown_target: str = ""
+    #: True when the command's own first reading of the environment (``containers``, which learns the
+    #: secret values) completes before anything it shows exists, and nothing is shown while it runs
+    #: (no progress): the engine then does not list the containers a second time to learn them first
+    learns_secrets_itself: bool = False
 
 
 def env_field(description: str = "the environment (default: default_environment)") -> Any:

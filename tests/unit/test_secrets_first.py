@@ -71,11 +71,15 @@ async def test_a_fresh_bot_never_shows_the_secret(tmp_path, text):
         engine.db.close()
 
 
-async def test_a_health_check_error_holding_the_secret_is_redacted_first(tmp_path):
+@pytest.mark.parametrize("command", ["health prod", "status prod"])
+async def test_a_health_check_error_holding_the_secret_is_redacted_first(tmp_path, command):
+    # status learns the secrets from its own container listing (no second listing first): still redacted
     engine = fresh_engine(tmp_path, health_error=f"upstream says: bad credential {SECRET}")
     try:
-        reply = await engine.handle(Request(actor="U0NOBODY", door="slack", text="health prod"))
-        assert reply.severity == "critical" and SECRET not in shown(reply)
+        reply = await engine.handle(Request(actor="U0NOBODY", door="slack", text=command))
+        assert reply.severity == "critical" and SECRET not in shown(reply) and "[REDACTED]" in shown(reply)
+        calls = [c for c in engine.backends.runtime("prod").calls if c == "containers"]
+        assert len(calls) == 1, calls  # one listing of the containers per request
     finally:
         engine.db.close()
 
