@@ -9,16 +9,15 @@ import time
 
 import pytest
 import pytest_asyncio
-import yaml
 from aiohttp import web
 
 from tests.e2e.botproc import start_bot
-from tests.helpers.configs import example_config
+from tests.helpers.configs import ALERT_CHANNELS as CHANNELS
+from tests.helpers.configs import schedule_config
 from tests.helpers.http_servers import serve
 from tests.helpers.slack import SlackStandIn
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-CHANNELS = {"critical": "C0CRITICAL", "warning": "C0WARNING", "info": "C0INFO"}
 
 
 class Health:
@@ -49,25 +48,6 @@ async def health():
     async with serve(h.app) as url:
         h.url = url
         yield h
-
-
-def schedule_config(path, url):
-    config = example_config()
-    config["slack"] = {"alert_channels": CHANNELS}
-    config["environments"] = {"prod": {
-        "url": url,
-        "runtime": {"kind": "compose", "project": "nothing-here", "docker_host": "unix:///nonexistent.sock"},
-        "services": {"api": {}},
-        "health_checks": [{"name": "API Health", "url": "{url}/health", "expect": {"status": "ok"}, "timeout": "2s"}],
-    }}  # fmt: skip
-    config["troubleshooting"] = [
-        {"issue": "Down", "symptoms": ["down"], "resolution": "Restart", "diagnose": ["health"]}
-    ]
-    config["schedules"] = [{"task": "health_check", "env": "prod", "every": "1s"}]
-    for section in ("requirements", "monitoring", "alerting", "maintenance", "security_maintenance"):
-        config.pop(section, None)  # they name services and a backup this config has not
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
 
 
 async def eventually(check, what: str, timeout: float = 30) -> None:

@@ -11,12 +11,11 @@ import time
 from pathlib import Path
 
 import httpx
-import yaml
 from aiohttp import web
 
 from bot.doors.back import NICE
 from tests.e2e.botproc import SECRET, BotProcess, engine_free_config, start_bot
-from tests.helpers.configs import example_config
+from tests.helpers.configs import schedule_config
 from tests.helpers.http_servers import health_app, serve
 from tests.helpers.slack import SlackStandIn, post_signed, slash_command_body
 
@@ -155,25 +154,6 @@ async def test_schedules_and_alerts_run_in_the_back_and_in_the_front_once_it_is_
         finally:
             assert await bot.stop() == 0
         bot.assert_clean()
-
-
-def schedule_config(path: Path, url: str) -> Path:
-    """A health check every second in prod, its alerts in C0CRITICAL."""
-    config = example_config()
-    config["slack"] = {"alert_channels": {"critical": "C0CRITICAL", "warning": "C0WARNING", "info": "C0INFO"}}
-    config["environments"] = {"prod": {
-        "url": url, "services": {"api": {}},
-        "runtime": {"kind": "compose", "project": "nothing-here", "docker_host": "unix:///nonexistent.sock"},
-        "health_checks": [{"name": "API Health", "url": "{url}/health", "expect": {"status": "ok"}, "timeout": "2s"}],
-    }}  # fmt: skip
-    config["troubleshooting"] = [
-        {"issue": "Down", "symptoms": ["down"], "resolution": "Restart", "diagnose": ["health"]}
-    ]
-    config["schedules"] = [{"task": "health_check", "env": "prod", "every": "1s"}]
-    for section in ("requirements", "monitoring", "alerting", "maintenance", "security_maintenance"):
-        config.pop(section, None)  # they name services and a backup this config has not
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
 
 
 def alerts(slack: SlackStandIn) -> list:  # type: ignore[type-arg]

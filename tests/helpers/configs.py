@@ -23,3 +23,25 @@ def example_config(*, second_round: bool = False) -> dict[str, Any]:
             if isinstance(env.get("backup"), dict):
                 env["backup"].pop("files", None)
     return config
+
+
+#: the alert channels of the scheduled-health tests
+ALERT_CHANNELS = {"critical": "C0CRITICAL", "warning": "C0WARNING", "info": "C0INFO"}
+
+
+def schedule_config(path: Path, url: str) -> Path:
+    """An ops.yml at ``path``: prod's API Health (``url``/health) checked every second, alerts in C0CRITICAL."""
+    config = example_config()
+    config["slack"] = {"alert_channels": ALERT_CHANNELS}
+    config["environments"] = {"prod": {
+        "url": url,
+        "runtime": {"kind": "compose", "project": "nothing-here", "docker_host": "unix:///nonexistent.sock"},
+        "services": {"api": {}},
+        "health_checks": [{"name": "API Health", "url": "{url}/health", "expect": {"status": "ok"}, "timeout": "2s"}],
+    }}  # fmt: skip
+    config["troubleshooting"] = [
+        {"issue": "Down", "symptoms": ["down"], "resolution": "Restart", "diagnose": ["health"]}
+    ]
+    config["schedules"] = [{"task": "health_check", "env": "prod", "every": "1s"}]
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
