@@ -16,33 +16,16 @@ import time
 import pytest
 import pytest_asyncio
 import yaml
-from aiohttp import web
 
 from tests.e2e.botproc import SECRET, start_bot
-from tests.helpers.configs import example_config
-from tests.helpers.http_servers import serve
+from tests.helpers.configs import scheduled_health
+from tests.helpers.http_servers import SwitchedHealth, serve
 from tests.helpers.pagerduty import PagerDutyStandIn
 from tests.helpers.slack import SlackStandIn, block_actions_body, post_signed
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-CHANNELS = {"critical": "C0CRITICAL", "warning": "C0WARNING", "info": "C0INFO"}
 KEY = "R0UTINGKEY0000000000000000000000"
 
-
-class Health:
-    """A /health endpoint the test turns bad and good."""
-
-    def __init__(self) -> None:
-        self.ok = False
-        self.hits = 0
-        self.app = web.Application()
-        self.app.router.add_get("/health", self.health)
-
-    async def health(self, request: web.Request) -> web.Response:
-        self.hits += 1
-        if self.ok:
-            return web.json_response({"status": "ok"})
-        return web.json_response({"status": "down"}, status=503)
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -60,22 +43,15 @@ async def pagerduty():
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def health():
-    h = Health()
+    h = SwitchedHealth()
     async with serve(h.app) as url:
         h.url = url
         yield h
 
 
 def alert_config(path, url, *, monitoring=None, every="1s"):
-    config = example_config()
-    config["slack"] = {"alert_channels": CHANNELS}
+    config = scheduled_health(url)
     config["access"] = {"viewers": [], "operators": ["U0OPERATOR"], "approvers": ["U0APPROVER1"], "admins": []}
-    config["environments"] = {"prod": {
-        "url": url,
-        "runtime": {"kind": "compose", "project": "nothing-here", "docker_host": "unix:///nonexistent.sock"},
-        "services": {"api": {}},
-        "health_checks": [{"name": "API Health", "url": "{url}/health", "expect": {"status": "ok"}, "timeout": "2s"}],
-    }}  # fmt: skip
     config["troubleshooting"] = [{"issue": "API down", "symptoms": ["503"], "resolution": "Restart the api",
                                   "diagnose": ["health"]}]  # fmt: skip
     config["schedules"] = [{"task": "health_check", "env": "prod", "every": every}]

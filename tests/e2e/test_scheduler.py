@@ -9,31 +9,15 @@ import time
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
 
 from tests.e2e.botproc import start_bot
 from tests.helpers.configs import ALERT_CHANNELS as CHANNELS
 from tests.helpers.configs import schedule_config
-from tests.helpers.http_servers import serve
+from tests.helpers.http_servers import SwitchedHealth, serve
 from tests.helpers.slack import SlackStandIn
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-
-class Health:
-    """A /health endpoint the test turns bad and good again; counts its hits."""
-
-    def __init__(self) -> None:
-        self.ok = False
-        self.hits = 0
-        self.app = web.Application()
-        self.app.router.add_get("/health", self.health)
-
-    async def health(self, request: web.Request) -> web.Response:
-        self.hits += 1
-        if self.ok:
-            return web.json_response({"status": "ok"})
-        return web.json_response({"status": "down"}, status=503)
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -44,7 +28,7 @@ async def slack():
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def health():
-    h = Health()
+    h = SwitchedHealth()
     async with serve(h.app) as url:
         h.url = url
         yield h

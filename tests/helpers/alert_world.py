@@ -22,6 +22,8 @@ from bot.doors.alerts import AlertWorker
 URL = "http://127.0.0.1:18080"
 #: Monday 4 May 2026, 10:00 UTC (12:00 in Berlin)
 T0 = 1_777_888_800.0
+#: the error of a failing check in these tests
+REFUSED = "connection refused"
 CHANNELS = {"critical": "C0CRITICAL", "warning": "C0WARNING", "info": "C0INFO"}
 ALERTING = {
     "critical": {"to": ["pagerduty", "slack"], "escalate_after": "5m"},
@@ -149,3 +151,8 @@ class AlertWorld:
         if not getattr(self, "_closed", False):
             self._closed = True
             self.db.close()
+
+
+def text_of(message: dict[str, Any]) -> str:
+    """The text of a message's section blocks, joined."""
+    return " ".join(b.get("text", {}).get("text", "") for b in message.get("blocks", []) if b["type"] == "section")

@@ -29,8 +29,9 @@ def example_config(*, second_round: bool = False) -> dict[str, Any]:
 ALERT_CHANNELS = {"critical": "C0CRITICAL", "warning": "C0WARNING", "info": "C0INFO"}
 
 
-def schedule_config(path: Path, url: str) -> Path:
-    """An ops.yml at ``path``: prod's API Health (``url``/health) checked every second, alerts in C0CRITICAL."""
+def scheduled_health(url: str) -> dict[str, Any]:
+    """The example's ops.yml reduced to prod's API Health (``url``/health) checked every second, alerts in
+    the channels of ``ALERT_CHANNELS``."""
     config = example_config()
     config["slack"] = {"alert_channels": ALERT_CHANNELS}
     config["environments"] = {"prod": {
@@ -43,5 +44,10 @@ def schedule_config(path: Path, url: str) -> Path:
         {"issue": "Down", "symptoms": ["down"], "resolution": "Restart", "diagnose": ["health"]}
     ]
     config["schedules"] = [{"task": "health_check", "env": "prod", "every": "1s"}]
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return config
+
+
+def schedule_config(path: Path, url: str) -> Path:
+    """``scheduled_health(url)`` written to ``path``."""
+    path.write_text(yaml.safe_dump(scheduled_health(url), sort_keys=False))
     return path

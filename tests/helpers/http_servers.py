@@ -122,3 +122,21 @@ async def serve(app: web.Application, port: int | None = None) -> AsyncIterator[
         yield f"http://127.0.0.1:{bound}"
     finally:
         await runner.cleanup()
+
+
+class SwitchedHealth:
+    """A /health endpoint a test turns bad (503 ``down``) and good (``ok``) again; counts its hits."""
+
+    def __init__(self) -> None:
+        self.ok = False
+        self.hits = 0
+        self.url = ""
+        self.app = web.Application()
+        self.app.router.add_get("/health", self.health)
+
+    async def health(self, request: web.Request) -> web.Response:
+        """The answer of now."""
+        self.hits += 1
+        if self.ok:
+            return web.json_response({"status": "ok"})
+        return web.json_response({"status": "down"}, status=503)

@@ -9,13 +9,12 @@ from adapters.notify.pagerduty import PagerDutyNotifier
 from adapters.notify.slack import SlackNotifier
 from adapters.notify.smtp import SmtpNotifier
 from bot.core.incident import Observation
-from tests.helpers.alert_world import T0, AlertWorld, world_config
+from tests.helpers.alert_world import REFUSED, T0, AlertWorld, world_config
 from tests.helpers.pagerduty import PagerDutyStandIn
 from tests.helpers.slack import SlackStandIn
 from tests.helpers.smtp import SmtpServer
 
 KEY = "R0UTINGKEY0000000000000000000000"
-REFUSED = "connection refused"
 
 
 @pytest.fixture

@@ -86,3 +86,13 @@ def make_config(**overrides: Any):
 @pytest.fixture
 def config():
     return make_config()
+
+
+@pytest.fixture
+async def world(tmp_path):
+    """An alert world on fakes, in simulated time (``tests.helpers.alert_world``); closed after the test."""
+    from tests.helpers.alert_world import AlertWorld
+
+    w = AlertWorld(str(tmp_path / "a.db"))
+    yield w
+    w.close()

@@ -4,20 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers.alert_world import AlertWorld
-
-REFUSED = "connection refused"
-
-
-@pytest.fixture
-async def world(tmp_path):
-    w = AlertWorld(str(tmp_path / "a.db"))
-    yield w
-    w.close()
-
-
-def text_of(message: dict) -> str:
-    return " ".join(b.get("text", {}).get("text", "") for b in message.get("blocks", []) if b["type"] == "section")
+from tests.helpers.alert_world import REFUSED, text_of
 
 
 def replies(world) -> list[str]:

@@ -9,20 +9,7 @@ import pytest
 from adapters.fakes import FakePagerDuty
 from adapters.notify.base import DeliveryError
 from bot.core.db import Database
-from tests.helpers.alert_world import AlertWorld
-
-REFUSED = "connection refused"
-
-
-@pytest.fixture
-async def world(tmp_path):
-    w = AlertWorld(str(tmp_path / "a.db"))
-    yield w
-    w.close()
-
-
-def text_of(message: dict) -> str:
-    return " ".join(b.get("text", {}).get("text", "") for b in message.get("blocks", []) if b["type"] == "section")
+from tests.helpers.alert_world import REFUSED, AlertWorld, text_of
 
 
 async def test_a_slack_429_is_retried_after_its_retry_after_and_delivered_once(world):

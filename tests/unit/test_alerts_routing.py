@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from bot.core.incident import Observation
 from bot.render.alerts import alerts_text
-from tests.helpers.alert_world import T0, AlertWorld, world_config
-
-REFUSED = "connection refused"
-
-
-def text_of(message: dict) -> str:
-    return " ".join(b.get("text", {}).get("text", "") for b in message.get("blocks", []) if b["type"] == "section")
-
-
-@pytest.fixture
-async def world(tmp_path):
-    w = AlertWorld(str(tmp_path / "a.db"))
-    yield w
-    w.close()
+from tests.helpers.alert_world import REFUSED, T0, AlertWorld, text_of, world_config
 
 
 async def test_many_incidents_within_a_minute_share_one_summary_message(tmp_path):
