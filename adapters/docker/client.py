@@ -18,6 +18,7 @@ from typing import Any, ClassVar, TypeVar
 import docker
 import docker.errors
 import requests
+import urllib3.exceptions
 
 from adapters.docker.cgroups import Cgroup, Cgroups, Reading
 from adapters.docker.io import reason
@@ -79,9 +80,11 @@ class DockerClientBase:
             raise NotFound(f"{self.description}: {explain(exc)}{what}") from exc
         except docker.errors.APIError as exc:
             raise self._refused(explain(exc), what) from exc
-        except requests.exceptions.Timeout as exc:  # a socket timeout: the engine went silent
-            raise AdapterTimeout(f"{self.description} did not answer within {self.timeout:g}s{what}") from exc
-        except (requests.exceptions.RequestException, docker.errors.DockerException, OSError) as exc:
+        except (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError) as exc:  # a socket timeout: the
+            # engine went silent (a raw stream's read times out in urllib3, not wrapped by requests)
+            raise AdapterTimeout(f"{self.description} did not answer within {limit:g}s{what}") from exc
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, docker.errors.DockerException,
+                OSError) as exc:  # fmt: skip
             raise EngineUnavailable(f"{self.description} does not answer ({reason(exc)})") from exc
 
     async def _each(self, calls: list[Callable[[], T]], what: str) -> list[T | BaseException]:
