@@ -179,13 +179,18 @@ def task_info(
     ``container`` is the inspect data of its container when it runs on this engine's node (health,
     start time); None for a task on another node or without a container. Swarm marks a task
     ``running`` only once its health check passed (``starting`` until then) and replaces one that turns
-    unhealthy, so a remote task's health follows from its state when its spec has a check.
+    unhealthy, so a remote task's health follows from its state when its spec has a check. A local
+    container that has stopped makes the task ``exited`` whatever Swarm says yet.
     """
     status = task.get("Status") or {}
     state = str(status.get("State") or "unknown")
     cstate = (container or {}).get("State") or {}
     health = (cstate.get("Health") or {}).get("Status")
     exit_code = (status.get("ContainerStatus") or {}).get("ExitCode")
+    if state in ("running", "starting") and cstate.get("Status") in ("exited", "dead"):
+        # the agent reports a task's end a little after its container stops: the container is the fresher
+        # source (a task that crashes 3 ms after it starts can still say "running" half a second later)
+        state = "failed"
     if state in ("running", "starting"):
         docker_state, exit_code = "running", None
         if health is None and (healthcheck or state == "starting"):

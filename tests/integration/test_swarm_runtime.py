@@ -65,6 +65,10 @@ def test_tasks_as_containers():
     local = {"State": {"Health": {"Status": "unhealthy"}, "StartedAt": "2026-11-26T10:00:05Z"}}
     mine = task_info(running, service_name="s", service="a", container=local, healthcheck=True)
     assert mine.health == "unhealthy" and mine.started_at == datetime(2026, 11, 26, 10, 0, 5, tzinfo=UTC)
+    # Swarm still says running, but the container on this node has stopped: the container wins
+    stopped = {"State": {"Status": "exited", "ExitCode": 3, "StartedAt": "2026-11-26T10:00:05Z"}}
+    crashed = task_info(running, service_name="s", service="a", container=stopped, healthcheck=False)
+    assert (crashed.state, crashed.exit_code, crashed.health) == ("exited", 3, None)
     failed = task_info(_task("t1", 1, "failed", created="x", exit_code=137), service_name="s", service="a",
                        container=None, healthcheck=True)  # fmt: skip
     assert (failed.state, failed.exit_code, failed.health) == ("exited", 137, None)
