@@ -30,6 +30,7 @@ from bot.slack.mrkdwn import (
     esc,
     mention,
 )
+from bot.slack.mrkdwn import cut as cut_escaped
 from commands.ack import AckResult
 from commands.alerts import AlertsResult
 from commands.audit import AuditResult
@@ -434,7 +435,7 @@ def render_message(reply: Reply) -> Message:
     """The reply as a Slack message within every limit; long output summarised with a file."""
     if reply.result is None:
         text = f":no_entry: {esc(reply.error or 'failed')}"
-        return Message(text=text[:MAX_FALLBACK_TEXT], blocks=[_section(text[:MAX_SECTION])])
+        return Message(text=cut_escaped(text, MAX_FALLBACK_TEXT), blocks=[_section(cut_escaped(text, MAX_SECTION))])
     renderer = RENDERERS.get(type(reply.result))
     rendered = renderer(reply.result) if renderer else Rendered(header=reply.command or "result")
     header = rendered.header[:MAX_HEADER]
@@ -447,13 +448,14 @@ def render_message(reply: Reply) -> Message:
     if pending:
         assert isinstance(reply.result, ApprovalResult)
         blocks.append(approval_buttons(reply.result.approval["id"]))
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context_line(reply)[:MAX_SECTION]}]})
+    context = cut_escaped(context_line(reply), MAX_SECTION)
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
     text = esc(f"{icon} {header}".strip())  # the notification text is parsed as mrkdwn
     file = None
     if rendered.attach or cut:
         name = f"{reply.command or 'result'}-{reply.environment or 'all'}-{reply.request_id}.txt"
         file = (name, render_text(reply))
-    return Message(text=text[:MAX_FALLBACK_TEXT], blocks=blocks, file=file)
+    return Message(text=cut_escaped(text, MAX_FALLBACK_TEXT), blocks=blocks, file=file)
 
 
 def notice_message(text: str, reply: Reply | None = None) -> Message:
@@ -461,10 +463,10 @@ def notice_message(text: str, reply: Reply | None = None) -> Message:
     escaped here; with ``reply``, it heads the rendered reply (long output: the file to attach)."""
     head = esc(text)
     if reply is None:
-        return Message(text=head[:MAX_FALLBACK_TEXT], blocks=[_section(head[:MAX_SECTION])])
+        return Message(text=cut_escaped(head, MAX_FALLBACK_TEXT), blocks=[_section(cut_escaped(head, MAX_SECTION))])
     rendered = render_message(reply)
-    blocks = [_section(head[:MAX_SECTION]), *rendered.blocks[: MAX_BLOCKS - 1]]
-    return Message(text=head[:MAX_FALLBACK_TEXT], blocks=blocks, file=rendered.file)
+    blocks = [_section(cut_escaped(head, MAX_SECTION)), *rendered.blocks[: MAX_BLOCKS - 1]]
+    return Message(text=cut_escaped(head, MAX_FALLBACK_TEXT), blocks=blocks, file=rendered.file)
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -473,5 +475,5 @@ def _section(text: str) -> dict[str, Any]:
 
 def progress_message(text: str) -> Message:
     """A progress line ("Checking prod..."), edited in place as work goes on."""
-    line = f":hourglass_flowing_sand: {esc(text)}"[:MAX_SECTION]
-    return Message(text=line[:MAX_FALLBACK_TEXT], blocks=[_section(line)])
+    line = cut_escaped(f":hourglass_flowing_sand: {esc(text)}", MAX_SECTION)
+    return Message(text=cut_escaped(line, MAX_FALLBACK_TEXT), blocks=[_section(line)])

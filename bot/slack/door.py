@@ -40,7 +40,7 @@ from bot.slack.alert_clicks import AlertClick, alert_click, alert_words
 from bot.slack.blocks import notice_message, progress_message, render_message
 from bot.slack.groups import SlackGroupResolver
 from bot.slack.liveness import SlackLiveness
-from bot.slack.mrkdwn import MAX_FALLBACK_TEXT, MAX_SECTION, Message, esc
+from bot.slack.mrkdwn import MAX_FALLBACK_TEXT, MAX_SECTION, Message, cut, esc
 
 log = logging.getLogger("opsbot.slack")
 #: how long the acknowledgement may wait for parse + authorize before answering empty
@@ -391,8 +391,8 @@ class SlackDoor:
         shown = esc(self.app.redactor.text(text))
         try:
             response = await self._client().chat_postMessage(
-                channel=channel, text=shown[:MAX_FALLBACK_TEXT], thread_ts=thread_ts,
-                blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": shown[:MAX_SECTION]}}],
+                channel=channel, text=cut(shown, MAX_FALLBACK_TEXT), thread_ts=thread_ts,
+                blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": cut(shown, MAX_SECTION)}}],
             )  # fmt: skip
         except (TimeoutError, SlackApiError, OSError) as exc:
             self._failed("chat.postMessage", exc)
@@ -402,8 +402,8 @@ class SlackDoor:
     async def edit_notice(self, channel: str, ts: str, text: str) -> bool:
         """Replace a notice's text (escaped here, once); False when Slack refused it."""
         shown = esc(self.app.redactor.text(text))
-        section = {"type": "section", "text": {"type": "mrkdwn", "text": shown[:MAX_SECTION]}}
-        return await self.update(channel, ts, Message(text=shown[:MAX_FALLBACK_TEXT], blocks=[section]))
+        section = {"type": "section", "text": {"type": "mrkdwn", "text": cut(shown, MAX_SECTION)}}
+        return await self.update(channel, ts, Message(text=cut(shown, MAX_FALLBACK_TEXT), blocks=[section]))
 
     async def sweep_forever(self, every: float = 5.0) -> None:
         """Expire approvals past their time and say so on their messages, until cancelled."""

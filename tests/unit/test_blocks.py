@@ -230,3 +230,21 @@ def test_audit_verify_says_intact_or_where_it_breaks():
     text = json.dumps(broken.blocks)
     assert "*broken at entry 3*" in text and "&lt;@U0X&gt;" in text and "<@U0X>" not in text
     assert intact.text == "Audit log: chain intact" and broken.text == "Audit log: chain BROKEN"
+
+
+@pytest.mark.parametrize("offset", range(5))
+def test_long_escaped_text_is_never_cut_inside_an_entity(offset):
+    from bot.slack.blocks import notice_message, progress_message
+
+    hostile = "x" * offset + "<&>" * 2000  # escaped it is far longer than any limit, entities everywhere
+    messages = [
+        render_message(Reply(request_id="r", error=hostile, exit_code=1)),
+        notice_message(hostile),
+        progress_message(hostile),
+    ]
+    for message in messages:
+        texts = [message.text] + [b["text"]["text"] for b in message.blocks if b["type"] == "section"]
+        for text in texts:
+            # what is shown ends with a whole entity (or plain text), never a broken "&am" or "&l"
+            tail = text[text.rfind("&"):]
+            assert tail in ("&amp;", "&lt;", "&gt;") or "&" not in text, tail
