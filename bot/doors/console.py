@@ -24,7 +24,7 @@ from bot.render.text import render_text
 from commands.base import USER_RE
 
 PROMPT = "ops> "
-HISTORY = Path(os.environ.get("OPSBOT_HISTORY", Path.home() / ".opsbot_history"))
+HISTORY = Path(os.environ.get("OPSBOT_HISTORY", Path.home() / ".opsbot_history")).expanduser()
 
 
 def _setup_history() -> None:
