@@ -112,6 +112,10 @@ def main() -> None:
         raise SystemExit("no aws command: python3 -m venv /tmp/awscli && /tmp/awscli/bin/pip install awscli; "
                          "then --aws /tmp/awscli/bin/aws")  # fmt: skip
     version = subprocess.run([args.aws, "--version"], capture_output=True, text=True).stdout.strip()
+    # opsbot's bytecode compiled, as pip compiles an installed package's (and the aws CLI's in its venv):
+    # PYTHONDONTWRITEBYTECODE in the environment would otherwise make every run compile opsbot again
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "bot", "commands", "adapters"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",

@@ -45,6 +45,10 @@ class BackupArgs(ChangeArgs):
             raise UserError("--delete goes with --files (backup <env> --files --delete): a database backup "
                             "deletes only by retention_days")  # fmt: skip
 
+    def shows_environment(self) -> bool:
+        """``--files`` shows only S3's listings and answers: no container's secrets to learn first."""
+        return not self.files
+
     def needs_approval(self, spec_approval: bool) -> bool:
         """``--files --delete`` deletes in the backup: it waits for approval like any other change."""
         return spec_approval or self.delete

@@ -135,6 +135,12 @@ class Args(BaseModel):
         it then runs at once, for viewers, without plan or approval."""
         return True
 
+    def shows_environment(self) -> bool:
+        """False when nothing these arguments make the command show comes from the environment's containers
+        (``backup <env> --files``: S3's listings and answers): the engine then does not read the containers
+        to learn their secrets first (no Docker engine is asked, nor needed)."""
+        return True
+
     def needs_approval(self, spec_approval: bool) -> bool:
         """Whether this change waits for approvers: the spec's ``approval``, unless these arguments make a
         change that runs at once delete something (``backup --files --delete``)."""

@@ -1,8 +1,8 @@
-"""``S3Buckets``: listings, server-side copies and deletions between S3 buckets, through boto3.
+"""``S3Buckets``: listings, server-side copies and deletions between S3 buckets, through botocore (boto3's core).
 
-boto3 is synchronous: every call runs in one of the adapter's own worker threads (``concurrency`` of
+botocore is synchronous: every call runs in one of the adapter's own worker threads (``concurrency`` of
 them; more calls wait for a free one), bounded by the client's connect and read timeouts. The endpoint,
-keys and region are boto3's usual ones (``AWS_ENDPOINT_URL``, ...). A listing is paged
+keys and region are boto3's and the aws CLI's usual ones (``AWS_ENDPOINT_URL``, ...). A listing is paged
 (``ListObjectsV2``, 1,000 keys a page, continuation tokens); a copy is one ``CopyObject`` up to
 ``multipart_threshold`` bytes (5 GiB, S3's limit), else ``CreateMultipartUpload`` + ``UploadPartCopy``
 for each part + ``CompleteMultipartUpload``, aborted if any part fails.
@@ -16,7 +16,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import boto3
 import botocore.config
 import botocore.exceptions
 import botocore.session
@@ -62,7 +61,8 @@ class S3Buckets:
             session = botocore.session.get_session()
             # nothing here reads LastModified: left as S3's text, a listing parses several times faster
             session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
-            self._client = boto3.session.Session(botocore_session=session).client("s3", config=config)
+            # botocore's client itself: boto3's session would add only its imports (s3transfer, resources)
+            self._client = session.create_client("s3", config=config)
         return self._client
 
     async def _call(self, fn: Callable[[], T], url: str, what: str) -> T:

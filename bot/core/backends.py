@@ -5,7 +5,6 @@ from __future__ import annotations
 from adapters.buckets import Buckets
 from adapters.certs import CertSource
 from adapters.metrics.base import Metrics
-from adapters.metrics.prometheus import PrometheusMetrics
 from adapters.probe import Probe
 from adapters.runtime import Runtime
 from adapters.store import BackupStore
@@ -93,6 +92,8 @@ class RealBackends:
         if source not in sources:
             monitoring = self.config.monitoring
             if source == "prometheus" and monitoring is not None and monitoring.prometheus is not None:
+                from adapters.metrics.prometheus import PrometheusMetrics  # imports httpx: only when needed
+
                 p = monitoring.prometheus
                 sources[source] = PrometheusMetrics(p.url, timeout=p.timeout)
             elif source == "cloudwatch" and monitoring is not None and monitoring.cloudwatch is not None:

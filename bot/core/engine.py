@@ -125,7 +125,8 @@ class Engine:
         await self._audit(request, reply, text, "requested", "accepted", {"args": parsed.args.model_dump(mode="json")})
         try:
             ctx = self.make_ctx(request)
-            if parsed.spec.name not in OWN_RECORDS and not parsed.spec.learns_secrets_itself:
+            if (parsed.spec.name not in OWN_RECORDS and not parsed.spec.learns_secrets_itself
+                    and parsed.args.shows_environment()):  # fmt: skip
                 await self.learn_secrets(ctx, getattr(parsed.args, "env", None))
             # listings across environments show only what the actor may see in each (``audit``, ``pending``)
             ctx.extras["visible"] = partial(self.access.visible, request.actor, parsed.spec)

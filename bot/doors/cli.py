@@ -13,16 +13,18 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from adapters.errors import ConfigError, OpsError
-from bot.config.settings import Settings
 from bot.core import logs
 from bot.doors import tools
 
 if TYPE_CHECKING:
+    from bot.config.settings import Settings
     from bot.core.app import App
     from commands.base import Backends
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from bot.config.settings import Settings  # the config's models: imported for the commands that read them
+
     settings = Settings()
     if getattr(args, "config", None):
         settings.opsbot_config = args.config

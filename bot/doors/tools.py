@@ -15,9 +15,6 @@ import sys
 from pathlib import Path
 
 from adapters.errors import ConfigError, UserError
-from bot.config import load_config
-from bot.config.redact import Redactor
-from bot.config.settings import Settings
 
 #: the subcommands this module adds to ``opsbot``
 COMMANDS = ("init", "guide")
@@ -63,6 +60,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 
 def _config_path(args: argparse.Namespace) -> str:
+    from bot.config.settings import Settings  # the config's models: not for `opsbot --help`
+
     settings = Settings()
     return str(getattr(args, "config", None) or settings.opsbot_config)
 
@@ -71,6 +70,8 @@ def check_live(args: argparse.Namespace) -> int:
     """``opsbot check --live``: the table, or JSON; exit 0 all ok, 1 any warning or critical, 2 refused."""
     if not 0 < args.timeout <= 300:
         raise UserError(f"--timeout must be above 0 and at most 300 seconds, not {args.timeout:g}")
+    from bot.config import load_config
+
     try:
         config = load_config(_config_path(args))
     except ConfigError as exc:
@@ -79,6 +80,8 @@ def check_live(args: argparse.Namespace) -> int:
     if args.env is not None:
         config.env(args.env)  # an unknown environment is refused before anything is checked
     # the adapters import docker, boto3 and httpx: only for the commands that use them
+    from bot.config.redact import Redactor
+    from bot.config.settings import Settings
     from bot.core.backends import RealBackends
     from bot.core.preflight import run_preflight
     from bot.render.preflight import preflight_text
@@ -136,6 +139,8 @@ def _init(args: argparse.Namespace) -> int:
 
 
 async def _export(args: argparse.Namespace, out: Path | None) -> int:
+    from bot.config import load_config
+    from bot.config.settings import Settings
     from bot.core import logs
     from bot.core.app import App
     from bot.core.backends import RealBackends

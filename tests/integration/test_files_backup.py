@@ -4,9 +4,13 @@ an unchanged second run, a source bucket that does not exist, S3 stopping mid-wa
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -196,3 +200,37 @@ async def test_delete_waits_for_approval_then_deletes_what_the_source_does_not_h
         assert {"awaiting-approval", "approved", "files-backup-copied"} <= set(events)
     finally:
         await app.close()
+
+
+#: what `opsbot run backup <env> --files` must never import: the Docker SDK (nothing is asked of the
+#: containers), httpx and aiohttp (no HTTP check), Slack's libraries, boto3 (botocore is enough)
+NOT_NEEDED = ("docker", "httpx", "aiohttp", "slack_bolt", "slack_sdk", "boto3", "s3transfer")
+SHOW_MODULES = f"""
+import json, sys
+from bot.doors.cli import main
+code = main(sys.argv[1:])
+seen = sorted(m for m in sys.modules if m.split(".")[0] in {NOT_NEEDED!r})
+print(json.dumps({{"code": code, "modules": seen}}), file=sys.stderr)
+"""
+
+
+async def test_the_command_line_backs_up_files_without_docker_http_or_slack_libraries(tmp_path, buckets, moto_s3):
+    """The whole process, as a user runs it: the copy happens, and its start-up stays lean (issue 15's
+    benchmark: an unchanged run is mostly start-up)."""
+    source, target = buckets
+    put = seeder(moto_s3)
+    for i in range(3):
+        put(source, f"docs/{i}.txt", f"file {i}".encode())
+    app = await build(tmp_path, f"s3://{source}/", f"s3://{target}/")
+    await app.close()
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "OPSBOT_DB": str(tmp_path / "o.db"), "LOG_LEVEL": "warning"}
+    for copied in (3, 0):
+        done = subprocess.run(
+            [sys.executable, "-c", SHOW_MODULES, "run", "--config", str(tmp_path / "ops.yml"), "--as", OPERATOR,
+             "--json", "backup", "prod", "--files"], env=env, capture_output=True, text=True, timeout=120, cwd=root,
+        )  # fmt: skip
+        result, seen = json.loads(done.stdout), json.loads(done.stderr.strip().splitlines()[-1])
+        assert (seen["code"], result["copied"], result["verified"]) == (0, copied, True), done.stderr[-2000:]
+        assert seen["modules"] == [], seen["modules"]
+    assert set(keys(moto_s3, target)) == {f"docs/{i}.txt" for i in range(3)}

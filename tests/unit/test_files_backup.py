@@ -89,6 +89,17 @@ async def test_first_run_copies_what_is_missing_or_changed_and_the_second_copies
     assert not any(c.startswith("head ") for c in buckets.calls)  # plain objects: the listings decide
 
 
+async def test_the_files_backup_asks_nothing_of_the_containers_and_the_database_backup_does(engine, buckets):
+    """Nothing ``--files`` shows comes from the containers: their secrets are not learnt first (no Docker
+    engine needed, none imported); a database backup runs in a container and still learns them."""
+    runtime = engine.backends.runtime("prod")
+    reply = await run(engine, "backup prod --files")
+    assert reply.exit_code == 0 and reply.to_json()["copied"] == 30, reply.error
+    assert runtime.calls == []
+    await run(engine, "backup prod --dry-run")
+    assert runtime.calls == ["containers"]
+
+
 async def test_objects_copied_in_parts_are_recognised_by_the_etag_they_recorded(engine, buckets):
     buckets.multipart_threshold = 1000
     buckets.part_size = 400
