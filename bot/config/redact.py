@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from bot.config.redact_names import MIN_SECRET_LENGTH, is_secret_name, learnable, url_secrets, variants
 from bot.config.redact_rules import CHUNK, MASK, redact_text
 
-__all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor", "is_secret_name", "off_loop"]
+__all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor", "in_redaction_thread", "is_secret_name", "off_loop"]
 
 T = TypeVar("T")
 #: redaction and rendering of results run here, never on the event loop that serves everyone else; one
@@ -36,6 +36,14 @@ _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsbot-redact")
 
 #: text up to this size is redacted or rendered at once, on the loop (microseconds); more goes to the thread
 INLINE_LIMIT = 64 * 1024
+
+
+def in_redaction_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in the redaction thread, waited for (from another thread: a log reader's), so that
+    redaction still competes with the event loop from one thread only."""
+    if threading.current_thread().name.startswith("opsbot-redact"):
+        return fn(*args)
+    return _WORKER.submit(fn, *args).result()
 
 
 async def off_loop(fn: Callable[..., T], *args: Any) -> T:

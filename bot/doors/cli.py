@@ -46,7 +46,7 @@ def _print_json(data: object) -> None:
 async def _run(args: argparse.Namespace) -> int:
     from bot.core.access import local_operator
     from bot.core.engine import Request
-    from bot.render.text import render_text
+    from bot.render.text import text_lines
     from commands.base import USER_RE
 
     actor = args.as_user or local_operator()
@@ -61,11 +61,16 @@ async def _run(args: argparse.Namespace) -> int:
                 print(f"... {app.redactor.text(message)}", file=sys.stderr, flush=True)
 
         reply = await app.engine.handle(Request(actor=actor, door="cli", words=args.words, progress=progress))
-        if args.json:
-            _print_json(app.redactor.data(reply.to_json()))
-        else:
-            text = app.redactor.text(render_text(reply))
-            print(text, file=sys.stdout if reply.result is not None else sys.stderr)
+        try:
+            if args.json:
+                _print_json(app.redactor.data(reply.to_json()))
+            else:  # a line at a time: every line of a big ``logs``, read from its spool as printed
+                out = sys.stdout if reply.result is not None else sys.stderr
+                for text in text_lines(reply, app.redactor.text):
+                    print(text, file=out)
+        finally:
+            if reply.result is not None:
+                reply.result.close()
         return reply.exit_code
     finally:
         await app.close()
