@@ -138,9 +138,9 @@ class ComposeRuntime(ComposeReplace, DockerStreams):
             params["since"] = f"{(datetime.now(UTC) - since).timestamp():.6f}"
         stop = threading.Event()
 
-        parts = (
-            [spool if len(containers) == 1 else LineSpool(lines, spool.transform) for _ in containers] if spool else []
-        )
+        parts: list[LineSpool] = []  # (a spool with no line yet is falsy: compared with None)
+        if spool is not None:
+            parts = [spool] if len(containers) == 1 else [LineSpool(lines, spool.transform) for _ in containers]
 
         def read(attrs: dict[str, Any], part: LineSpool | None) -> list[tuple[str, str]]:
             prefix = f"{container_name(attrs)}: " if len(containers) > 1 else ""
