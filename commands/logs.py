@@ -12,6 +12,7 @@ Guide: 6.4 Logs, 8.2 Diagnostics.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -25,8 +26,10 @@ from commands.base import Args, CommandSpec, Ctx, EnvName, Result, ServiceName, 
 from commands.inspect import learn_secrets
 
 MAX_LINES = 5000
-#: the newest lines a result holds in memory (what a message shows); the rest stay in its spool
-TAIL_LINES = 100
+#: the newest lines a result holds in memory (what a message shows, ``--json``), at most ``TAIL_TEXT``
+#: characters of them; every line stays in its spool
+TAIL_LINES = 1000
+TAIL_TEXT = 256 * 1024
 
 
 class LogsArgs(Args):
@@ -45,7 +48,7 @@ class LogsResult(Result):
     kind = "logs"
     environment: str
     service: str
-    #: the newest lines (at most ``TAIL_LINES``), redacted
+    #: the newest lines (at most ``TAIL_LINES``, ``TAIL_TEXT`` characters of them), redacted
     lines: list[str]
     since: str | None = None
     grep: str | None = None
@@ -89,7 +92,7 @@ async def run(ctx: Ctx, args: LogsArgs) -> LogsResult:
             args.service, since=since, lines=args.lines, grep=args.grep, spool=spool
         )
         count = len(spool)
-        tail = spool.tail(TAIL_LINES)
+        tail = await asyncio.to_thread(spool.tail, TAIL_LINES, TAIL_TEXT)  # reads the whole spool: not on the loop
         limited = count < args.lines and spool.chars + MAX_LINE > MAX_LOG_TEXT
     except BaseException:
         spool.close()

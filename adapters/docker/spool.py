@@ -11,6 +11,7 @@ bounded by ``keep`` too, however long the log that is read through it (``--grep`
 
 from __future__ import annotations
 
+import collections
 import heapq
 import os
 import shutil
@@ -131,10 +132,18 @@ class LineSpool:
         """The kept lines, oldest first."""
         return (line for _, line in self.items())
 
-    def tail(self, count: int) -> list[str]:
-        """The newest ``count`` kept lines (read through once: memory of ``count`` lines)."""
+    def tail(self, count: int, budget: int | None = None) -> list[str]:
+        """The newest ``count`` kept lines, and only as many of them as fit in ``budget`` characters (at least
+        one); read through once, holding no more than that."""
         skip = max(len(self) - max(count, 0), 0)
-        return [line for _, line in islice(self.items(), skip, None)]
+        kept: collections.deque[str] = collections.deque()
+        size = 0
+        for _, line in islice(self.items(), skip, None):
+            kept.append(line)
+            size += len(line)
+            while budget is not None and size > budget and len(kept) > 1:
+                size -= len(kept.popleft())
+        return list(kept)
 
     def merge(self, parts: list[LineSpool], key: Callable[[str], Any] = str) -> None:
         """Add the lines of ``parts`` merged by ``key`` of their timestamps (their newest ``keep`` in all),

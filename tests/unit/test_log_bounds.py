@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,8 +13,9 @@ from adapters.swarm.runtime import NewestLines
 from bot.config.redact import MASK, Redactor
 from bot.core.db import Database
 from bot.core.engine import Engine, Request
+from bot.doors.cli import _print_reply_json
 from bot.render.text import render_text, text_lines
-from commands.logs import TAIL_LINES
+from commands.logs import TAIL_LINES, TAIL_TEXT
 from tests.unit.conftest import make_config
 
 LINE = "token" * 800  # the adversarial shape, 4 KB
@@ -29,7 +31,7 @@ def test_the_readers_keep_the_newest_lines_within_the_budget():
         assert lines[-1].startswith("04999 ") and int(lines[0][:5]) == 5000 - len(lines)
 
 
-async def test_logs_of_5000_long_lines_keep_every_line_redacted_in_a_private_spool(tmp_path):
+async def test_logs_of_5000_long_lines_keep_every_line_redacted_in_a_private_spool(tmp_path, capsys):
     rt = FakeRuntime()
     start = datetime.now(UTC) - timedelta(minutes=5)
     rt.add("worker", env={"DB_PASSWORD": "hunter2-secret"})
@@ -40,7 +42,8 @@ async def test_logs_of_5000_long_lines_keep_every_line_redacted_in_a_private_spo
     try:
         reply = await engine.handle(Request(actor="U0X", door="slack", text="logs prod worker --lines 5000"))
         result = reply.result
-        assert result.total == 5000 and not result.limited and len(result.lines) == TAIL_LINES
+        assert result.total == 5000 and not result.limited and 1 < len(result.lines) < TAIL_LINES
+        assert sum(map(len, result.lines)) <= TAIL_TEXT < sum(map(len, result.lines)) + len(result.lines[0])
         spool = result._spool
         directory = Path(spool.directory)
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700
@@ -50,7 +53,10 @@ async def test_logs_of_5000_long_lines_keep_every_line_redacted_in_a_private_spo
         assert [int(line[:5]) for line in lines[1:]] == list(range(5000))
         assert all(line.endswith(f" {MASK} end") for line in lines[1:])
         assert all("hunter2" not in f.read_text() for f in directory.iterdir())  # never written unredacted
-        assert "the newest 100 below" in render_text(reply)
+        assert f"the newest {len(result.lines)} below" in render_text(reply)
+        _print_reply_json(reply, engine.redactor.data)  # opsbot run --json: every line too
+        data = json.loads(capsys.readouterr().out)
+        assert data["count"] == 5000 and len(data["lines"]) == 5000 and data["lines"][-1].startswith("04999 ")
         result.close()
         assert not directory.exists()
         result.close()  # twice: harmless
