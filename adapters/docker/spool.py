@@ -51,12 +51,14 @@ class LineSpool:
         self._made = 0
         #: characters of the lines written
         self.chars = 0
+        #: closed: lines still given (a reader thread that outlived a cancelled request) are dropped
+        self._closed = False
 
     # ------------------------------------------------------------------ writing
 
     def add(self, stamp: str, line: str) -> None:
         """Take one line (``stamp`` sorts lines of several sources by time; it holds no space)."""
-        if self.keep <= 0:
+        if self.keep <= 0 or self._closed:
             return
         self._pending.append((stamp, line))
         self._pending_size += len(line) + len(stamp)
@@ -77,6 +79,8 @@ class LineSpool:
         if self.transform is not None:
             lines = self.transform(lines)
         with self._lock:
+            if self._closed:
+                return
             for (stamp, _), line in zip(pending, lines, strict=True):
                 self.chars += len(line)
                 self._write(f"{stamp} {line}\n")
@@ -164,6 +168,7 @@ class LineSpool:
     def close(self) -> None:
         """Remove the spool's files and directory (also done when the spool is garbage-collected)."""
         with self._lock:
+            self._closed = True
             if self._file is not None:
                 self._file.close()
                 self._file = None

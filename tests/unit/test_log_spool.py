@@ -55,3 +55,11 @@ def test_the_newest_lines_of_several_sources_merge_by_time():
         merged.merge([a, b])
         assert list(merged.lines()) == ["a6", "b7", "a8", "b9"]
     assert not Path(a.directory).exists() and not Path(b.directory).exists()
+
+
+def test_lines_given_after_close_are_dropped_and_write_nothing():
+    spool = LineSpool(5)
+    spool.close()
+    spool.add("t", "late line from a reader thread")
+    spool.finish()
+    assert not Path(spool.directory).exists() and len(spool) == 0
