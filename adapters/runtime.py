@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
+from adapters.docker.spool import LineSpool
 from adapters.models import ContainerInfo, DiskUsage, ExecResult, Replacement
 
 
@@ -31,11 +32,14 @@ class Runtime(Protocol):
         since: timedelta | None = None,
         lines: int = 200,
         grep: str | None = None,
+        spool: LineSpool | None = None,
     ) -> list[str]:
         """The newest ``lines`` log lines of the service's containers (stdout and stderr).
 
         With ``grep``, only lines containing that text (case-insensitive), still the newest ``lines``.
-        Memory stays bounded by ``lines`` whatever the size of the log.
+        Memory stays bounded by ``lines`` whatever the size of the log (and by 2 MiB of text: the newest
+        lines are kept). With ``spool``, the lines go there instead, every one of them (on disk), and an
+        empty list is returned.
         """
         ...
 

@@ -20,6 +20,7 @@ import asyncio
 import re
 import resource
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -31,10 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from adapters.fakes import FakeBackends, FakeProbe, FakeRuntime  # noqa: E402
-from bot.config.redact import Redactor, off_loop_if_big  # noqa: E402
+from bot.config.redact import Redactor, off_loop, off_loop_if_big  # noqa: E402
 from bot.core.db import Database  # noqa: E402
 from bot.core.engine import Engine, Request  # noqa: E402
 from bot.slack.blocks import render_message  # noqa: E402
+from bot.slack.upload import write_private  # noqa: E402
 from tests.unit.conftest import make_config  # noqa: E402
 
 GOAL_MBS = 50.0
@@ -113,12 +115,23 @@ async def big_logs(engine: Engine, lines: int, stop: asyncio.Event) -> float:
     start = time.perf_counter()
     try:
         reply = await engine.handle(Request(actor="U0FIRST", door="slack", text=f"logs prod worker --lines {lines}"))
-        # what the Slack door does with the reply: render, redact the message, redact the uploaded file
-        message = await off_loop_if_big(reply.size, render_message, reply)
-        redact = engine.redactor
-        redact.text(message.text), redact.data(message.blocks)
-        if message.file is not None:
-            await off_loop_if_big(len(message.file[1]), redact.text, message.file[1])
+        # what the Slack door does with the reply: render, redact the message, write the file it uploads
+        try:
+            message = await off_loop_if_big(reply.size, render_message, reply)
+            redact = engine.redactor
+            redact.text(message.text), redact.data(message.blocks)
+            if message.file is not None:
+                await off_loop_if_big(len(message.file[1]), redact.text, message.file[1])
+            if message.lines is not None:
+                directory = tempfile.mkdtemp()
+                try:
+                    path = await off_loop(write_private, message.lines[1](redact.text), directory)
+                    assert sum(1 for _ in open(path)) == lines + 1, "every line reaches the upload"
+                finally:
+                    shutil.rmtree(directory)
+        finally:
+            if reply.result is not None:
+                reply.result.close()
         return time.perf_counter() - start
     finally:
         stop.set()

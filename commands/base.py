@@ -175,6 +175,12 @@ class Result(BaseModel):
         """The environment this result is about, if any."""
         return getattr(self, "environment", None)
 
+    def adopt(self, other: Result) -> None:
+        """Take over what ``other`` (the same result before redaction) keeps outside its data."""
+
+    def close(self) -> None:
+        """Release what the result keeps outside memory (``logs``: its spool file); safe to call twice."""
+
 
 class Plan(BaseModel):
     """What a change will do, shown before it runs; an approval is bound to its hash."""

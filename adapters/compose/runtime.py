@@ -36,6 +36,7 @@ from adapters.docker.io import (
     time_key,
 )
 from adapters.docker.spec import OLD_MARK
+from adapters.docker.spool import LineSpool
 from adapters.docker.stream import DockerStreams
 from adapters.errors import AdapterError, NotFound
 from adapters.lifecycle import TAIL_LINES, Look, wait_running
@@ -113,14 +114,21 @@ class ComposeRuntime(ComposeReplace, DockerStreams):
         return sorted(infos, key=lambda i: (i.service, i.number or 0, i.name))
 
     async def logs(
-        self, service: str, *, since: timedelta | None = None, lines: int = 200, grep: str | None = None
+        self,
+        service: str,
+        *,
+        since: timedelta | None = None,
+        lines: int = 200,
+        grep: str | None = None,
+        spool: LineSpool | None = None,
     ) -> list[str]:
         """The newest ``lines`` lines (stdout and stderr) of the service's containers, merged by time.
 
         Without ``grep`` the engine sends only the last ``lines`` lines (``tail``); with it, the whole
         log is streamed through and only the newest ``lines`` matches are kept. Either way memory is
         bounded by ``lines``. Lines are decoded as UTF-8 (invalid bytes replaced) and cut at 4096
-        characters; with several containers each line starts with the container's name.
+        characters; with several containers each line starts with the container's name. With ``spool``
+        every line goes there (one spool per container, merged by time into it at the end).
         """
         lines = max(int(lines), 0)
         containers = await self._service(service, running=False)
@@ -130,17 +138,35 @@ class ComposeRuntime(ComposeReplace, DockerStreams):
             params["since"] = f"{(datetime.now(UTC) - since).timestamp():.6f}"
         stop = threading.Event()
 
-        def read(attrs: dict[str, Any]) -> list[tuple[str, str]]:
-            reader = LineReader(lines, grep, prefix=f"{container_name(attrs)}: " if len(containers) > 1 else "")
-            return self._read_log(attrs, params, reader, stop)
+        parts: list[LineSpool] = []  # (a spool with no line yet is falsy: compared with None)
+        if spool is not None:
+            parts = [spool] if len(containers) == 1 else [LineSpool(lines, spool.transform) for _ in containers]
+
+        def read(attrs: dict[str, Any], part: LineSpool | None) -> list[tuple[str, str]]:
+            prefix = f"{container_name(attrs)}: " if len(containers) > 1 else ""
+            return self._read_log(attrs, params, LineReader(lines, grep, prefix=prefix, spool=part), stop)
 
         limit = max(self.timeout, 30.0)
         try:
             groups = await asyncio.gather(
-                *(self._call(partial(read, a), timeout=limit, what=f" (logs of {service})") for a in containers)
+                *(
+                    self._call(
+                        partial(read, a, parts[i] if parts else None), timeout=limit, what=f" (logs of {service})"
+                    )
+                    for i, a in enumerate(containers)
+                )
             )
+        except BaseException:
+            for part in parts:
+                if part is not spool:
+                    part.close()  # the caller closes its own spool
+            raise
         finally:
             stop.set()
+        if spool is not None:
+            if len(containers) > 1:
+                await asyncio.to_thread(spool.merge, parts, time_key)
+            return []
         if len(groups) == 1:
             return [text for _, text in groups[0]]
         merged = list(heapq.merge(*groups, key=lambda item: time_key(item[0])))

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from adapters.docker.spool import LineSpool
+
 #: a log line is cut at this many characters
 MAX_LINE = 4096
 #: at most this many characters of log lines are kept per read (the newest ones): 5000 lines of 4 KiB
@@ -124,7 +126,17 @@ class LineReader:
     ``budget`` characters of them (the oldest go first), plus one partial line per stream.
     """
 
-    def __init__(self, keep: int, grep: str | None, *, prefix: str = "", budget: int = MAX_LOG_TEXT) -> None:
+    def __init__(
+        self,
+        keep: int,
+        grep: str | None,
+        *,
+        prefix: str = "",
+        budget: int = MAX_LOG_TEXT,
+        spool: LineSpool | None = None,
+    ) -> None:
+        #: with a spool, kept lines go there (on disk, bounded by ``keep``), not to memory
+        self.spool = spool
         self.kept: collections.deque[tuple[str, str]] = collections.deque()
         self.keep = keep
         self.budget = budget
@@ -157,6 +169,9 @@ class LineReader:
         text = text.rstrip("\r")[:MAX_LINE]
         if self.keep > 0 and (self.needle is None or self.needle in text.lower()):
             line = self.prefix + text
+            if self.spool is not None:
+                self.spool.add(stamp, line)
+                return
             self.kept.append((stamp, line))
             self.size += len(line)
             while len(self.kept) > self.keep or (self.size > self.budget and len(self.kept) > 1):
@@ -166,6 +181,8 @@ class LineReader:
         """The kept lines, oldest first (a last line without newline included)."""
         for stream in list(self.partial):
             self._line(self.partial.pop(stream))
+        if self.spool is not None:
+            self.spool.finish()
         return list(self.kept)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from adapters.docker.io import MAX_EXEC_OUTPUT, MAX_LINE, image_version, newest_within, parse_df
+from adapters.docker.spool import LineSpool
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound
 from adapters.fakes.buckets import InMemoryBuckets
 from adapters.fakes.certs import FakeCerts
@@ -226,7 +227,13 @@ class FakeRuntime(FakeStreams, FakeChanges):
         return sorted(found, key=lambda c: (c.number or 0, c.name))
 
     async def logs(
-        self, service: str, *, since: timedelta | None = None, lines: int = 200, grep: str | None = None
+        self,
+        service: str,
+        *,
+        since: timedelta | None = None,
+        lines: int = 200,
+        grep: str | None = None,
+        spool: LineSpool | None = None,
     ) -> list[str]:
         """The newest ``lines`` lines of the service's containers, merged by time, as the real runtime does
         (in a worker thread, as the real runtime reads them)."""
@@ -247,6 +254,10 @@ class FakeRuntime(FakeStreams, FakeChanges):
                 ]
                 groups.append(picked[max(len(picked) - lines, 0) :])
             merged = list(heapq.merge(*groups, key=lambda item: item[0]))
+            if spool is not None:
+                spool.extend((at.isoformat(), text) for at, text in merged[max(len(merged) - lines, 0) :])
+                spool.finish()
+                return []
             return newest_within(merged[max(len(merged) - lines, 0) :])
 
         return await asyncio.to_thread(read)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters.docker.io import MAX_LINE, LineReader, frames, parse_time, time_key
+from adapters.docker.spool import LineSpool
 from adapters.docker.stream import DockerStreams
 from adapters.errors import AdapterError, NotFound
 from adapters.lifecycle import QUOTE, TAIL_BUDGET, TAIL_LINES, Look, wait_running
@@ -133,14 +134,21 @@ class SwarmRuntime(SwarmChanges, SwarmRun, DockerStreams):
     # ------------------------------------------------------------------ logs
 
     async def logs(
-        self, service: str, *, since: timedelta | None = None, lines: int = 200, grep: str | None = None
+        self,
+        service: str,
+        *,
+        since: timedelta | None = None,
+        lines: int = 200,
+        grep: str | None = None,
+        spool: LineSpool | None = None,
     ) -> list[str]:
         """The newest ``lines`` lines (stdout and stderr) of the service's tasks, in time order.
 
         Read from the service (``GET /services/{id}/logs``: every task the engine keeps, on any node).
         Without ``grep`` the engine sends only the last ``lines`` lines of each task; with it, the whole
         log is streamed through. Either way memory is bounded by ``lines``. When the tasks span more
-        than one slot, each line starts with ``<service>.<slot>: ``.
+        than one slot, each line starts with ``<service>.<slot>: ``. With ``spool``, the lines (sorted in
+        memory first, so still at most 2 MiB of the newest) go there and an empty list is returned.
         """
         lines = max(int(lines), 0)
         found = await self._service(service)
@@ -154,7 +162,12 @@ class SwarmRuntime(SwarmChanges, SwarmRun, DockerStreams):
         tty = bool(container_spec(found["Spec"]).get("TTY"))
         reader = NewestLines(lines, grep, names)
         path = f"/services/{found['ID']}/logs"
-        return await self._read_log(path, params, tty, reader, max(self.timeout, 30.0), f" (logs of {service})")
+        read = await self._read_log(path, params, tty, reader, max(self.timeout, 30.0), f" (logs of {service})")
+        if spool is None:
+            return read
+        await asyncio.to_thread(spool.extend, (("", line) for line in read))
+        await asyncio.to_thread(spool.finish)
+        return []
 
     async def _read_log(
         self, path: str, params: dict[str, Any], tty: bool, reader: NewestLines, limit: float, what: str

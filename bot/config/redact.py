@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from bot.config.redact_names import MIN_SECRET_LENGTH, is_secret_name, learnable, url_secrets, variants
 from bot.config.redact_rules import CHUNK, MASK, redact_text
 
-__all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor", "is_secret_name", "off_loop"]
+__all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor", "in_redaction_thread", "is_secret_name", "off_loop"]
 
 T = TypeVar("T")
 #: redaction and rendering of results run here, never on the event loop that serves everyone else; one
@@ -36,6 +36,14 @@ _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsbot-redact")
 
 #: text up to this size is redacted or rendered at once, on the loop (microseconds); more goes to the thread
 INLINE_LIMIT = 64 * 1024
+
+
+def in_redaction_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in the redaction thread, waited for (from another thread: a log reader's), so that
+    redaction still competes with the event loop from one thread only."""
+    if threading.current_thread().name.startswith("opsbot-redact"):
+        return fn(*args)
+    return _WORKER.submit(fn, *args).result()
 
 
 async def off_loop(fn: Callable[..., T], *args: Any) -> T:
@@ -66,6 +74,37 @@ def text_size(value: Any, limit: int = INLINE_LIMIT) -> int:
     return total
 
 
+#: characters from the rarest in logs to the most common (timestamps, levels, words, hex, punctuation): each
+#: learnt form is looked for from its rarest character (any character not listed is rarer than all of them)
+RARITY = ("QJXVKYUHPBMCLqjxzvkywGDWFZTRAOSNIEgbfpumhcdlrsnoiate"
+          "+/%&;\\987654321 0=-_.:,\n")  # fmt: skip
+
+
+def _rarity(char: str) -> int:
+    found = RARITY.find(char)
+    return found if found >= 0 else -1
+
+
+def anchored_searches(forms: Iterable[str]) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """One search per anchor character that finds whether any of ``forms`` is in a text.
+
+    Each form is anchored at its rarest character ``c`` (``RARITY``): ``c(?<=before c)after``. A pattern
+    that starts with one literal character is searched at the speed of a loop over the text (and not at
+    all when ``c`` is not in it: one ``memchr``), where a search for every form would scan the text once
+    per form. A match is exactly an occurrence of a form (the look-behind is of fixed width: linear).
+    """
+    groups: dict[str, list[str]] = {}
+    for form in forms:
+        at = min(range(len(form)), key=lambda i: _rarity(form[i]))
+        before, rest = form[: at + 1], form[at + 1 :]
+        look = f"(?<={re.escape(before)})" if len(before) > 1 else ""
+        groups.setdefault(form[at], []).append(look + re.escape(rest))
+    return tuple(
+        (char, re.compile(re.escape(char) + "(?:" + "|".join(sorted(alts, key=len, reverse=True)) + ")"))
+        for char, alts in sorted(groups.items())
+    )
+
+
 class Redactor:
     """Replaces secrets in text and JSON-like data. Thread-safe; learns secret values as it goes."""
 
@@ -74,6 +113,8 @@ class Redactor:
         self._values: set[str] = set()
         #: every form of every learnt value, longest first (a secret that contains another is masked whole)
         self._forms: tuple[str, ...] = ()
+        #: the searches that tell whether a text holds any form (``anchored_searches``)
+        self._anchors: tuple[tuple[str, re.Pattern[str]], ...] = ()
         self.add(secrets)
 
     def add(self, secrets: Iterable[str | None]) -> None:
@@ -84,6 +125,7 @@ class Redactor:
                 self._values |= new
                 forms = {f for v in self._values for f in variants(v)}
                 self._forms = tuple(sorted(forms, key=lambda f: (-len(f), f)))
+                self._anchors = anchored_searches(self._forms)
 
     def learn_env(self, env: Mapping[str, str]) -> None:
         """Learn the values of the variables in ``env`` whose names look secret, and URL passwords in any."""
@@ -102,19 +144,24 @@ class Redactor:
         """``value`` with every secret masked."""
         if not value:
             return value
-        forms = self._forms
-        if len(value) > CHUNK:  # a long text: let a waiting thread (the event loop) in between the searches
-            hits = []
-            for i, f in enumerate(forms):
-                if f in value:
-                    hits.append(f)
-                if i % 2 == 1:
-                    time.sleep(0)
-        else:
+        forms, anchors = self._forms, self._anchors
+        if self._holds_a_form(value, anchors):  # rare: then each form is looked for, to mask them longest first
             hits = [f for f in forms if f in value]
+        else:
+            hits = []
         if hits:
             value = re.compile("|".join(map(re.escape, hits))).sub(MASK, value)
         return redact_text(value)
+
+    @staticmethod
+    def _holds_a_form(value: str, anchors: tuple[tuple[str, re.Pattern[str]], ...]) -> bool:
+        long = len(value) > CHUNK
+        for char, search in anchors:
+            if char in value and search.search(value) is not None:
+                return True
+            if long:  # a long text: let a waiting thread (the event loop) in between the searches
+                time.sleep(0)
+        return False
 
     def data(self, value: Any) -> Any:
         """A copy of JSON-like ``value`` (dicts, lists, strings, numbers) with every string redacted.

@@ -37,6 +37,8 @@ log = logging.getLogger("opsbot.engine")
 __all__ = ["DOORS", "Engine", "Reply", "Request", "new_request_id"]
 #: commands that show only opsbot's own records, never what an environment says: no secrets to learn first
 OWN_RECORDS = frozenset({"help", "escalate", "audit", "pending", "history"})
+
+
 class Engine:
     """Runs requests. One per process; safe for concurrent requests."""
 
@@ -140,6 +142,7 @@ class Engine:
             dumped = result.model_dump()
             reply.size = text_size(dumped)
             shown = await off_loop_if_big(reply.size, self.redacted, type(result), dumped)
+            shown.adopt(result)  # what the result keeps outside its data (a logs spool, redacted as written)
             reply.result = shown
             reply.severity = shown.severity()
             reply.exit_code = 0 if reply.severity == "ok" else 1

@@ -9,8 +9,8 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from adapters.errors import ConfigError, OpsError
 from bot.core import logs
@@ -45,10 +45,28 @@ def _print_json(data: object) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
+def _print_reply_json(reply: Any, redact: Callable[[Any], Any]) -> None:
+    """The reply as JSON; a ``logs`` answer with more lines than it holds gets every line, printed a line at
+    a time from its spool (its lines were redacted as they were spooled)."""
+    from commands.logs import LogsResult
+
+    data = redact(reply.to_json())
+    result = reply.result
+    if not isinstance(result, LogsResult) or result.total <= len(result.lines):
+        _print_json(data)
+        return
+    data["lines"] = None  # stands for the lines, printed after the rest
+    before, _, after = json.dumps(data, indent=2, ensure_ascii=False, default=str).partition('"lines": null')
+    print(before + '"lines": [', end="")
+    for i, line in enumerate(result.all_lines()):
+        print(("," if i else "") + "\n    " + json.dumps(line, ensure_ascii=False), end="")
+    print("\n  ]" + after)
+
+
 async def _run(args: argparse.Namespace) -> int:
     from bot.core.access import local_operator
     from bot.core.engine import Request
-    from bot.render.text import render_text
+    from bot.render.text import text_lines
     from commands.base import USER_RE
 
     actor = args.as_user or local_operator()
@@ -63,11 +81,16 @@ async def _run(args: argparse.Namespace) -> int:
                 print(f"... {app.redactor.text(message)}", file=sys.stderr, flush=True)
 
         reply = await app.engine.handle(Request(actor=actor, door="cli", words=args.words, progress=progress))
-        if args.json:
-            _print_json(app.redactor.data(reply.to_json()))
-        else:
-            text = app.redactor.text(render_text(reply))
-            print(text, file=sys.stdout if reply.result is not None else sys.stderr)
+        try:
+            if args.json:
+                _print_reply_json(reply, app.redactor.data)
+            else:  # a line at a time: every line of a big ``logs``, read from its spool as printed
+                out = sys.stdout if reply.result is not None else sys.stderr
+                for text in text_lines(reply, app.redactor.text):
+                    print(text, file=out)
+        finally:
+            if reply.result is not None:
+                reply.result.close()
         return reply.exit_code
     finally:
         await app.close()

@@ -20,7 +20,7 @@ from bot.core.app import App
 from bot.core.changes import ApprovalResult
 from bot.core.engine import Request
 from bot.render.plain import plain
-from bot.render.text import render_text
+from bot.render.text import render_text, text_lines
 from commands.base import USER_RE
 
 PROMPT = "ops> "
@@ -163,7 +163,13 @@ async def run_console(app: App, *, out: TextIO = sys.stdout) -> int:
             print("bye", file=out, flush=True)
             return 0
         reply = await app.engine.handle(Request(actor=actor, door="console", text=text, progress=progress))
-        print(app.redactor.text(render_text(reply)), file=out, flush=True)
+        try:
+            for shown in text_lines(reply, app.redactor.text):
+                print(shown, file=out)
+            out.flush()
+        finally:
+            if reply.result is not None:
+                reply.result.close()
         if isinstance(reply.result, ApprovalResult) and reply.result.approval["state"] == "pending":
             if not await _ask_approval(app, reply.result, actor, lines, progress, out):
                 print("bye", file=out, flush=True)

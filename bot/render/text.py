@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -125,12 +125,20 @@ def _status(r: StatusResult | HealthResult) -> list[str]:
 
 
 def _logs(r: LogsResult) -> list[str]:
+    return [logs_head(r), *r.lines] if r.lines else [logs_head(r), "(no log lines)"]
+
+
+def logs_head(r: LogsResult, *, whole: bool = False) -> str:
+    """The first line of a ``logs`` answer: where, how many lines, and (unless ``whole``: every line
+    follows) whether only the newest follow."""
     window = f" since {r.since}" if r.since else ""
     grep = f" matching {r.grep!r}" if r.grep else ""
-    head = f"{r.environment}/{r.service}: {len(r.lines)} lines{window}{grep}"
+    head = f"{r.environment}/{r.service}: {r.total} lines{window}{grep}"
     if r.limited:
         head += " (older lines left out: at most 2 MiB of log text per request)"
-    return [head, *r.lines] if r.lines else [head, "(no log lines)"]
+    if r.total > len(r.lines) and not whole:
+        head += f"; the newest {len(r.lines)} below"
+    return head
 
 
 def _troubleshoot(r: TroubleshootResult) -> list[str]:
@@ -323,3 +331,16 @@ def render_text(reply: Reply) -> str:
     if reply.result is None:
         return plain(f"error: {printable(reply.error or '')}")
     return plain("\n".join(render_result(reply.result)).rstrip())
+
+
+def text_lines(reply: Reply, redact: Callable[[str], str]) -> Iterator[str]:
+    """The reply as plain text, redacted, a line at a time: a ``logs`` answer with more lines than it holds
+    gives every one of them, read from its spool as they are used (bounded memory; its lines were
+    redacted as they were spooled, ``redact`` does the rest); any other reply is ``render_text``'s."""
+    r = reply.result
+    if isinstance(r, LogsResult) and r.total > len(r.lines):
+        yield plain(redact(logs_head(r, whole=True)))
+        for line in r.all_lines():
+            yield plain(line)
+    else:
+        yield redact(render_text(reply))

@@ -9,11 +9,12 @@ whole text, redacted, as a file.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from bot.core.changes import ApprovalResult, PlanResult
 from bot.core.engine import Reply
-from bot.render.text import RESULT_TYPES, render_text
+from bot.render.text import RESULT_TYPES, render_text, text_lines
 from bot.slack.blocks_alert import ack_blocks, alerts_blocks, silence_blocks
 from bot.slack.blocks_backup import backup_blocks, backups_blocks, files_blocks, restore_blocks, verify_blocks
 from bot.slack.blocks_upkeep import maintenance_blocks, security_blocks, security_done_blocks, task_blocks
@@ -113,10 +114,10 @@ def _logs(r: LogsResult) -> Rendered:
         return out
     body = "\n".join(r.lines)
     shown = r.lines[-40:]
-    summary = f"{len(r.lines)} lines{window}{grep}"
+    summary = f"{r.total} lines{window}{grep}"
     if r.limited:
         summary += " (older lines left out: at most 2 MiB of log text per request)"
-    if len(shown) < len(r.lines) or len(body) > MAX_SECTION - 10:
+    if len(shown) < r.total or len(body) > MAX_SECTION - 10:
         out.attach = True
         summary += f"; the last {len(shown)} below, all of them in the attached file"
     out.sections.append(summary)
@@ -451,11 +452,14 @@ def render_message(reply: Reply) -> Message:
     context = cut_escaped(context_line(reply), MAX_SECTION)
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
     text = esc(f"{icon} {header}".strip())  # the notification text is parsed as mrkdwn
-    file = None
+    file = lines = None
     if rendered.attach or cut:
         name = f"{reply.command or 'result'}-{reply.environment or 'all'}-{reply.request_id}.txt"
-        file = (name, render_text(reply))
-    return Message(text=cut_escaped(text, MAX_FALLBACK_TEXT), blocks=blocks, file=file)
+        if isinstance(reply.result, LogsResult) and reply.result.total > len(reply.result.lines):
+            lines = (name, partial(text_lines, reply))  # every line, from its spool: never all in memory
+        else:
+            file = (name, render_text(reply))
+    return Message(text=cut_escaped(text, MAX_FALLBACK_TEXT), blocks=blocks, file=file, lines=lines)
 
 
 def notice_message(text: str, reply: Reply | None = None) -> Message:
@@ -466,7 +470,7 @@ def notice_message(text: str, reply: Reply | None = None) -> Message:
         return Message(text=cut_escaped(head, MAX_FALLBACK_TEXT), blocks=[_section(cut_escaped(head, MAX_SECTION))])
     rendered = render_message(reply)
     blocks = [_section(cut_escaped(head, MAX_SECTION)), *rendered.blocks[: MAX_BLOCKS - 1]]
-    return Message(text=cut_escaped(head, MAX_FALLBACK_TEXT), blocks=blocks, file=rendered.file)
+    return Message(text=cut_escaped(head, MAX_FALLBACK_TEXT), blocks=blocks, file=rendered.file, lines=rendered.lines)
 
 
 def _section(text: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -41,6 +41,7 @@ from bot.slack.blocks import notice_message, progress_message, render_message
 from bot.slack.groups import SlackGroupResolver
 from bot.slack.liveness import SlackLiveness
 from bot.slack.mrkdwn import MAX_FALLBACK_TEXT, MAX_SECTION, Message, cut, esc
+from bot.slack.upload import upload_lines
 
 log = logging.getLogger("opsbot.slack")
 #: how long the acknowledgement may wait for parse + authorize before answering empty
@@ -254,16 +255,22 @@ class SlackDoor:
 
         request.progress = progress
         reply = await self.app.engine.execute(request, prepared)
-        self._count(reply)
-        message = await off_loop_if_big(reply.size, render_message, reply)  # a big log: off the loop
-        if ts is not None:
-            ok = await self.update(channel, ts, message)
-        else:
-            ok = await self.post(channel, message) is not None
-        if not ok:
-            await self._ephemeral(body, message)
-        if message.file is not None:
-            await self.upload(channel, ts, *message.file)
+        try:
+            self._count(reply)
+            message = await off_loop_if_big(reply.size, render_message, reply)  # a big log: off the loop
+            if ts is not None:
+                ok = await self.update(channel, ts, message)
+            else:
+                ok = await self.post(channel, message) is not None
+            if not ok:
+                await self._ephemeral(body, message)
+            if message.file is not None:
+                await self.upload(channel, ts, *message.file)
+            if message.lines is not None:
+                await self.upload_lines(channel, ts, *message.lines)
+        finally:
+            if reply.result is not None:
+                reply.result.close()  # a logs spool: removed, also when this task is cancelled
         if ts is not None and isinstance(reply.result, ApprovalResult):
             await self.app.engine.changes.approvals.set_message(reply.result.approval["id"], channel, ts)
 
@@ -380,6 +387,8 @@ class SlackDoor:
         ts = await self.post(channel, message)
         if ts is not None and message.file is not None:
             await self.upload(channel, ts, *message.file)
+        if ts is not None and message.lines is not None:
+            await self.upload_lines(channel, ts, *message.lines)
 
     async def post_notice(self, severity: str, text: str, thread_ts: str | None = None) -> tuple[str, str] | None:
         """Post plain ``text`` (escaped here, once) to the alert channel of ``severity``, in ``thread_ts``'s
@@ -482,6 +491,17 @@ class SlackDoor:
             )
         except (TimeoutError, SlackApiError, OSError) as exc:
             self._failed("files_upload_v2", exc)
+
+    async def upload_lines(
+        self, channel: str, ts: str | None, filename: str, lines: Callable[[Callable[[str], str]], Iterator[str]]
+    ) -> None:
+        """Attach a file too big to hold (``lines``, given the redactor), written and sent from disk."""
+        client = self._client()
+        session = self._clients[id(asyncio.get_running_loop())][1]
+        try:
+            await upload_lines(client, session, channel, ts, filename, lines(self.app.redactor.text))
+        except (TimeoutError, SlackApiError, OSError, aiohttp.ClientError) as exc:
+            self._failed("files.completeUploadExternal", exc)
 
     async def _ephemeral(self, body: dict[str, Any], message: Message) -> None:
         """Tell only the user (chat.postEphemeral): for refusals, or when the channel refused us."""

@@ -5,6 +5,7 @@ Shared by every Block Kit renderer (``bot.slack.blocks``, ``bot.slack.blocks_bac
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,8 @@ class Message:
     blocks: list[dict[str, Any]]
     #: (filename, content) of the whole output when the message only summarises it
     file: tuple[str, str] | None = None
+    #: (filename, its lines given a redaction function) of a file too big to hold: written and uploaded as read
+    lines: tuple[str, Callable[[Callable[[str], str]], Iterator[str]]] | None = None
 
 
 def mention(actor: str) -> str:

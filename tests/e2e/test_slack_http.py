@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -33,6 +34,19 @@ def chatty(docker_engine, shop):
     container.remove(force=True)
 
 
+@pytest.fixture(scope="module")
+def verbose(docker_engine, shop):
+    """A service with 5000 log lines of 4 KB, each with the database password in it (20 MB of log)."""
+    container = run_service(
+        docker_engine.client, shop.project, "verbose", "shop/worker:1.0",
+        ["sh", "-c", "pad=$(printf '%04000d' 0); i=0; while [ $i -lt 5000 ]; do "
+                     "echo \"line $i password=$DB_PASSWORD $pad end\"; i=$((i+1)); done; sleep 100000"],
+        env={"DB_PASSWORD": shop.secret},
+    )  # fmt: skip
+    yield container
+    container.remove(force=True)
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def slack():
     async with SlackStandIn() as standin:
@@ -40,13 +54,23 @@ async def slack():
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def bot(slack, shop, chatty, tmp_path_factory):
+async def bot(slack, shop, chatty, verbose, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("slack-e2e")
-    config = shop_config(tmp / "ops.yml", shop, extra_services=("chatty",))
+    config = shop_config(tmp / "ops.yml", shop, extra_services=("chatty", "verbose"))
     process = await start_bot(tmp, config, slack.url)
     yield process
     assert await process.stop() == 0
     process.assert_clean()
+
+
+async def upload_of(slack, head, timeout):
+    """The one uploaded file whose first line starts with ``head`` (polled for until ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while not (found := [f for f in slack.uploaded_files() if f.content.startswith(head.encode())]):
+        assert time.monotonic() < deadline, f"no file starting {head!r} uploaded"
+        await asyncio.sleep(0.05)
+    [uploaded] = found
+    return uploaded
 
 
 async def command(bot, text, **kw):
@@ -112,11 +136,26 @@ async def test_logs_redacted_and_long_output_attached_as_a_file(bot, slack, shop
     assert status == 200
     update = await slack.wait_for("chat.update", lambda c: "chatty" in json.dumps(c.args.get("blocks", [])), 30)
     assert block_errors(update.args["blocks"]) == []
-    await slack.wait_for("files.completeUploadExternal", timeout=15)
-    [uploaded] = [f for f in slack.uploaded_files() if "logs-prod" in f.filename]
+    uploaded = await upload_of(slack, "prod/chatty: ", 15)
     content = uploaded.content.decode()
     assert content.count("\n") >= 600 and "line 0 password [REDACTED]" in content and "line 599" in content
     assert shop.secret not in everything_sent(slack)
+
+
+async def test_logs_of_5000_long_lines_upload_every_line_redacted(bot, slack, shop):
+    """Issue 11, finding 5: the file holds all 5000 requested lines of 4 KB (not the newest 2 MiB of them)."""
+    status, _, _ = await command(bot, "logs prod verbose --lines 5000")
+    assert status == 200
+    update = await slack.wait_for("chat.update", lambda c: "Logs of verbose" in json.dumps(c.args.get("blocks")), 60)
+    assert block_errors(update.args["blocks"]) == [] and "5000 lines" in json.dumps(update.args["blocks"])
+    uploaded = await upload_of(slack, "prod/verbose: ", 60)
+    lines = uploaded.content.decode().split("\n")
+    assert lines[0].startswith("prod/verbose: 5000 lines") and lines[-1] == ""
+    body = lines[1:-1]
+    assert [int(line.split()[1]) for line in body] == list(range(5000))
+    assert all(line.startswith(f"line {i} password=[REDACTED] 0000") and line.endswith(" end") for i, line in
+               enumerate(body))  # fmt: skip
+    assert shop.secret.encode() not in uploaded.content
 
 
 async def test_help_and_refusals_are_ephemeral_in_the_acknowledgement(bot, slack):

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from adapters.compose.runtime import ComposeRuntime
+from adapters.docker.spool import LineSpool
 from adapters.errors import AdapterError, AdapterTimeout, NotFound
 from adapters.fakes import AfterRestart, FakeRuntime
 from adapters.models import ExecResult
@@ -194,11 +195,29 @@ async def _wait_for_log(container, text: bytes, timeout: float = 20) -> None:
         await asyncio.sleep(0.1)
 
 
+async def spooled(runtime, service: str, **kw) -> list[str]:
+    """``runtime.logs`` into a spool (as the logs command reads): the lines it holds; the spool is removed."""
+    with LineSpool(kw.get("lines", 200), lambda batch: [line.upper() for line in batch]) as spool:
+        assert await runtime.logs(service, spool=spool, **kw) == []
+        return [line.lower() for line in spool.lines()]
+
+
+async def test_logs_into_a_spool_are_the_lines_read_in_memory(runtime):
+    for kw in ({"grep": "error"}, {"grep": "PASSWORD"}, {"lines": 0}):
+        assert await spooled(runtime, "worker", **kw) == [line.lower() for line in await runtime.logs("worker", **kw)]
+    assert await spooled(runtime, "redis") == []
+    with pytest.raises(NotFound):
+        await spooled(runtime, "nosuch")
+
+
 async def test_logs_of_several_containers_are_merged_by_time(pair):
     rt, (one, two) = pair
     assert await rt.logs("pair") == [f"{one}: first", f"{two}: second", f"{one}: third"]
     assert await rt.logs("pair", lines=2) == [f"{two}: second", f"{one}: third"]
     assert await rt.logs("pair", grep="IR") == [f"{one}: first", f"{one}: third"]
+    assert await spooled(rt, "pair") == [f"{one}: first", f"{two}: second", f"{one}: third"]
+    assert await spooled(rt, "pair", lines=2) == [f"{two}: second", f"{one}: third"]
+    assert await spooled(rt, "pair", grep="IR") == [f"{one}: first", f"{one}: third"]
     assert (await rt.disk("pair")).container == one  # the first running container answers
 
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from adapters.docker.spool import LineSpool
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound
 from adapters.fakes.swarm import FakeSwarmRuntime
 from adapters.models import Replacement
@@ -157,6 +158,8 @@ async def test_logs_of_the_service(rt, stack):
     assert len(lines) == 4 and all(line.startswith(("worker.1: ", "worker.2: ")) for line in lines)
     errors = await rt.logs("worker", grep="error")
     assert sorted(errors) == ["worker.1: ERROR timeout talking to db", "worker.2: ERROR timeout talking to db"]
+    with LineSpool(200) as spool:  # as the logs command reads: into a spool
+        assert await rt.logs("worker", grep="error", spool=spool) == [] and list(spool.lines()) == errors
     ticks = await rt.logs("worker", grep="TICK", lines=3)
     assert len(ticks) == 3 and all(" tick " in f" {t} " for t in ticks)
     assert await rt.logs("worker", lines=0) == []
