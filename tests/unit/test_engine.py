@@ -82,6 +82,16 @@ async def test_secrets_never_leave_the_engine(engine):
     assert SECRET not in json.dumps(await engine.audit.entries(limit=100))
 
 
+async def test_every_result_is_redacted_by_the_engine_itself(engine, backends):
+    # a health check's error is nobody's log and no command redacts it: only the one redaction of every
+    # result on the request path masks the secret the engine learnt from the containers
+    backends.probe.answer("http://127.0.0.1:18080/health/db", ok=False, status=500,
+                          error=f"password authentication failed: {SECRET}")  # fmt: skip
+    reply = await handle(engine, "health prod")
+    out = json.dumps(reply.to_json()) + render_text(reply)
+    assert "password authentication failed" in out and SECRET not in out and "[REDACTED]" in out
+
+
 async def test_engine_down_is_one_clear_line(engine, backends):
     backends.runtime("prod").fail = EngineUnavailable(
         "Docker engine at unix:///x.sock does not answer (no such socket)"
