@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import threading
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -36,7 +37,7 @@ from adapters.docker.io import (
     time_key,
 )
 from adapters.docker.spec import OLD_MARK
-from adapters.docker.spool import LineSpool
+from adapters.docker.spool import LineSpool, spool_each
 from adapters.docker.stream import DockerStreams
 from adapters.errors import AdapterError, NotFound
 from adapters.lifecycle import TAIL_LINES, Look, wait_running
@@ -138,35 +139,20 @@ class ComposeRuntime(ComposeReplace, DockerStreams):
             params["since"] = f"{(datetime.now(UTC) - since).timestamp():.6f}"
         stop = threading.Event()
 
-        parts: list[LineSpool] = []  # (a spool with no line yet is falsy: compared with None)
-        if spool is not None:
-            parts = [spool] if len(containers) == 1 else [LineSpool(lines, spool.transform) for _ in containers]
-
         def read(attrs: dict[str, Any], part: LineSpool | None) -> list[tuple[str, str]]:
             prefix = f"{container_name(attrs)}: " if len(containers) > 1 else ""
             return self._read_log(attrs, params, LineReader(lines, grep, prefix=prefix, spool=part), stop)
 
-        limit = max(self.timeout, 30.0)
+        def bounded(attrs: dict[str, Any], part: LineSpool | None) -> Awaitable[list[tuple[str, str]]]:
+            return self._call(partial(read, attrs, part), timeout=max(self.timeout, 30.0), what=f" (logs of {service})")
+
         try:
-            groups = await asyncio.gather(
-                *(
-                    self._call(
-                        partial(read, a, parts[i] if parts else None), timeout=limit, what=f" (logs of {service})"
-                    )
-                    for i, a in enumerate(containers)
-                )
-            )
-        except BaseException:
-            for part in parts:
-                if part is not spool:
-                    part.close()  # the caller closes its own spool
-            raise
+            if spool is not None:
+                await spool_each(spool, lines, [partial(bounded, a) for a in containers], time_key)
+                return []
+            groups = await asyncio.gather(*(bounded(a, None) for a in containers))
         finally:
             stop.set()
-        if spool is not None:
-            if len(containers) > 1:
-                await asyncio.to_thread(spool.merge, parts, time_key)
-            return []
         if len(groups) == 1:
             return [text for _, text in groups[0]]
         merged = list(heapq.merge(*groups, key=lambda item: time_key(item[0])))

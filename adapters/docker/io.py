@@ -166,23 +166,33 @@ class LineReader:
 
     def _line(self, raw: bytes) -> None:
         stamp, _, text = raw.decode("utf-8", errors="replace").partition(" ")
+        self._take(stamp, self.prefix, text)
+
+    def _take(self, stamp: str, prefix: str, text: str) -> None:
+        """Keep ``prefix + text`` (cut at ``MAX_LINE``) when it matches: in the spool, or held in memory."""
         text = text.rstrip("\r")[:MAX_LINE]
         if self.keep > 0 and (self.needle is None or self.needle in text.lower()):
-            line = self.prefix + text
             if self.spool is not None:
-                self.spool.add(stamp, line)
-                return
-            self.kept.append((stamp, line))
-            self.size += len(line)
-            while len(self.kept) > self.keep or (self.size > self.budget and len(self.kept) > 1):
-                self.size -= len(self.kept.popleft()[1])
+                self.spool.add(stamp, prefix + text)
+            else:
+                self._hold(stamp, prefix + text)
 
-    def close(self) -> list[tuple[str, str]]:
-        """The kept lines, oldest first (a last line without newline included)."""
+    def _hold(self, stamp: str, line: str) -> None:
+        self.kept.append((stamp, line))
+        self.size += len(line)
+        while len(self.kept) > self.keep or (self.size > self.budget and len(self.kept) > 1):
+            self.size -= len(self.kept.popleft()[1])
+
+    def _end(self) -> None:
+        """Take a last line without newline; the spool's lines are all written."""
         for stream in list(self.partial):
             self._line(self.partial.pop(stream))
         if self.spool is not None:
             self.spool.finish()
+
+    def close(self) -> list[tuple[str, str]]:
+        """The kept lines, oldest first (a last line without newline included)."""
+        self._end()
         return list(self.kept)
 
 

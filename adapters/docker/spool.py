@@ -7,10 +7,14 @@ buffered up to ``BATCH`` characters, passed through ``transform`` a batch at a t
 unredacted is ever written when one is given) and appended to the current segment file; a segment that
 reaches ``keep`` lines is closed and a new one begun, and only the last two are kept, so the disk used is
 bounded by ``keep`` too, however long the log that is read through it (``--grep`` over a whole log).
+
+``spool_each`` reads several logs (a service's containers or tasks) each into a spool of its own and merges
+them by time into the caller's: the newest ``keep`` lines of them all, whatever their length.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import heapq
 import os
@@ -18,7 +22,7 @@ import shutil
 import tempfile
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any
@@ -181,3 +185,40 @@ class LineSpool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+async def spool_each(
+    spool: LineSpool,
+    keep: int,
+    reads: Sequence[Callable[[LineSpool], Awaitable[object]]],
+    key: Callable[[str], Any] = str,
+    *,
+    parallel: int = 8,
+) -> None:
+    """Run each of ``reads`` with a spool of its own (``keep`` lines, ``spool``'s transform), at most
+    ``parallel`` at a time, then merge them by ``key`` of their timestamps into ``spool`` (its newest ``keep``
+    lines of them all). One read writes into ``spool`` itself. When a read fails or the call is cancelled,
+    the others are cancelled and every spool of its own is closed (its files removed) before the error goes
+    on; ``spool`` is the caller's to close.
+    """
+    parts = [spool] if len(reads) == 1 else [LineSpool(keep, spool.transform) for _ in reads]
+    gate = asyncio.Semaphore(max(parallel, 1))
+
+    async def one(read: Callable[[LineSpool], Awaitable[object]], part: LineSpool) -> None:
+        async with gate:
+            await read(part)
+
+    running = [asyncio.ensure_future(one(read, part)) for read, part in zip(reads, parts, strict=True)]
+    try:
+        await asyncio.gather(*running)
+    except BaseException:
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running)  # (their threads stop at their next block; the parts drop late lines)
+        for part in parts:
+            if part is not spool:
+                part.close()
+        raise
+    if len(reads) != 1:
+        await asyncio.to_thread(spool.merge, parts, key)

@@ -17,13 +17,15 @@ import asyncio
 import heapq
 import itertools
 import threading
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
-from adapters.docker.io import MAX_LINE, LineReader, frames, parse_time, time_key
-from adapters.docker.spool import LineSpool
+from adapters.docker.io import LineReader, frames, parse_time, time_key
+from adapters.docker.spool import LineSpool, spool_each
 from adapters.docker.stream import DockerStreams
-from adapters.errors import AdapterError, NotFound
+from adapters.errors import AdapterError, AdapterTimeout, NotFound
 from adapters.lifecycle import QUOTE, TAIL_BUDGET, TAIL_LINES, Look, wait_running
 from adapters.models import ContainerInfo
 from adapters.swarm.changes import SwarmChanges
@@ -146,9 +148,12 @@ class SwarmRuntime(SwarmChanges, SwarmRun, DockerStreams):
 
         Read from the service (``GET /services/{id}/logs``: every task the engine keeps, on any node).
         Without ``grep`` the engine sends only the last ``lines`` lines of each task; with it, the whole
-        log is streamed through. Either way memory is bounded by ``lines``. When the tasks span more
-        than one slot, each line starts with ``<service>.<slot>: ``. With ``spool``, the lines (sorted in
-        memory first, so still at most 2 MiB of the newest) go there and an empty list is returned.
+        log is streamed through. Either way memory is bounded by ``lines`` (and 2 MiB of text: the newest
+        lines that fit). When the tasks span more than one slot, each line starts with ``<service>.<slot>: ``.
+        With ``spool`` every one of the ``lines`` goes there and an empty list is returned: each task that
+        has a container (``GET /tasks/{id}/logs``, the same tail) is read into a spool of its own, and
+        those are merged by time into ``spool`` (``spool_each``), so memory is bounded whatever the
+        lines' length. Either way the whole read takes at most ``max(timeout, 30)`` seconds.
         """
         lines = max(int(lines), 0)
         found = await self._service(service)
@@ -160,13 +165,22 @@ class SwarmRuntime(SwarmChanges, SwarmRun, DockerStreams):
         if since is not None:
             params["since"] = f"{(datetime.now(UTC) - since).timestamp():.6f}"
         tty = bool(container_spec(found["Spec"]).get("TTY"))
-        reader = NewestLines(lines, grep, names)
-        path = f"/services/{found['ID']}/logs"
-        read = await self._read_log(path, params, tty, reader, max(self.timeout, 30.0), f" (logs of {service})")
+        limit, what = max(self.timeout, 30.0), f" (logs of {service})"
         if spool is None:
-            return read
-        await asyncio.to_thread(spool.extend, (("", line) for line in read))
-        await asyncio.to_thread(spool.finish)
+            reader = NewestLines(lines, grep, names)
+            return await self._read_log(f"/services/{found['ID']}/logs", params, tty, reader, limit, what)
+
+        def read(task: dict[str, Any], part: LineSpool) -> Awaitable[list[str]]:
+            reader = NewestLines(lines, grep, names, spool=part)
+            return self._read_log(f"/tasks/{task['ID']}/logs", params, tty, reader, limit, what)
+
+        started = sorted((t for t in tasks if container_id(t)), key=lambda t: str(t.get("CreatedAt") or ""))
+        reads = [partial(read, t) for t in started]  # (a task never started has no log)
+        try:
+            async with asyncio.timeout(limit):  # one bound for the whole read, as for the service's log
+                await spool_each(spool, lines, reads, time_key, parallel=self.PARALLEL // 2)
+        except TimeoutError as exc:
+            raise AdapterTimeout(f"{self.description} did not answer within {limit:g}s{what}") from exc
         return []
 
     async def _read_log(
@@ -277,15 +291,15 @@ class NewestLines(LineReader):
     """The newest ``keep`` lines by timestamp of an interleaved log (a service's tasks), ``grep`` applied.
 
     Lines arrive as ``<timestamp> <details> <text>`` (``details``: the engine's ``k=v,...`` attributes,
-    among them the task id). A heap of ``keep`` lines (at most ``budget`` characters): memory stays
-    bounded whatever the log's size.
+    among them the task id, which ``names`` maps to the line's prefix). A heap of ``keep`` lines (at most
+    ``budget`` characters): memory stays bounded whatever the log's size. With ``spool`` (one task's log,
+    in time order already) each line goes there as it comes instead.
     """
 
-    def __init__(self, keep: int, grep: str | None, names: dict[str, str]) -> None:
-        super().__init__(keep, grep)
-        self.keep = keep
+    def __init__(self, keep: int, grep: str | None, names: dict[str, str], *, spool: LineSpool | None = None) -> None:
+        super().__init__(keep, grep, spool=spool)
         self.names = names
-        self.heap: list[tuple[str, int, str]] = []
+        self.heap: list[tuple[str, int, str, str]] = []
         self.count = itertools.count()
 
     def _line(self, raw: bytes) -> None:
@@ -296,17 +310,15 @@ class NewestLines(LineReader):
             rest = after
             task = next((v for k, _, v in (p.partition("=") for p in first.split(",")) if k.endswith("task.id")), "")
             prefix = self.names.get(task, "")
-        text = rest.rstrip("\r")[:MAX_LINE]
-        if self.keep <= 0 or (self.needle is not None and self.needle not in text.lower()):
-            return
-        item = (time_key(stamp), next(self.count), prefix + text)
-        heapq.heappush(self.heap, item)
-        self.size += len(item[2])
+        self._take(stamp, prefix, rest)
+
+    def _hold(self, stamp: str, line: str) -> None:
+        heapq.heappush(self.heap, (time_key(stamp), next(self.count), stamp, line))
+        self.size += len(line)
         while len(self.heap) > self.keep or (self.size > self.budget and len(self.heap) > 1):
-            self.size -= len(heapq.heappop(self.heap)[2])  # the oldest goes
+            self.size -= len(heapq.heappop(self.heap)[3])  # the oldest goes
 
     def lines(self) -> list[str]:
-        """The kept lines, oldest first (a last line without newline included)."""
-        for stream in list(self.partial):
-            self._line(self.partial.pop(stream))
-        return [text for _, _, text in sorted(self.heap)]
+        """The kept lines, oldest first (a last line without newline included); none with a spool."""
+        self._end()
+        return [line for *_, line in sorted(self.heap)]

@@ -12,12 +12,14 @@ import asyncio
 import hashlib
 import secrets
 import socket
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from adapters.docker.io import time_key
 from adapters.docker.spool import LineSpool
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound
 from adapters.fakes.swarm import FakeSwarmRuntime
@@ -175,6 +177,98 @@ async def test_logs_of_the_service(rt, stack):
     assert await rt.logs("api") == []  # httpd writes nothing
     with pytest.raises(NotFound, match=f"service 'nosuch' is not in stack '{stack.name}'"):
         await rt.logs("nosuch")
+
+
+#: 3000 lines of about 4 KB from each task, then nothing: far more than the 2 MiB a read in memory keeps
+CHATTY_SCRIPT = (
+    'pad=$(head -c 4000 /dev/zero | tr "\\0" x); i=0; '
+    'while [ $i -lt 3000 ]; do echo "line $i $pad"; i=$((i+1)); done; exec sleep 100000'
+)
+
+
+def _engine_lines(client, service, short: str) -> list[str]:
+    """What ``logs`` must give, read from the engine independently: every line of each of the service's task
+    containers, ``<short>.<slot>: `` before it when the tasks span several slots, ordered by time."""
+    tasks = [t for t in client.api.tasks(filters={"service": service.id}) if t["Status"].get("ContainerStatus")]
+    several = len({t["Slot"] for t in tasks}) > 1
+    found = []
+    for task in tasks:
+        raw = client.api.logs(task["Status"]["ContainerStatus"]["ContainerID"], timestamps=True)
+        for line in raw.decode().split("\n"):
+            if line:
+                stamp, _, text = line.partition(" ")
+                found.append((time_key(stamp), f"{short}.{task['Slot']}: " * several + text.rstrip("\r")))
+    return [text for _, text in sorted(found)]
+
+
+def _written(client, service, text: str) -> bool:
+    """Whether each task of the service has written ``text`` as its last line (read from its container)."""
+    tasks = client.api.tasks(filters={"service": service.id, "desired-state": "running"})
+    ids = [t["Status"].get("ContainerStatus", {}).get("ContainerID") for t in tasks]
+    return bool(ids) and all(cid and text.encode() in client.api.logs(cid, tail=1) for cid in ids)
+
+
+async def spooled(rt, service: str, **kw) -> list[str]:
+    """``rt.logs`` into a spool of ``lines`` (as the logs command reads): the lines it holds."""
+    with LineSpool(kw.get("lines", 200)) as spool:
+        assert await rt.logs(service, spool=spool, **kw) == []
+        return list(spool.lines())
+
+
+@pytest.mark.docker
+async def test_logs_of_long_lines_into_a_spool_are_every_newest_line(rt, stack, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the spools are made: none must be left
+    client = stack.engine.client
+    chatty = create_service(client, stack.name, "chatty", "shop/worker:1.0", ["sh", "-c", CHATTY_SCRIPT], replicas=2)
+    stack.services["chatty"] = chatty
+    try:
+        await rt.wait_running("chatty", timeout=60)
+        deadline = time.monotonic() + 120
+        while not _written(client, chatty, "line 2999 "):
+            assert time.monotonic() < deadline, "the two chatty tasks did not write their 3000 lines"
+            await asyncio.sleep(0.5)
+        expected = _engine_lines(client, chatty, "chatty")
+        assert len(expected) == 6000 and {line[:10] for line in expected} == {"chatty.1: ", "chatty.2: "}
+        got = await spooled(rt, "chatty", lines=2500)
+        assert got == expected[-2500:]  # every one of the newest 2500 (10 MB), in time order
+        # grep: the whole log streamed through, the newest 550 of the 600 matches kept (numbers ending in 7)
+        matches = [line for line in expected if "7 x" in line.partition(": ")[2]]
+        assert len(matches) == 600 and await spooled(rt, "chatty", lines=550, grep="7 X") == matches[-550:]
+        assert await spooled(rt, "chatty", lines=0) == [] and await spooled(rt, "chatty", grep="nothing like it") == []
+    finally:
+        chatty.remove()
+        del stack.services["chatty"]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.docker
+async def test_logs_of_one_slot_and_its_earlier_tasks_into_a_spool(rt, stack, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    client = stack.engine.client
+    script = "echo started $(hostname); echo ready; exec sleep 100000"  # with a TTY: lines end in \r\n
+    solo = create_service(client, stack.name, "solo", "shop/worker:1.0", ["sh", "-c", script], tty=True)
+    stack.services["solo"] = solo
+    try:
+        [first] = await rt.wait_running("solo", timeout=60)
+        deadline = time.monotonic() + 60
+        while await rt.logs("solo") != [f"started {first.id}", "ready"]:  # (one task: read into the spool itself)
+            assert time.monotonic() < deadline, await rt.logs("solo")
+            await asyncio.sleep(0.2)
+        assert await spooled(rt, "solo") == [f"started {first.id}", "ready"]
+        await rt.restart("solo", stop_timeout=1)  # a second task in the same slot; the first keeps its log
+        [second] = await rt.wait_running("solo", timeout=60)
+        want = [f"started {first.id}", "ready", f"started {second.id}", "ready"]
+        while await rt.logs("solo") != want:
+            assert time.monotonic() < deadline + 60, await rt.logs("solo")
+            await asyncio.sleep(0.2)
+        assert _engine_lines(client, solo, "solo") == want  # one slot: no prefix
+        for kw in ({}, {"lines": 3}, {"grep": "STARTED"}, {"since": timedelta(hours=1)}, {"lines": 1, "grep": "ready"}):
+            assert await spooled(rt, "solo", **kw) == await rt.logs("solo", **kw), kw
+        assert await spooled(rt, "solo", lines=3) == want[-3:]
+    finally:
+        solo.remove()
+        del stack.services["solo"]
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.docker
