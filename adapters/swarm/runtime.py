@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from adapters.docker.io import LineReader, frames, parse_time, time_key
+from adapters.docker.io import MAX_LOG_TEXT, LineReader, frames, parse_time, time_key
 from adapters.docker.spool import LineSpool, spool_each
 from adapters.docker.stream import DockerStreams
 from adapters.errors import AdapterError, AdapterTimeout, NotFound
@@ -146,14 +146,14 @@ class SwarmRuntime(SwarmChanges, SwarmRun, DockerStreams):
     ) -> list[str]:
         """The newest ``lines`` lines (stdout and stderr) of the service's tasks, in time order.
 
-        Read from the service (``GET /services/{id}/logs``: every task the engine keeps, on any node).
-        Without ``grep`` the engine sends only the last ``lines`` lines of each task; with it, the whole
-        log is streamed through. Either way memory is bounded by ``lines`` (and 2 MiB of text: the newest
-        lines that fit). When the tasks span more than one slot, each line starts with ``<service>.<slot>: ``.
-        With ``spool`` every one of the ``lines`` goes there and an empty list is returned: each task that
-        has a container (``GET /tasks/{id}/logs``, the same tail) is read into a spool of its own, and
-        those are merged by time into ``spool`` (``spool_each``), so memory is bounded whatever the
-        lines' length. Either way the whole read takes at most ``max(timeout, 30)`` seconds.
+        Each task the engine keeps that has a container (any node) is read (``GET /tasks/{id}/logs``) into a
+        spool of its own and those are merged by time (``spool_each``): the service's own log endpoint
+        (``/services/{id}/logs``) can leave a big log's stream open without end. Without ``grep`` the engine
+        sends only the last ``lines`` lines of each task; with it, the whole log is streamed through. When
+        the tasks span more than one slot, each line starts with ``<service>.<slot>: ``. With ``spool``
+        every one of the ``lines`` goes there and an empty list is returned (memory bounded whatever the
+        lines' length); without, the newest of them that fit in 2 MiB are returned. Either way the whole
+        read takes at most ``max(timeout, 30)`` seconds.
         """
         lines = max(int(lines), 0)
         found = await self._service(service)
@@ -166,22 +166,26 @@ class SwarmRuntime(SwarmChanges, SwarmRun, DockerStreams):
             params["since"] = f"{(datetime.now(UTC) - since).timestamp():.6f}"
         tty = bool(container_spec(found["Spec"]).get("TTY"))
         limit, what = max(self.timeout, 30.0), f" (logs of {service})"
-        if spool is None:
-            reader = NewestLines(lines, grep, names)
-            return await self._read_log(f"/services/{found['ID']}/logs", params, tty, reader, limit, what)
 
         def read(task: dict[str, Any], part: LineSpool) -> Awaitable[list[str]]:
             reader = NewestLines(lines, grep, names, spool=part)
             return self._read_log(f"/tasks/{task['ID']}/logs", params, tty, reader, limit, what)
 
-        started = sorted((t for t in tasks if container_id(t)), key=lambda t: str(t.get("CreatedAt") or ""))
-        reads = [partial(read, t) for t in started]  # (a task never started has no log)
-        try:
-            async with asyncio.timeout(limit):  # one bound for the whole read, as for the service's log
-                await spool_each(spool, lines, reads, time_key, parallel=self.PARALLEL // 2)
-        except TimeoutError as exc:
-            raise AdapterTimeout(f"{self.description} did not answer within {limit:g}s{what}") from exc
-        return []
+        async def into(target: LineSpool) -> None:
+            started = sorted((t for t in tasks if container_id(t)), key=lambda t: str(t.get("CreatedAt") or ""))
+            reads = [partial(read, t) for t in started]  # (a task never started has no log)
+            try:
+                async with asyncio.timeout(limit):  # one bound for the whole read
+                    await spool_each(target, lines, reads, time_key, parallel=self.PARALLEL // 2)
+            except TimeoutError as exc:
+                raise AdapterTimeout(f"{self.description} did not answer within {limit:g}s{what}") from exc
+
+        if spool is not None:
+            await into(spool)
+            return []
+        with LineSpool(lines) as own:  # the same reads into a spool of our own: the newest lines within 2 MiB
+            await into(own)
+            return await asyncio.to_thread(own.tail, lines, MAX_LOG_TEXT)
 
     async def _read_log(
         self, path: str, params: dict[str, Any], tty: bool, reader: NewestLines, limit: float, what: str
