@@ -231,6 +231,9 @@ async def test_logs_of_long_lines_into_a_spool_are_every_newest_line(rt, stack, 
         assert len(expected) == 6000 and {line[:10] for line in expected} == {"chatty.1: ", "chatty.2: "}
         got = await spooled(rt, "chatty", lines=2500)
         assert got == expected[-2500:]  # every one of the newest 2500 (10 MB), in time order
+        # without a spool: the newest of them within 2 MiB (the service's own log endpoint never ended here)
+        kept = await rt.logs("chatty", lines=2500)
+        assert 400 < len(kept) < 2500 and kept == expected[-len(kept):] and sum(map(len, kept)) <= 2 * 2**20
         # grep: the whole log streamed through, the newest 550 of the 600 matches kept (numbers ending in 7)
         matches = [line for line in expected if "7 x" in line.partition(": ")[2]]
         assert len(matches) == 600 and await spooled(rt, "chatty", lines=550, grep="7 X") == matches[-550:]
