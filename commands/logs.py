@@ -18,7 +18,6 @@ from datetime import timedelta
 
 from pydantic import Field, PrivateAttr
 
-from adapters.docker.io import MAX_LINE, MAX_LOG_TEXT
 from adapters.docker.spool import LineSpool
 from bot.config import parse_duration
 from bot.config.redact import in_redaction_thread
@@ -55,8 +54,6 @@ class LogsResult(Result):
     requested: int
     #: how many lines were read (``all_lines`` gives them); 0: ``lines`` is all of them
     count: int = 0
-    #: True when older lines were left out to stay within the text held per request (a Swarm read)
-    limited: bool = False
     _spool: LineSpool | None = PrivateAttr(default=None)
 
     @property
@@ -93,12 +90,10 @@ async def run(ctx: Ctx, args: LogsArgs) -> LogsResult:
         )
         count = len(spool)
         tail = await asyncio.to_thread(spool.tail, TAIL_LINES, TAIL_TEXT)  # reads the whole spool: not on the loop
-        limited = count < args.lines and spool.chars + MAX_LINE > MAX_LOG_TEXT
     except BaseException:
         spool.close()
         raise
     result = LogsResult(
-        limited=limited,
         environment=args.env,
         service=args.service,
         lines=tail,

@@ -53,8 +53,6 @@ class LineSpool:
         self._segments: list[tuple[Path, int]] = []
         self._file: IO[str] | None = None
         self._made = 0
-        #: characters of the lines written
-        self.chars = 0
         #: closed: lines still given (a reader thread that outlived a cancelled request) are dropped
         self._closed = False
 
@@ -86,7 +84,6 @@ class LineSpool:
             if self._closed:
                 return
             for (stamp, _), line in zip(pending, lines, strict=True):
-                self.chars += len(line)
                 self._write(f"{stamp} {line}\n")
 
     def _write(self, record: str) -> None:

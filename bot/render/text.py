@@ -134,8 +134,6 @@ def logs_head(r: LogsResult, *, whole: bool = False) -> str:
     window = f" since {r.since}" if r.since else ""
     grep = f" matching {r.grep!r}" if r.grep else ""
     head = f"{r.environment}/{r.service}: {r.total} lines{window}{grep}"
-    if r.limited:
-        head += " (older lines left out: at most 2 MiB of log text per request)"
     if r.total > len(r.lines) and not whole:
         head += f"; the newest {len(r.lines)} below"
     return head

@@ -115,8 +115,6 @@ def _logs(r: LogsResult) -> Rendered:
     body = "\n".join(r.lines)
     shown = r.lines[-40:]
     summary = f"{r.total} lines{window}{grep}"
-    if r.limited:
-        summary += " (older lines left out: at most 2 MiB of log text per request)"
     if len(shown) < r.total or len(body) > MAX_SECTION - 10:
         out.attach = True
         summary += f"; the last {len(shown)} below, all of them in the attached file"

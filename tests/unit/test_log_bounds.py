@@ -15,6 +15,7 @@ from bot.core.db import Database
 from bot.core.engine import Engine, Request
 from bot.doors.cli import _print_reply_json
 from bot.render.text import render_text, text_lines
+from bot.slack.blocks import render_message
 from commands.logs import TAIL_LINES, TAIL_TEXT
 from tests.unit.conftest import make_config
 
@@ -42,7 +43,7 @@ async def test_logs_of_5000_long_lines_keep_every_line_redacted_in_a_private_spo
     try:
         reply = await engine.handle(Request(actor="U0X", door="slack", text="logs prod worker --lines 5000"))
         result = reply.result
-        assert result.total == 5000 and not result.limited and 1 < len(result.lines) < TAIL_LINES
+        assert result.total == 5000 and 1 < len(result.lines) < TAIL_LINES
         assert sum(map(len, result.lines)) <= TAIL_TEXT < sum(map(len, result.lines)) + len(result.lines[0])
         spool = result._spool
         directory = Path(spool.directory)
@@ -60,5 +61,21 @@ async def test_logs_of_5000_long_lines_keep_every_line_redacted_in_a_private_spo
         result.close()
         assert not directory.exists()
         result.close()  # twice: harmless
+    finally:
+        engine.db.close()
+
+
+async def test_a_log_shorter_than_asked_but_over_2_mib_is_not_said_to_be_cut(tmp_path):
+    # 600 lines of 4 KB (2.4 MB) for --lines 5000: every line is delivered, so nothing may claim otherwise
+    rt = FakeRuntime()
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    rt.add("worker")
+    rt.log_lines["shop-worker-1"] = [(start + timedelta(milliseconds=i), f"{i:05d} {LINE}") for i in range(600)]
+    engine = Engine(make_config(), FakeBackends({"prod": rt}, FakeProbe()), Database(tmp_path / "l.db"), Redactor())
+    try:
+        reply = await engine.handle(Request(actor="U0X", door="slack", text="logs prod worker --lines 5000"))
+        assert reply.result.total == 600 and len(list(reply.result.all_lines())) == 600
+        assert "left out" not in render_text(reply) and "left out" not in json.dumps(render_message(reply).blocks)
+        reply.result.close()
     finally:
         engine.db.close()
