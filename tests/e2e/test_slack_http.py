@@ -21,30 +21,26 @@ ALERTS = ("C0CRITICAL", "C0WARNING", "C0INFO")
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.docker]
 
 
+def _writer(docker_engine, shop, name, script):
+    """A service of the shop that runs ``script`` (its log), the database password in its environment."""
+    container = run_service(docker_engine.client, shop.project, name, "shop/worker:1.0",
+                            ["sh", "-c", script + "; sleep 100000"], env={"DB_PASSWORD": shop.secret})  # fmt: skip
+    yield container
+    container.remove(force=True)
+
+
 @pytest.fixture(scope="module")
 def chatty(docker_engine, shop):
     """A service with 600 quick log lines (too many for one message)."""
-    container = run_service(
-        docker_engine.client, shop.project, "chatty", "shop/worker:1.0",
-        ["sh", "-c", "i=0; while [ $i -lt 600 ]; do echo \"line $i password $DB_PASSWORD\"; i=$((i+1)); done; "
-                     "sleep 100000"],
-        env={"DB_PASSWORD": shop.secret},
-    )  # fmt: skip
-    yield container
-    container.remove(force=True)
+    yield from _writer(docker_engine, shop, "chatty",
+                       'i=0; while [ $i -lt 600 ]; do echo "line $i password $DB_PASSWORD"; i=$((i+1)); done')
 
 
 @pytest.fixture(scope="module")
 def verbose(docker_engine, shop):
     """A service with 5000 log lines of 4 KB, each with the database password in it (20 MB of log)."""
-    container = run_service(
-        docker_engine.client, shop.project, "verbose", "shop/worker:1.0",
-        ["sh", "-c", "pad=$(printf '%04000d' 0); i=0; while [ $i -lt 5000 ]; do "
-                     "echo \"line $i password=$DB_PASSWORD $pad end\"; i=$((i+1)); done; sleep 100000"],
-        env={"DB_PASSWORD": shop.secret},
-    )  # fmt: skip
-    yield container
-    container.remove(force=True)
+    yield from _writer(docker_engine, shop, "verbose", "pad=$(printf '%04000d' 0); i=0; while [ $i -lt 5000 ]; do "
+                       'echo "line $i password=$DB_PASSWORD $pad end"; i=$((i+1)); done')
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
