@@ -66,7 +66,6 @@ def _print_reply_json(reply: Any, redact: Callable[[Any], Any]) -> None:
 async def _run(args: argparse.Namespace) -> int:
     from bot.core.access import local_operator
     from bot.core.engine import Request
-    from bot.render.text import text_lines
     from commands.base import USER_RE
 
     actor = args.as_user or local_operator()
@@ -85,6 +84,8 @@ async def _run(args: argparse.Namespace) -> int:
             if args.json:
                 _print_reply_json(reply, app.redactor.data)
             else:  # a line at a time: every line of a big ``logs``, read from its spool as printed
+                from bot.render.text import text_lines  # every command's renderer: not for --json
+
                 out = sys.stdout if reply.result is not None else sys.stderr
                 for text in text_lines(reply, app.redactor.text):
                     print(text, file=out)

@@ -8,6 +8,8 @@ fails here, named.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from bot.config import load_config
 from bot.core.grammar import parse, split
 from bot.render.text import RENDERERS as TEXT
 from bot.slack.blocks import RENDERERS as BLOCKS
-from commands import REGISTRY
+from commands import REGISTRY, WHERE, Registry
 from commands.base import CommandSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,3 +84,32 @@ def test_the_checklist_catches_a_command_that_lacks_everything() -> None:
     for words in ("summary", "help beyond", "usage", "no example", "no result type", "no plan", "README",
                   "no test runs it"):  # fmt: skip
         assert any(words in problem for problem in found), (words, found)
+
+
+def test_every_module_that_defines_a_command_registers_it() -> None:
+    defined = {
+        (path.stem, name)
+        for path in (ROOT / "commands").glob("*.py")
+        for name in re.findall(r"^(\w+) = CommandSpec\(", path.read_text(), re.M)
+    }
+    assert defined == set(WHERE.values())
+
+
+def test_the_registry_imports_a_command_only_when_it_is_asked_for() -> None:
+    code = (
+        "import sys, commands\n"
+        "before = sorted(m for m in sys.modules if m in {'commands.status', 'commands.deploy', 'commands.backup'})\n"
+        "spec = commands.REGISTRY['backup']\n"
+        "print(before, spec.name, 'commands.backup' in sys.modules, 'commands.status' in sys.modules,\n"
+        "      'status' in commands.REGISTRY, len(commands.REGISTRY))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["[]", "backup", "True", "False", "True", str(len(WHERE))]
+
+
+def test_the_registry_refuses_a_spec_under_another_name() -> None:
+    wrong = Registry({"health": ("status", "SPEC")})
+    with pytest.raises(TypeError, match="not the spec of 'health'"):
+        wrong["health"]
+    with pytest.raises(KeyError):
+        wrong["nope"]
