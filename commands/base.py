@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
 from adapters.errors import UserError
-from adapters.metrics.base import Metrics
-from adapters.probe import Probe
-from adapters.runtime import Runtime
-from adapters.store import BackupStore
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the adapters' interfaces: annotations only (a command that needs one imports it)
+    from adapters.metrics.base import Metrics
+    from adapters.probe import Probe
+    from adapters.runtime import Runtime
+    from adapters.store import BackupStore
     from bot.config import OpsConfig
     from bot.config.redact import Redactor
 

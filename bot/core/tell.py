@@ -13,7 +13,6 @@ from typing import Any
 from bot.config import OpsConfig
 from bot.core import outbox
 from bot.core.incident import Incident, Route, alert_channels, iso, repeat_after, route_of
-from commands.troubleshoot import find
 
 PD_SEVERITY = {"critical": "critical", "warning": "warning", "info": "info", "ok": "info"}
 
@@ -141,5 +140,7 @@ class Tell:
             return
         if inc.diagnosed_at is not None and self.now - inc.diagnosed_at < repeat_after(self.config):
             return
+        from commands.troubleshoot import find  # the guide's table and its diagnostics: only for an alert
+
         if find(list(self.config.troubleshooting), inc.symptoms or inc.summary):
             self.diagnose(inc)

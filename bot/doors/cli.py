@@ -48,10 +48,13 @@ def _print_json(data: object) -> None:
 def _print_reply_json(reply: Any, redact: Callable[[Any], Any]) -> None:
     """The reply as JSON; a ``logs`` answer with more lines than it holds gets every line, printed a line at
     a time from its spool (its lines were redacted as they were spooled)."""
-    from commands.logs import LogsResult
-
     data = redact(reply.to_json())
     result = reply.result
+    if getattr(result, "kind", None) != "logs":  # ``commands.logs`` imported only for its own result
+        _print_json(data)
+        return
+    from commands.logs import LogsResult
+
     if not isinstance(result, LogsResult) or result.total <= len(result.lines):
         _print_json(data)
         return
