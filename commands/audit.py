@@ -97,4 +97,5 @@ SPEC = CommandSpec(
     verb="Reading the audit log",
     examples=("audit --env prod --limit 10", "audit verify"),
     results=(AuditResult,),
+    learns_secrets="never",  # only opsbot's own records
 )

@@ -378,10 +378,12 @@ class CommandSpec:
     #: its answer when the record is unknown or in an environment the actor may not read: the same for
     #: both, so that a refusal does not tell the record exists (formatted with the arguments)
     unknown_target: str = ""
-    #: True when the command's own first reading of the environment (``containers``, which learns the
-    #: secret values) completes before anything it shows exists, and nothing is shown while it runs
-    #: (no progress): the engine then does not list the containers a second time to learn them first
-    learns_secrets_itself: bool = False
+    #: when the secret values of the environment's containers are learnt, so that nothing shown holds one:
+    #: "first" (the engine lists the containers before the command runs, unless its arguments say it shows
+    #: nothing of them: ``Args.shows_environment``); "itself" (the command's own first reading of the
+    #: environment, ``containers``, learns them before anything it shows exists, and nothing is shown while
+    #: it runs: no second listing); "never" (it shows only opsbot's own records: help, audit, history, ...)
+    learns_secrets: Literal["first", "itself", "never"] = "first"
 
 
 def env_field(description: str = "the environment (default: default_environment)") -> Any:

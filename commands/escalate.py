@@ -66,4 +66,5 @@ SPEC = CommandSpec(
     verb="Escalating",
     examples=("escalate", "escalate L2"),
     results=(EscalateResult,),
+    learns_secrets="never",  # only opsbot's own records
 )

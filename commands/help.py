@@ -86,4 +86,5 @@ SPEC = CommandSpec(
     verb="Helping",
     examples=("help", "help logs"),
     results=(HelpResult,),
+    learns_secrets="never",  # only opsbot's own records
 )

@@ -46,4 +46,5 @@ SPEC = CommandSpec(
     verb="Reading the history of",
     examples=("history prod",),
     results=(HistoryResult,),
+    learns_secrets="never",  # only opsbot's own records
 )

@@ -52,4 +52,5 @@ SPEC = CommandSpec(
     verb="Listing approvals",
     examples=("pending prod",),
     results=(PendingResult,),
+    learns_secrets="never",  # only opsbot's own records
 )

@@ -73,5 +73,5 @@ SPEC = CommandSpec(
     verb="Checking",
     examples=("status prod",),
     results=(StatusResult,),
-    learns_secrets_itself=True,  # its container listing learns them before the result is redacted
+    learns_secrets="itself",  # its container listing learns them before the result is redacted
 )

@@ -35,8 +35,6 @@ from commands.base import Backends, CommandSpec, Ctx, Result
 
 log = logging.getLogger("opsbot.engine")
 __all__ = ["DOORS", "Engine", "Reply", "Request", "new_request_id"]
-#: commands that show only opsbot's own records, never what an environment says: no secrets to learn first
-OWN_RECORDS = frozenset({"help", "escalate", "audit", "pending", "history"})
 
 
 class Engine:
@@ -127,8 +125,7 @@ class Engine:
         await self._audit(request, reply, text, "requested", "accepted", {"args": parsed.args.model_dump(mode="json")})
         try:
             ctx = self.make_ctx(request)
-            if (parsed.spec.name not in OWN_RECORDS and not parsed.spec.learns_secrets_itself
-                    and parsed.args.shows_environment()):  # fmt: skip
+            if parsed.spec.learns_secrets == "first" and parsed.args.shows_environment():
                 await self.learn_secrets(ctx, getattr(parsed.args, "env", None))
             # listings across environments show only what the actor may see in each (``audit``, ``pending``)
             ctx.extras["visible"] = partial(self.access.visible, request.actor, parsed.spec)
