@@ -3,16 +3,17 @@
 Starts moto's S3 server in a process of its own on loopback, with two source buckets put straight into
 its state: 10,000 objects of 1-64 KiB (random sizes, fixed seed) and 4 objects of 256 MiB. Each tool
 copies each source into a bucket of its own, through the same endpoint, on the same machine, in the
-same run: a first run (everything to copy) and a second, unchanged run (nothing to copy). Prints the
-times (medians over ``--rounds``; the tools alternate going first), opsbot's over aws's (goal: at most 1
-on each) and opsbot's unchanged run over its first (goal: under 10%), each met or not met; beside them
-the CPU seconds of each tool and of the S3 server during its run (the machine may be busy: those do
-not depend on what else runs).
+same run: a first run (everything to copy) and then unchanged runs (nothing to copy; ``--again`` of
+each tool, alternating). Prints the times (medians; the tools alternate going first), opsbot's over
+aws's (goal: at most 1 on each) and opsbot's unchanged run over its first (goal: under 10%), each met
+or not met; beside them the CPU seconds of each tool and of the S3 server during its run (the machine
+may be busy: those do not depend on what else runs).
 
 The `aws` command is the `awscli` package from PyPI, in a venv of its own (not a dependency of opsbot):
 
     python3 -m venv /tmp/awscli && /tmp/awscli/bin/pip install awscli
-    python bench/files_sync.py --aws /tmp/awscli/bin/aws [--small 10000] [--big 4] [--big-mib 256] [--rounds 1]
+    python bench/files_sync.py --aws /tmp/awscli/bin/aws [--small 10000] [--big 4] [--big-mib 256] \\
+        [--rounds 1] [--again 5]
 """
 
 from __future__ import annotations
@@ -107,6 +108,9 @@ def main() -> None:
     ap.add_argument("--big", type=int, default=4, help="big objects")
     ap.add_argument("--big-mib", type=int, default=256, help="size of each big object, MiB (a multiple of 4)")
     ap.add_argument("--rounds", type=int, default=1, help="rounds (the median is reported)")
+    ap.add_argument("--again", type=int, default=5,
+                    help="unchanged runs per round and tool, alternating (they change nothing; the median is "
+                         "reported: a run of a second is at the mercy of whatever else the machine does)")  # fmt: skip
     args = ap.parse_args()
     if not args.aws:
         raise SystemExit("no aws command: python3 -m venv /tmp/awscli && /tmp/awscli/bin/pip install awscli; "
@@ -164,7 +168,7 @@ def run_rounds(args: argparse.Namespace, env: dict[str, str], tmp: Path, server:
             tools = [("opsbot", count), ("aws", count)]
             order = tools if r % 2 == 0 else tools[::-1]
             for label, step in (("first run", 0), ("unchanged run", 1)):
-                for tool, expect in order:
+                for tool, expect in order * (args.again if step else 1):
                     if tool == "opsbot":
                         sample, out = timed([sys.executable, "-m", "bot", "run", "--config", str(tmp / "ops.yml"),
                                              "--json", "backup", f"{case}{r}", "--files"], env, server)  # fmt: skip
@@ -205,7 +209,7 @@ def report(runs: Runs, version: str, args: argparse.Namespace) -> None:
         ours, theirs = med[(case, "opsbot")], med[(case, "aws")]
         ratio = ours.wall / theirs.wall
         cpu, srv = f"{ours.cpu:.1f} / {theirs.cpu:.1f}", f"{ours.server:.1f} / {theirs.server:.1f}"
-        print(f"{case:<22}{ours.wall:>10.1f}{theirs.wall:>8.1f}{ratio:>7.2f}  {'met' if ratio <= 1 else 'NOT MET':<12}"
+        print(f"{case:<22}{ours.wall:>10.2f}{theirs.wall:>8.2f}{ratio:>7.2f}  {'met' if ratio <= 1 else 'NOT MET':<12}"
               f"{cpu:>16}{srv:>24}")  # fmt: skip
     for case in ("small", "big"):
         first, again = med[(f"{case} first run", "opsbot")].wall, med[(f"{case} unchanged run", "opsbot")].wall
