@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from adapters.buckets import Buckets
-from adapters.certs import CertSource
-from adapters.metrics.base import Metrics
-from adapters.probe import Probe
-from adapters.runtime import Runtime
-from adapters.store import BackupStore
-from adapters.tls.inspector import TlsInspector
-from bot.config import OpsConfig
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the interfaces, for annotations; each adapter is imported when first used
+    from adapters.buckets import Buckets
+    from adapters.certs import CertSource
+    from adapters.metrics.base import Metrics
+    from adapters.probe import Probe
+    from adapters.runtime import Runtime
+    from adapters.store import BackupStore
+    from bot.config import OpsConfig
 
 
 class RealBackends:
@@ -36,6 +38,8 @@ class RealBackends:
         """The TLS certificate reader of ``cert_check`` (the system's trusted authorities)."""
         found: CertSource | None = self.__dict__.get("_certs")
         if found is None:
+            from adapters.tls.inspector import TlsInspector
+
             found = self.__dict__["_certs"] = TlsInspector()
         return found
 
