@@ -103,7 +103,8 @@ class HostProcess:
     stdout and stdin are plain pipes of 1 MiB (``F_SETPIPE_SZ``) read and written with blocking calls
     in two threads of the process's own, so a dump's gigabytes cross in about a thousand hops rather
     than one event-loop turn per 64 KiB. A read gathers what comes within ``GATHER_WAIT`` of its first
-    byte, up to ``CHUNK``. Every wait polls in short steps, so ``kill`` ends them promptly.
+    byte, up to ``CHUNK``, into a buffer the caller may reuse (``readinto``). Every wait polls in short
+    steps, so ``kill`` ends them promptly.
     """
 
     def __init__(self, proc: asyncio.subprocess.Process, argv: list[str], stdout: int, stdin: int | None) -> None:
@@ -132,31 +133,35 @@ class HostProcess:
             if time.monotonic() >= deadline:
                 raise AdapterTimeout(f"{self.description} {what} for {IDLE_TIMEOUT:g}s")
 
-    def _read(self) -> bytes:
-        parts: list[bytes] = []
+    def _readinto(self, buffer: memoryview) -> int:
         size, until = 0, 0.0
-        while size < CHUNK:
-            if parts:
+        while size < len(buffer):
+            if size:
                 left = until - time.monotonic()
                 if left <= 0 or not select.select([self._out], [], [], left)[0]:
                     break
             else:
                 self._wait_for(self._out, select.POLLIN, "wrote nothing")
-            data = os.read(self._out, CHUNK - size)
-            if not data:
+            n = os.readv(self._out, [buffer[size:]])
+            if not n:
                 self._eof = True
                 break
-            if not parts:
+            if not size:
                 until = time.monotonic() + GATHER_WAIT
-            parts.append(data)
-            size += len(data)
-        return b"".join(parts)
+            size += n
+        return size
 
     async def read(self) -> bytes:
         """Next stdout chunk (at most 1 MiB)."""
+        buffer = bytearray(CHUNK)
+        return bytes(memoryview(buffer)[: await self.readinto(buffer)])
+
+    async def readinto(self, buffer: bytearray) -> int:
+        """Fill ``buffer`` with the next stdout bytes (what comes within ``GATHER_WAIT`` of the first); how many
+        (0: stdout ended). A stream reads into buffers it reuses: no allocation per chunk."""
         if self._eof or self._stop.is_set():
-            return b""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._read)
+            return 0
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._readinto, memoryview(buffer))
 
     def _write(self, data: bytes) -> None:
         assert self._in is not None, "started without stdin"
