@@ -138,8 +138,9 @@ class S3Store:
         upload_id: str = created["UploadId"]
         parts: list[dict[str, Any]] = []
         sha, size = hashlib.sha256(), 0
-        # two part buffers, reused: one is uploaded while the stream fills the other (memory: 2 parts)
-        buffers, filled = [bytearray(PART_SIZE), bytearray(PART_SIZE)], 0
+        # two part buffers, reused: one is uploaded while the stream fills the other (memory: 2 parts); the
+        # second made once the first part is full (a backup of one part, a restore's safety backup, needs one)
+        buffers, filled = [bytearray(PART_SIZE)], 0
         sending: asyncio.Future[None] | None = None
 
         def upload(data: bytes | bytearray, number: int) -> None:
@@ -164,6 +165,8 @@ class S3Store:
                     view, filled = view[n:], filled + n
                     if filled == PART_SIZE:
                         await send(buffers[0])  # it waits for the other buffer's upload first: that one is free
+                        if len(buffers) == 1:
+                            buffers.append(bytearray(PART_SIZE))
                         buffers.reverse()
                         filled = 0
             if filled or sending is None:  # the last part (or the only one, even empty)
