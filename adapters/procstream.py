@@ -30,6 +30,8 @@ STDERR_TAIL = 4096
 IDLE_TIMEOUT = 600.0
 #: a read of a host process's stdout gathers what comes within this many seconds of its first byte
 GATHER_WAIT = 0.005
+#: while it gathers, a read looks at the pipe this often (the pipe holds 1 MiB: a writer of 1 GB/s does not wait)
+GATHER_STEP = 0.001
 #: waits on a host process's pipes look at whether it was killed this often (seconds)
 POLL_STEP = 0.2
 
@@ -103,7 +105,10 @@ class HostProcess:
     stdout and stdin are plain pipes of 1 MiB (``F_SETPIPE_SZ``) read and written with blocking calls
     in two threads of the process's own, so a dump's gigabytes cross in about a thousand hops rather
     than one event-loop turn per 64 KiB. A read gathers what comes within ``GATHER_WAIT`` of its first
-    byte, up to ``CHUNK``. Every wait polls in short steps, so ``kill`` ends them promptly.
+    byte, up to ``CHUNK``, into a buffer the caller may reuse (``readinto``), looking at the pipe every
+    ``GATHER_STEP`` rather than waking at each of the process's writes (pg_dump writes 4 KiB at a time:
+    a wake-up for each cost more CPU than the sha256 of the backup). Every wait polls in short steps,
+    so ``kill`` ends them promptly.
     """
 
     def __init__(self, proc: asyncio.subprocess.Process, argv: list[str], stdout: int, stdin: int | None) -> None:
@@ -132,31 +137,39 @@ class HostProcess:
             if time.monotonic() >= deadline:
                 raise AdapterTimeout(f"{self.description} {what} for {IDLE_TIMEOUT:g}s")
 
-    def _read(self) -> bytes:
-        parts: list[bytes] = []
+    def _readinto(self, buffer: memoryview) -> int:
         size, until = 0, 0.0
-        while size < CHUNK:
-            if parts:
+        while size < len(buffer):
+            try:
+                n = os.readv(self._out, [buffer[size:]])
+            except BlockingIOError:  # nothing there now
+                if not size:
+                    self._wait_for(self._out, select.POLLIN, "wrote nothing")
+                    continue
                 left = until - time.monotonic()
-                if left <= 0 or not select.select([self._out], [], [], left)[0]:
+                if left <= 0:
                     break
-            else:
-                self._wait_for(self._out, select.POLLIN, "wrote nothing")
-            data = os.read(self._out, CHUNK - size)
-            if not data:
+                time.sleep(min(GATHER_STEP, left))  # not a wake-up per write of the process (pg_dump's are 4 KiB)
+                continue
+            if not n:
                 self._eof = True
                 break
-            if not parts:
+            if not size:
                 until = time.monotonic() + GATHER_WAIT
-            parts.append(data)
-            size += len(data)
-        return b"".join(parts)
+            size += n
+        return size
 
     async def read(self) -> bytes:
         """Next stdout chunk (at most 1 MiB)."""
+        buffer = bytearray(CHUNK)
+        return bytes(memoryview(buffer)[: await self.readinto(buffer)])
+
+    async def readinto(self, buffer: bytearray) -> int:
+        """Fill ``buffer`` with the next stdout bytes (what comes within ``GATHER_WAIT`` of the first); how many
+        (0: stdout ended). A stream reads into buffers it reuses: no allocation per chunk."""
         if self._eof or self._stop.is_set():
-            return b""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._read)
+            return 0
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._readinto, memoryview(buffer))
 
     def _write(self, data: bytes) -> None:
         assert self._in is not None, "started without stdin"
@@ -221,6 +234,7 @@ async def host_process(argv: list[str], *, stdin: bool = False) -> AsyncIterator
     if isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):
         raise AdapterError("a command is a non-empty list of arguments (argv), never a shell string")
     out_r, out_w = _pipe()
+    os.set_blocking(out_r, False)  # reads take what is there; the wait for more is ours (gathering, timeout, kill)
     in_r, in_w = _pipe() if stdin else (-1, -1)
     if stdin:
         os.set_blocking(in_w, False)  # writes take what fits; the wait for room is ours (timeout, kill)

@@ -49,7 +49,7 @@ class DecodeError(ValueError):
 class Encoder(Protocol):
     """Compresses a stream: ``compress`` each chunk, then ``flush`` once."""
 
-    def compress(self, data: bytes) -> bytes:
+    def compress(self, data: bytes | memoryview) -> bytes:
         """The compressed bytes ready so far (maybe none)."""
         ...
 
@@ -109,7 +109,7 @@ class _ZstdEncoder:
     def __init__(self, obj: zstandard.ZstdCompressionObj) -> None:
         self._obj = obj
 
-    def compress(self, data: bytes) -> bytes:
+    def compress(self, data: bytes | memoryview) -> bytes:
         return self._obj.compress(data)
 
     def flush(self) -> bytes:

@@ -1,8 +1,10 @@
 """Streams between a process and a store: dump -> compress -> store, store -> decompress -> restore, and checks.
 
-No temporary file and bounded memory whatever the size: a reader task takes the dump's stdout into a
-small queue of raw chunks, a compressor (zstd or gzip, in a worker thread, so the dump keeps writing
-meanwhile) feeds a small queue of compressed chunks, and the store uploads from that. A dump that
+No temporary file and bounded memory whatever the size: a reader task reads the dump's stdout into one
+of ``BUFFERS`` buffers of 1 MiB, reused over the whole stream (no allocation per chunk: on a dump of a
+GiB, fresh chunks cost more in page faults than the copies), a compressor (zstd or gzip, in a worker
+thread, so the dump keeps writing meanwhile) takes them in turn and feeds a small queue of compressed
+chunks, and the store uploads from that. A dump that
 exits non-zero or writes nothing makes the stream fail before its end, so the store leaves no object.
 The way back decompresses in pieces of at most 1 MiB (``adapters.stores.codecs``): a bomb cannot fill memory.
 """
@@ -18,12 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.errors import AdapterError
-from adapters.procstream import ProcessStream
+from adapters.procstream import CHUNK, ProcessStream
 from adapters.store import BackupStore, PutResult, StoredObject
 from adapters.stores.codecs import Compression, DecodeError, Decoder, decoder, encoder, of_bytes, of_name
 
 #: raw chunks are gathered to about this size before they are compressed (fewer thread hops)
 GATHER = 512 * 1024
+#: raw buffers of ``CHUNK`` bytes: one being read, one waiting, one being compressed
+BUFFERS = 3
 #: chunks waiting in each queue: memory stays under a few MiB besides the store's part buffer
 QUEUE = 2
 #: progress is reported at most this often (seconds)
@@ -78,34 +82,33 @@ async def dump_to_store(
     compression: Compression = "zstd",
 ) -> PutResult:
     """Stream ``proc``'s stdout, compressed, into ``store`` under ``key``; ``DumpFailed`` leaves no object."""
-    raw_q: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(QUEUE)
+    free: asyncio.Queue[bytearray] = asyncio.Queue()
+    for _ in range(BUFFERS):
+        free.put_nowait(bytearray(CHUNK))
+    raw_q: asyncio.Queue[tuple[bytearray, int] | Exception | None] = asyncio.Queue()  # bounded by the buffers
     gz_q: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(QUEUE)
     compressor = encoder(compression)
+    fill = _filler(proc)
 
     async def read() -> None:
-        pending: list[bytes] = []
-        size = 0
         try:
-            while chunk := await proc.read():
-                meter.raw += len(chunk)
-                pending.append(chunk)
-                size += len(chunk)
-                if size >= GATHER:
-                    await raw_q.put(pending[0] if len(pending) == 1 else b"".join(pending))
-                    pending, size = [], 0
+            while size := await fill(buffer := await free.get()):
+                meter.raw += size
+                raw_q.put_nowait((buffer, size))
         except Exception as exc:
-            offer(raw_q, exc)
+            raw_q.put_nowait(exc)
             return
-        if pending:
-            await raw_q.put(b"".join(pending))
-        await raw_q.put(None)
+        raw_q.put_nowait(None)
 
     async def compress() -> None:
+        loop = asyncio.get_running_loop()
         try:
-            while (chunk := await raw_q.get()) is not None:
-                if isinstance(chunk, Exception):
-                    raise chunk
-                out = await asyncio.to_thread(compressor.compress, chunk)
+            while (item := await raw_q.get()) is not None:
+                if isinstance(item, Exception):
+                    raise item
+                buffer, size = item
+                out = await loop.run_in_executor(None, compressor.compress, memoryview(buffer)[:size])
+                free.put_nowait(buffer)  # the compressor copied what it keeps
                 if out:
                     await gz_q.put(out)
             code = await proc.wait()
@@ -113,7 +116,7 @@ async def dump_to_store(
                 raise DumpFailed(failure(proc, f"{proc.description} exited with {code}"))
             if meter.raw == 0:
                 raise DumpFailed(failure(proc, f"{proc.description} wrote nothing"))
-            await gz_q.put(await asyncio.to_thread(compressor.flush))
+            await gz_q.put(await loop.run_in_executor(None, compressor.flush))
             await gz_q.put(None)
         except asyncio.CancelledError:
             raise  # the store gave up: nobody reads the queue any more
@@ -144,6 +147,31 @@ async def dump_to_store(
                 task.exception()  # retrieved: its error is the one the store raised, or was shown to it
     await meter.tick(force=True)
     return result
+
+
+def _filler(proc: ProcessStream) -> Callable[[bytearray], Awaitable[int]]:
+    """``fill(buffer)``: the next stdout bytes into ``buffer``, how many (0: the end). The process's own
+    ``readinto`` where it has one (``HostProcess``); else its chunks copied in until ``GATHER`` bytes."""
+    readinto: Callable[[bytearray], Awaitable[int]] | None = getattr(proc, "readinto", None)
+    if readinto is not None:
+        return readinto
+    left, ended = memoryview(b""), False
+
+    async def fill(buffer: bytearray) -> int:
+        nonlocal left, ended
+        size = 0
+        while size < GATHER and not ended:
+            if not left:
+                left = memoryview(await proc.read())
+                ended = not left
+            n = min(len(left), len(buffer) - size)
+            buffer[size : size + n], left = left[:n], left[n:]
+            size += n
+            if size == len(buffer):
+                break
+        return size
+
+    return fill
 
 
 def offer(queue: asyncio.Queue[Any], item: Any) -> None:

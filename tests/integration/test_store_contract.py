@@ -121,3 +121,48 @@ async def test_missing_objects_and_delete(subject):
     await store.delete(missing)
     await store.delete(missing)  # already gone: nothing to say
     assert await store.list(db_prefix(store.prefix, "prod")) == []
+
+
+@pytest.fixture
+async def s3_store(moto_s3):
+    bucket = f"contract-{secrets.token_hex(4)}"
+    client = moto_s3.client()
+    client.create_bucket(Bucket=bucket)
+    store = S3Store(f"s3://{bucket}/backups/")
+    yield store, client, bucket
+    await store.close()
+
+
+@pytest.mark.s3
+async def test_s3_a_backup_above_the_copy_limit_is_stored_by_a_copy_in_parts(s3_store):
+    store, client, bucket = s3_store
+    store.copy_limit, store.copy_part = 6 * 2**20, 5 * 2**20  # as for a backup above 5 GiB: three part copies
+    data = os.urandom(11 * 2**20 + 7)
+    put = await store.put(key(store, NEW), chunks_of(data), {"kind": "backup"}, lambda: {"duration": "2"})
+    digest = hashlib.sha256(data).hexdigest()
+    assert await read(store, put.key) == data
+    head = await store.head(put.key)
+    assert head.metadata == {"kind": "backup", "duration": "2", "size": str(len(data)), "sha256": digest}
+    assert client.head_object(Bucket=bucket, Key=put.key)["ETag"].endswith('-3"')  # it was copied in 3 parts
+    listed = client.list_objects_v2(Bucket=bucket)["Contents"]
+    assert [o["Key"] for o in listed] == [put.key]  # the partial object is gone
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+@pytest.mark.s3
+async def test_s3_a_copy_in_parts_that_fails_leaves_no_object_and_no_upload(s3_store):
+    store, client, bucket = s3_store
+    store.copy_limit, store.copy_part = 6 * 2**20, 5 * 2**20
+    s3 = store._s3()
+    real = s3.upload_part_copy
+
+    def failing(**kwargs):
+        if kwargs["PartNumber"] == 2:
+            raise OSError("the connection broke")
+        return real(**kwargs)
+
+    s3.upload_part_copy = failing
+    with pytest.raises(AdapterError, match="part 2"):
+        await store.put(key(store, NEW), chunks_of(os.urandom(11 * 2**20)), {}, dict)
+    assert client.list_objects_v2(Bucket=bucket).get("Contents", []) == []
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
