@@ -21,10 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlite_utils
-
 from adapters.errors import AccessDenied, ApprovalError
-from bot.core.db import Database, immediate
+from bot.core.db import Database, Db, immediate
 
 PENDING, APPROVED, RUNNING = "pending", "approved", "running"
 DENIED, CANCELLED, EXPIRED = "denied", "cancelled", "expired"
@@ -103,7 +101,7 @@ class Approvals:
     async def _tx(self, approval_id: str, change: Any) -> Any:
         """Run ``change(approval, conn)`` on the current row inside one write transaction."""
 
-        def _run(db: sqlite_utils.Database) -> Any:
+        def _run(db: Db) -> Any:
             with immediate(db.conn) as conn:
                 row = next(db.query("SELECT * FROM approvals WHERE id = ?", [approval_id]), None)
                 if row is None:
@@ -166,7 +164,7 @@ class Approvals:
         for key in ("approvers", "plan", "words"):
             row[key] = json.dumps(row[key])
 
-        def _insert(db: sqlite_utils.Database) -> None:
+        def _insert(db: Db) -> None:
             db.conn.execute(
                 f"INSERT INTO approvals ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",  # noqa: S608
                 tuple(row.values()),
@@ -249,7 +247,7 @@ class Approvals:
     async def set_message(self, approval_id: str, channel: str, ts: str) -> None:
         """Remember the Slack message that shows this approval."""
 
-        def _set(db: sqlite_utils.Database) -> None:
+        def _set(db: Db) -> None:
             db.conn.execute("UPDATE approvals SET channel = ?, message_ts = ? WHERE id = ?", (channel, ts, approval_id))
 
         await self.db.call(_set)
@@ -257,7 +255,7 @@ class Approvals:
     async def heartbeat(self, approval_id: str) -> None:
         """The runner is alive."""
 
-        def _beat(db: sqlite_utils.Database) -> None:
+        def _beat(db: Db) -> None:
             db.conn.execute(
                 "UPDATE approvals SET updated_at = ? WHERE id = ? AND state = ? AND runner = ?",
                 (time.time(), approval_id, RUNNING, self.runner),
@@ -269,7 +267,7 @@ class Approvals:
         """pending -> expired for every approval past its time; the ones this call expired."""
         now = time.time()
 
-        def _expire(db: sqlite_utils.Database) -> list[Approval]:
+        def _expire(db: Db) -> list[Approval]:
             with immediate(db.conn) as conn:
                 query = "SELECT * FROM approvals WHERE state = ? AND expires_at <= ?"
                 rows = [Approval.from_row(r) for r in db.query(query, [PENDING, now])]
@@ -283,7 +281,7 @@ class Approvals:
         now = time.time()
         host = socket.gethostname()
 
-        def _orphans(db: sqlite_utils.Database) -> list[Approval]:
+        def _orphans(db: Db) -> list[Approval]:
             found = []
             with immediate(db.conn) as conn:
                 for r in db.query("SELECT * FROM approvals WHERE state = ?", [RUNNING]):
@@ -302,7 +300,7 @@ class Approvals:
     async def get(self, approval_id: str) -> Approval:
         """One approval; ApprovalError when there is none."""
 
-        def _get(db: sqlite_utils.Database) -> Approval | None:
+        def _get(db: Db) -> Approval | None:
             row = next(db.query("SELECT * FROM approvals WHERE id = ?", [approval_id]), None)
             return Approval.from_row(row) if row else None
 
@@ -315,7 +313,7 @@ class Approvals:
         """Pending approvals (not yet expired), oldest first."""
         now = time.time()
 
-        def _pending(db: sqlite_utils.Database) -> list[Approval]:
+        def _pending(db: Db) -> list[Approval]:
             sql = "SELECT * FROM approvals WHERE state = ? AND expires_at > ?"
             params: list[Any] = [PENDING, now]
             if env:

@@ -19,11 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlite_utils
-
 from bot.config.redact import Redactor
 from bot.core.audit_chain import GENESIS, canonical, tail_and_head, walk_upto
-from bot.core.db import Database, immediate
+from bot.core.db import Database, Db, immediate
 
 #: every this many entries, the appender that wrote one checkpoints the WAL into the database and restarts it
 CHECKPOINT_EVERY = 200
@@ -95,7 +93,7 @@ class AuditLog:
             "request_id": request_id,
         }
 
-        def _append(db: sqlite_utils.Database) -> tuple[int, str]:
+        def _append(db: Db) -> tuple[int, str]:
             with immediate(db.conn) as conn:
                 appended = append_row(conn, row)
             if appended[0] % CHECKPOINT_EVERY == 0:
@@ -123,7 +121,7 @@ class AuditLog:
         environments not in it; rows of no environment are always kept.
         """
 
-        def _read(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+        def _read(db: Db) -> list[dict[str, Any]]:
             where: list[str] = []
             params: list[Any] = []
             if env:
@@ -158,7 +156,7 @@ class AuditLog:
         record, is caught, and appends by the running bot during the walk are not mistaken for either.
         """
 
-        def _head(db: sqlite_utils.Database) -> tuple[int, str] | None:
+        def _head(db: Db) -> tuple[int, str] | None:
             found = db.execute("SELECT last_id, hash FROM audit_head WHERE one = 1").fetchone()
             return (found[0], found[1]) if found else None
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlite_utils
-
-from bot.core.db import Database
+from bot.core.db import Database, Db
 
 COLUMNS = ("backup_id", "environment", "kind", "key", "location", "size", "sha256", "command", "requester",
            "outcome", "detail", "started_at", "duration", "request_id")  # fmt: skip
@@ -26,7 +24,7 @@ class Backups:
         """Store one backup attempt (stored or failed); returns its row id."""
         row = {k: entry.get(k) for k in COLUMNS}
 
-        def _insert(db: sqlite_utils.Database) -> int:
+        def _insert(db: Db) -> int:
             cur = db.conn.execute(
                 f"INSERT INTO backups ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",  # noqa: S608
                 tuple(row.values()),
@@ -38,7 +36,7 @@ class Backups:
     async def list(self, env: str, limit: int = 50) -> list[dict[str, Any]]:
         """Newest first."""
 
-        def _read(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+        def _read(db: Db) -> list[dict[str, Any]]:
             sql = "SELECT * FROM backups WHERE environment = ? ORDER BY id DESC LIMIT ?"
             return [dict(r) for r in db.query(sql, [env, limit])]
 
@@ -48,7 +46,7 @@ class Backups:
     async def get(self, env: str, backup_id: str) -> dict[str, Any] | None:
         """The stored record of ``backup_id`` in ``env``, if opsbot made it."""
 
-        def _read(db: sqlite_utils.Database) -> dict[str, Any] | None:
+        def _read(db: Db) -> dict[str, Any] | None:
             sql = (
                 "SELECT * FROM backups WHERE environment = ? AND backup_id = ? AND outcome = 'stored' ORDER BY id DESC"
             )

@@ -12,11 +12,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlite_utils
-
 from bot.config import OpsConfig
 from bot.core.audit import append_row
-from bot.core.db import Database, immediate
+from bot.core.db import Database, Db, immediate
 
 #: the audit event of a config change
 EVENT = "config-changed"
@@ -42,7 +40,7 @@ def record_config(db: Database, config: OpsConfig, path: str) -> int | None:
     sections = section_hashes(config)
     digest = _digest(sections)
 
-    def run(sdb: sqlite_utils.Database) -> int | None:
+    def run(sdb: Db) -> int | None:
         with immediate(sdb.conn) as conn:
             query = "SELECT details FROM audit WHERE event = ? ORDER BY id DESC LIMIT 1"
             last = conn.execute(query, (EVENT,)).fetchone()

@@ -9,9 +9,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
-import sqlite_utils
-
-from bot.core.db import Database
+from bot.core.db import Database, Db
 
 #: Slack retries within minutes; keep keys for a day
 TTL_SECONDS = 24 * 3600
@@ -32,7 +30,7 @@ class Deliveries:
         if sweep:
             self._last_sweep = now
 
-        def _claim(db: sqlite_utils.Database) -> bool:
+        def _claim(db: Db) -> bool:
             conn = db.conn
             if sweep:
                 conn.execute("DELETE FROM deliveries WHERE seen_at < ?", (now - self.ttl,))

@@ -9,9 +9,7 @@ import json
 import time
 from typing import Any
 
-import sqlite_utils
-
-from bot.core.db import Database
+from bot.core.db import Database, Db
 
 
 class Deploys:
@@ -26,7 +24,7 @@ class Deploys:
         for key in ("services", "before", "after", "approvers"):
             row[key] = json.dumps(row.get(key) or ([] if key in ("services", "approvers") else {}))
 
-        def _insert(db: sqlite_utils.Database) -> int:
+        def _insert(db: Db) -> int:
             cur = db.conn.execute(
                 f"INSERT INTO deploys ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",  # noqa: S608
                 tuple(row.values()),
@@ -38,7 +36,7 @@ class Deploys:
     async def list(self, env: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """Newest first."""
 
-        def _read(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+        def _read(db: Db) -> list[dict[str, Any]]:
             sql, params = "SELECT * FROM deploys", []
             if env:
                 sql += " WHERE environment = ?"

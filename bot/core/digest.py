@@ -13,13 +13,11 @@ import json
 import sqlite3
 from datetime import UTC, datetime
 
-import sqlite_utils
-
 from bot.config import OpsConfig
 from bot.config.guide import clock_minutes
 from bot.config.windows import timezone_of
 from bot.core import outbox
-from bot.core.db import Database, immediate
+from bot.core.db import Database, Db, immediate
 
 KEY = "digest:last"
 #: the first digest looks back this far
@@ -59,7 +57,7 @@ class Digests:
         if digest_route(self.config) is None:
             return None
 
-        def go(db: sqlite_utils.Database) -> str | None:
+        def go(db: Db) -> str | None:
             with immediate(db.conn) as conn:
                 return self._take(conn, now)
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
+from bot.core.db import Database, Db, immediate
 
-from bot.core.db import Database, immediate
-from commands.security_report import AccessReport, report_from
+if TYPE_CHECKING:
+    from commands.security_report import AccessReport
 
 #: identities that are not people: left out of the report's new actors
 SYSTEM_ACTORS = ("opsbot", "scheduler")
@@ -60,7 +60,7 @@ class Duties:
         marks = ", ".join("?" for _ in wanted)
         select = f"SELECT * FROM security_duties WHERE item IN ({marks})"  # noqa: S608 - placeholders only
 
-        def go(db: sqlite_utils.Database) -> dict[str, dict[str, Any]]:
+        def go(db: Db) -> dict[str, dict[str, Any]]:
             found = {r["item"]: dict(r) for r in db.query(select, wanted)}
             if len(found) < len(set(wanted)):  # a write only the first time an item is seen
                 with immediate(db.conn) as conn:
@@ -76,7 +76,7 @@ class Duties:
         """Record ``item`` as done by ``actor`` at ``at``; returns the row as it was before (its reminder)."""
         await self.rows([item])
 
-        def go(db: sqlite_utils.Database) -> dict[str, Any]:
+        def go(db: Db) -> dict[str, Any]:
             with immediate(db.conn) as conn:
                 before = dict(next(db.query("SELECT * FROM security_duties WHERE item = ?", [item])))
                 conn.execute(
@@ -95,7 +95,7 @@ class Duties:
         not this process's to send.
         """
 
-        def go(db: sqlite_utils.Database) -> dict[str, Any] | None:
+        def go(db: Db) -> dict[str, Any] | None:
             with immediate(db.conn) as conn:
                 row = next(db.query("SELECT * FROM security_duties WHERE item = ?", [item]), None)
                 if row is None or due_at > now:
@@ -121,7 +121,7 @@ class Duties:
     async def take_message(self, item: str, ts: str) -> bool:
         """Forget the reminder message ``ts`` of ``item`` (it is edited to "done"); False if another process did."""
 
-        def go(db: sqlite_utils.Database) -> bool:
+        def go(db: Db) -> bool:
             with immediate(db.conn) as conn:
                 changed = conn.execute(
                     "UPDATE security_duties SET channel = NULL, message_ts = NULL, version = version + 1"
@@ -146,7 +146,7 @@ class Duties:
         """What the audit log says about access from ``since`` to ``until`` (guide 7.4, access review)."""
         start, end = _iso(since), _iso(until)
 
-        def go(db: sqlite_utils.Database) -> dict[str, Any]:
+        def go(db: Db) -> dict[str, Any]:
             period = [start, end]
             return {
                 "activity": db.execute(_ACTIVITY, period).fetchall(),
@@ -157,6 +157,8 @@ class Duties:
                 "new_actors": [r[0] for r in db.execute(_NEW_ACTORS, [*SYSTEM_ACTORS, *period]).fetchall()],
                 "entries": db.execute(_COUNT, period).fetchone()[0],
             }
+
+        from commands.security_report import report_from  # the report's models: only when one is made
 
         return report_from(since, until, await self.db.call(go))
 

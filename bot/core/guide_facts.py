@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlite_utils
 from pydantic import BaseModel
 
 from adapters.errors import OpsError
@@ -21,7 +20,7 @@ from adapters.models import ContainerInfo
 from adapters.preflight.engine import EngineFacts, EngineProbe
 from bot.config import OpsConfig
 from bot.core.config_history import EVENT as CONFIG_EVENT
-from bot.core.db import Database
+from bot.core.db import Database, Db
 from commands.base import Backends
 
 #: at most this many history entries (the newest) are in the guide
@@ -90,7 +89,7 @@ async def _env_facts(name: str, config: OpsConfig, backends: Backends, timeout: 
                     engine_error=e_error)  # fmt: skip
 
 
-def _history(sdb: sqlite_utils.Database) -> tuple[int, list[dict[str, Any]]]:
+def _history(sdb: Db) -> tuple[int, list[dict[str, Any]]]:
     first = sdb.execute("SELECT count(*) FROM audit WHERE event = ?", [CONFIG_EVENT]).fetchone()[0]
     rows = [dict(r) for r in sdb.query(
         "SELECT id, ts, actor, command, event, outcome, details FROM audit WHERE event = :config OR "

@@ -12,11 +12,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-import sqlite_utils
-
 from adapters.errors import UserError
 from bot.config import OpsConfig
-from bot.core.db import Database, immediate
+from bot.core.db import Database, Db, immediate
 from bot.core.incident import (
     OPEN_STATES,
     SILENCED,
@@ -52,7 +50,7 @@ class IncidentStore:
     # ---------------------------------------------------------------- plumbing
 
     async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def go(db: sqlite_utils.Database) -> T:
+        def go(db: Db) -> T:
             with immediate(db.conn) as conn:
                 return fn(conn)
 

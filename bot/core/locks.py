@@ -17,11 +17,9 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import sqlite_utils
-
 from adapters.errors import UserError
 from bot.core.approvals import RUNNER, runner_gone
-from bot.core.db import Database, immediate
+from bot.core.db import Database, Db, immediate
 
 #: seconds between two heartbeats of a held lease
 BEAT = 10.0
@@ -57,7 +55,7 @@ class EnvLocks:
         now = time.time()
         host = socket.gethostname()
 
-        def take(db: sqlite_utils.Database) -> dict[str, object] | None:
+        def take(db: Db) -> dict[str, object] | None:
             with immediate(db.conn) as conn:
                 row = conn.execute(
                     "SELECT holder, runner, since, heartbeat FROM env_locks WHERE environment = ?", [env]
@@ -80,7 +78,7 @@ class EnvLocks:
             )
 
     async def _beat(self, env: str, token: str) -> None:
-        def beat(db: sqlite_utils.Database) -> None:
+        def beat(db: Db) -> None:
             db.conn.execute(
                 "UPDATE env_locks SET heartbeat = ? WHERE environment = ? AND token = ?", [time.time(), env, token]
             )
@@ -90,7 +88,7 @@ class EnvLocks:
             await self.db.call(beat)
 
     async def _release(self, env: str, token: str) -> None:
-        def release(db: sqlite_utils.Database) -> None:
+        def release(db: Db) -> None:
             with immediate(db.conn) as conn:
                 conn.execute("DELETE FROM env_locks WHERE environment = ? AND token = ?", [env, token])
 

@@ -22,10 +22,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import sqlite_utils
-
 from bot.core.approvals import RUNNER, runner_gone
-from bot.core.db import Database
+from bot.core.db import Database, Db
 
 #: seconds between two heartbeats of a running task
 BEAT = 10.0
@@ -43,7 +41,7 @@ class MaintenanceRuns:
         """Record a run that starts now; its id."""
         now = time.time()
 
-        def go(db: sqlite_utils.Database) -> int:
+        def go(db: Db) -> int:
             cur = db.conn.execute(
                 "INSERT INTO maintenance_runs (environment, task, holds, actor, door, request_id, runner, started_at,"
                 " heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -110,7 +108,7 @@ class MaintenanceRuns:
     async def last(self, env: str, task: str) -> dict[str, Any] | None:
         """The newest finished run of ``task`` in ``env``."""
 
-        def go(db: sqlite_utils.Database) -> dict[str, Any] | None:
+        def go(db: Db) -> dict[str, Any] | None:
             found = db.query(
                 "SELECT * FROM maintenance_runs WHERE environment = ? AND task = ? AND finished_at IS NOT NULL"
                 " ORDER BY id DESC LIMIT 1",
@@ -124,7 +122,7 @@ class MaintenanceRuns:
     async def schedule(self, env: str) -> dict[str, dict[str, Any]]:
         """The scheduler's rows (``schedule_state``) of ``env``, by task: next due, last run."""
 
-        def go(db: sqlite_utils.Database) -> dict[str, dict[str, Any]]:
+        def go(db: Db) -> dict[str, dict[str, Any]]:
             rows = db.query("SELECT * FROM schedule_state WHERE environment = ? ORDER BY key", [env])
             return {r["task"]: dict(r) for r in rows}
 

@@ -24,9 +24,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
-
-from bot.core.db import Database, immediate
+from bot.core.db import Database, Db, immediate
 
 PENDING, SENDING, SENT, SKIPPED = "pending", "sending", "sent", "skipped"
 #: how long a claim holds; a worker that died holding one is replaced after this
@@ -94,7 +92,7 @@ class Outbox:
     async def claim(self, now: float, *, limit: int = 20, paused: tuple[str, ...] = ()) -> list[Delivery]:
         """Take up to ``limit`` due rows, each the first unsent of its group; skip superseded edits."""
 
-        def go(db: sqlite_utils.Database) -> list[Delivery]:
+        def go(db: Db) -> list[Delivery]:
             with immediate(db.conn) as conn:
                 # an edit with a later edit of its group waiting shows nothing the later one will not
                 conn.execute(
@@ -136,7 +134,7 @@ class Outbox:
     async def sent(self, d: Delivery, now: float, result: dict[str, Any] | None = None) -> bool:
         """Mark ``d`` delivered (only by its owner); False if it was not ours any more."""
 
-        def go(db: sqlite_utils.Database) -> bool:
+        def go(db: Db) -> bool:
             return bool(db.conn.execute(
                 "UPDATE outbox SET state = ?, sent_at = ?, result = ?, lease_until = NULL WHERE id = ? AND owner = ? "
                 "AND state = ?", (SENT, now, json.dumps(result or {}), d.id, d.owner, SENDING),
@@ -151,7 +149,7 @@ class Outbox:
         was not sent, or the receiver refused it); an earlier attempt that may have stays remembered.
         """
 
-        def go(db: sqlite_utils.Database) -> None:
+        def go(db: Db) -> None:
             db.conn.execute(
                 "UPDATE outbox SET state = ?, next_at = ?, last_error = ?, owner = NULL, lease_until = NULL, "
                 "maybe_sent = ? WHERE id = ? AND owner = ? AND state = ?",
@@ -164,7 +162,7 @@ class Outbox:
         """End now the leases of a process known to be gone (``owner_prefix``: ``host:pid:``): what it was
         sending is due again at once (as when its lease runs out); how many."""
 
-        def go(db: sqlite_utils.Database) -> int:
+        def go(db: Db) -> int:
             return int(db.conn.execute(
                 "UPDATE outbox SET lease_until = 0 WHERE state = ? AND substr(owner, 1, ?) = ?",
                 (SENDING, len(owner_prefix), owner_prefix),
@@ -175,7 +173,7 @@ class Outbox:
     async def renew(self, d: Delivery, now: float) -> None:
         """Extend the lease of a delivery that is still going on."""
 
-        def go(db: sqlite_utils.Database) -> None:
+        def go(db: Db) -> None:
             db.conn.execute("UPDATE outbox SET lease_until = ? WHERE id = ? AND owner = ?",
                             (now + self.lease, d.id, d.owner))  # fmt: skip
 
@@ -184,7 +182,7 @@ class Outbox:
     async def next_due(self) -> float | None:
         """When the earliest waiting row is due (None when nothing waits)."""
 
-        def go(db: sqlite_utils.Database) -> float | None:
+        def go(db: Db) -> float | None:
             row = db.conn.execute("SELECT MIN(next_at) FROM outbox WHERE state IN ('pending', 'sending')").fetchone()
             return float(row[0]) if row and row[0] is not None else None
 
@@ -193,10 +191,10 @@ class Outbox:
     async def rows(self, *, state: str | None = None) -> list[dict[str, Any]]:
         """Every row (with its payload decoded), oldest first: for tests, the benchmark and a look back."""
 
-        def go(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-            where, params = ("state = ?", [state]) if state else (None, None)
+        def go(db: Db) -> list[dict[str, Any]]:
+            where, params = ("WHERE state = ?", [state]) if state else ("", [])
             out = []
-            for row in db["outbox"].rows_where(where, params, order_by="id"):
+            for row in db.query(f"SELECT * FROM outbox {where} ORDER BY id", params):  # noqa: S608 (a literal)
                 row["payload"] = json.loads(row["payload"])
                 out.append(row)
             return out
@@ -206,7 +204,7 @@ class Outbox:
     async def prune(self, now: float) -> int:
         """Delete rows sent or skipped longer than ``KEEP_SENT`` ago; how many."""
 
-        def go(db: sqlite_utils.Database) -> int:
+        def go(db: Db) -> int:
             return int(db.conn.execute("DELETE FROM outbox WHERE state IN ('sent', 'skipped') AND sent_at < ?",
                                        (now - KEEP_SENT,)).rowcount)  # fmt: skip
 

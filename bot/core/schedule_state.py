@@ -13,9 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import sqlite_utils
-
-from bot.core.db import Database, immediate
+from bot.core.db import Database, Db, immediate
 
 #: how long a claim holds without a heartbeat (a crashed runner's claim is taken over after this)
 LEASE_SECONDS = 120.0
@@ -91,7 +89,7 @@ class ScheduleState:
     async def ensure(self, schedules: Sequence[Periodic], now: float) -> None:
         """Add a row for every schedule not yet known, due at once (a known one keeps its ``next_due``)."""
 
-        def go(db: sqlite_utils.Database) -> None:
+        def go(db: Db) -> None:
             with immediate(db.conn) as conn:
                 for s in schedules:
                     conn.execute(
@@ -105,7 +103,7 @@ class ScheduleState:
     async def claim(self, key: str, now: float, request_id: str) -> Claim | None:
         """Take the run of ``key`` if it is due and nobody holds it; None when it is not ours."""
 
-        def go(db: sqlite_utils.Database) -> Claim | None:
+        def go(db: Db) -> Claim | None:
             with immediate(db.conn) as conn:
                 row = conn.execute(
                     "SELECT task, environment, every, next_due, running_by, lease_until, last_severity, alerted, "
@@ -132,7 +130,7 @@ class ScheduleState:
     async def heartbeat(self, claim: Claim, now: float) -> None:
         """Renew the lease of a run that goes on."""
 
-        def go(db: sqlite_utils.Database) -> None:
+        def go(db: Db) -> None:
             db.conn.execute(
                 "UPDATE schedule_state SET lease_until = ? WHERE key = ? AND running_by = ? AND request_id = ?",
                 (now + self.lease, claim.key, claim.owner, claim.request_id),
@@ -143,7 +141,7 @@ class ScheduleState:
     async def expire(self, owner_prefix: str) -> int:
         """End now the leases of a process known to be gone (``owner_prefix``: ``host:pid:``); how many."""
 
-        def go(db: sqlite_utils.Database) -> int:
+        def go(db: Db) -> int:
             return int(db.conn.execute(
                 "UPDATE schedule_state SET lease_until = 0 WHERE substr(running_by, 1, ?) = ? AND lease_until > 0",
                 (len(owner_prefix), owner_prefix),
@@ -154,7 +152,7 @@ class ScheduleState:
     async def finish(self, claim: Claim, severity: str | None, alerted: str | None) -> bool:
         """Record the run's outcome and release it; ``severity`` None only releases. False if it was not ours."""
 
-        def go(db: sqlite_utils.Database) -> bool:
+        def go(db: Db) -> bool:
             with immediate(db.conn) as conn:
                 params: tuple[Any, ...] = ()
                 if severity is None:
@@ -174,7 +172,7 @@ class ScheduleState:
     async def rows(self) -> list[dict[str, Any]]:
         """Every row, for ``status``-like views and tests."""
 
-        def go(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-            return [dict(r) for r in db["schedule_state"].rows_where(order_by="key")]
+        def go(db: Db) -> list[dict[str, Any]]:
+            return list(db.query("SELECT * FROM schedule_state ORDER BY key"))
 
         return await self.db.call(go)

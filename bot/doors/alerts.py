@@ -18,13 +18,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlite_utils
-
 from adapters.notify.base import DeliveryError, Notifier, Outgoing
 from bot.config.redact import Redactor
 from bot.core.access import SCHEDULER_ACTOR
 from bot.core.alerting import Alerting
-from bot.core.db import immediate
+from bot.core.db import Db, immediate
 from bot.core.engine import Engine
 from bot.core.incident import Incident
 from bot.core.outbox import LEASE_SECONDS, Delivery, Outbox, backoff
@@ -188,7 +186,7 @@ class AlertWorker:
         day = datetime.fromtimestamp(now, UTC).date().isoformat()
         text = f"{notifier}: {exc}. Alerts to {notifier} are kept and retried every hour until this is fixed."
 
-        def go(db: sqlite_utils.Database) -> None:
+        def go(db: Db) -> None:
             with immediate(db.conn) as conn:
                 Tell(conn, self.config, now).notice("critical", text, dedupe=f"notice:{notifier}:{exc.code}:{day}")
 
@@ -256,7 +254,7 @@ class AlertWorker:
         return self._post(d, channel, message, thread_ts=ts)
 
     async def _storm(self, storm_id: str) -> tuple[list[Incident], str | None]:
-        def go(db: sqlite_utils.Database) -> str | None:
+        def go(db: Db) -> str | None:
             row = db.conn.execute("SELECT message_ts FROM storms WHERE id = ?", (storm_id,)).fetchone()
             return str(row[0]) if row and row[0] else None
 
