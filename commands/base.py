@@ -124,7 +124,7 @@ UserId = Annotated[str, AfterValidator(_check_user)]
 class Args(BaseModel):
     """Base of every command's arguments: strict, and services checked against the environment."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     def writes(self) -> bool:
         """True when these arguments make a read-only command write somewhere (it then needs an operator)."""
@@ -162,7 +162,13 @@ class Args(BaseModel):
 
 
 class Result(BaseModel):
-    """Base of every command's result: plain data, rendered by the doors."""
+    """Base of every command's result: plain data, rendered by the doors.
+
+    Validators are built when a result of the class is first made (``defer_build``): a process
+    builds those of the commands it runs, not those of every module it imports.
+    """
+
+    model_config = ConfigDict(defer_build=True)
 
     #: the kind of result, for renderers and JSON consumers
     kind: ClassVar[str] = "result"

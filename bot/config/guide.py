@@ -32,7 +32,7 @@ _STAT_RE = re.compile(r"^(?:Average|Sum|Minimum|Maximum|SampleCount|p\d{1,2}(?:\
 class _Model(BaseModel):
     """Base of every section: unknown keys are errors; no NaN or infinity."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
 
 
 # ---------------------------------------------------------------- small types

@@ -52,7 +52,7 @@ from bot.config.types import (
 class _Model(BaseModel):
     """Base of every section: unknown keys are errors; no NaN or infinity."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
 
 
 # ---------------------------------------------------------------- environments
