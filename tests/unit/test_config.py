@@ -612,6 +612,19 @@ def test_yaml_errors_have_line_and_column(tmp_path: Path, text: str, where: str,
     assert "\n" not in message
 
 
+@pytest.mark.parametrize("path", EXAMPLES, ids=["spec", "examples"])
+def test_libyaml_and_pyyaml_read_ops_yml_alike(path: Path) -> None:
+    """ops.yml is read with libyaml's parser (and PyYAML's own only to word an error): the same data."""
+    from bot.config import load
+
+    text = path.read_text()
+    fast, own = yaml.load(text, Loader=load._FastLoader), yaml.load(text, Loader=load._Loader)
+    assert fast == own and fast["environments"]
+    for loader in (load._FastLoader, load._Loader):  # both refuse a key given twice
+        with pytest.raises(yaml.YAMLError, match="duplicate key 'project'"):
+            yaml.load("project: a\nproject: b\n", Loader=loader)
+
+
 def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
     path = tmp_path / "ops.yml"
     path.write_text(
