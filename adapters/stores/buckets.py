@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 
 import botocore.config
 import botocore.exceptions
-import botocore.session
 
 from adapters.buckets import MULTIPART_THRESHOLD, SOURCE_ETAG, BucketObject, in_parts, split_url
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound, SourceChanged
+from adapters.stores.s3client import s3_client
 
 log = logging.getLogger("opsbot.s3")
 T = TypeVar("T")
@@ -58,11 +58,8 @@ class S3Buckets:
                 retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=self.concurrency + 4,
                 parameter_validation=False,
             )  # fmt: skip
-            session = botocore.session.get_session()
-            # nothing here reads LastModified: left as S3's text, a listing parses several times faster
-            session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
             # botocore's client itself: boto3's session would add only its imports (s3transfer, resources)
-            self._client = session.create_client("s3", config=config)
+            self._client = s3_client(config, raw_timestamps=True)  # nothing here reads LastModified
         return self._client
 
     async def _call(self, fn: Callable[[], T], url: str, what: str) -> T:

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,11 +25,10 @@ from typing import Any, TypeVar
 
 import botocore.config
 import botocore.exceptions
-import botocore.loaders
-import botocore.session
 
 from adapters.errors import AdapterError, AdapterTimeout, EngineUnavailable, NotFound
 from adapters.store import PutResult, StoredObject, id_of, newest_first, time_of
+from adapters.stores.s3client import s3_client
 
 log = logging.getLogger("opsbot.s3")
 T = TypeVar("T")
@@ -56,29 +53,6 @@ LIST_LIMIT = 500
 def _headers(meta: dict[str, str]) -> dict[str, str]:
     """Metadata as S3 keeps it: printable US-ASCII (others become ``?``), each value at most 512 characters."""
     return {k: "".join(c if " " <= c <= "~" else "?" for c in v)[:512] for k, v in meta.items()}
-
-
-class _PlainJSON(botocore.loaders.JSONFileLoader):  # type: ignore[misc]
-    """botocore's model files read into plain dicts (ordered as well) instead of ``OrderedDict``s."""
-
-    def _load_file(self, full_path: str, open_method: Any) -> Any:
-        if not os.path.isfile(full_path):
-            return None
-        with open_method(full_path, "rb") as handle:
-            return json.loads(handle.read().decode("utf-8"))
-
-
-def s3_client(config: botocore.config.Config) -> Any:
-    """A botocore S3 client (boto3's usual endpoint, credentials and region), its models in plain dicts."""
-    session = botocore.session.get_session()
-    default = session.get_component("data_loader")
-    session.register_component(
-        "data_loader",
-        botocore.loaders.Loader(
-            extra_search_paths=list(default.search_paths), file_loader=_PlainJSON(), include_default_search_paths=False
-        ),
-    )
-    return session.create_client("s3", config=config)
 
 
 class S3Store:
