@@ -29,8 +29,9 @@ _EMAIL_RE = re.compile(
 _STAT_RE = re.compile(r"^(?:Average|Sum|Minimum|Maximum|SampleCount|p\d{1,2}(?:\.\d+)?)$")
 
 
-class _Model(BaseModel):
-    """Base of every section: unknown keys are errors; no NaN or infinity."""
+class StrictModel(BaseModel):
+    """Base of every section of ops.yml: unknown keys are errors; no NaN or infinity; validators built when
+    first used (a process validates ops.yml once, from the root)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
 
@@ -119,7 +120,7 @@ def _unique(values: list[Any], what: str) -> None:
 # ---------------------------------------------------------------- 2 System requirements
 
 
-class HardwareRequirements(_Model):
+class HardwareRequirements(StrictModel):
     """2.1 minimum hardware of each Docker host."""
 
     cpu_cores: Annotated[_Count, Field(ge=1, le=4096)] | None = None
@@ -127,21 +128,21 @@ class HardwareRequirements(_Model):
     disk_gb: Annotated[float, Field(gt=0, le=1_000_000_000)] | None = None
 
 
-class SoftwareRequirements(_Model):
+class SoftwareRequirements(StrictModel):
     """2.2 minimum versions: the Docker engine, the database server of ``backup.database.service``."""
 
     docker: Version | None = None
     postgres: Version | None = None
 
 
-class PortRequirement(_Model):
+class PortRequirement(StrictModel):
     """2.3 a service that must accept TCP connections on a port."""
 
     service: Name
     port: Annotated[_Count, Field(ge=1, le=65535)]
 
 
-class RequirementsConfig(_Model):
+class RequirementsConfig(StrictModel):
     """2 System requirements; ``opsbot check --live`` holds every environment against them."""
 
     hardware: HardwareRequirements = Field(default_factory=HardwareRequirements)
@@ -152,7 +153,7 @@ class RequirementsConfig(_Model):
 # ---------------------------------------------------------------- 6.3 Monitoring
 
 
-class PrometheusConfig(_Model):
+class PrometheusConfig(StrictModel):
     """The Prometheus HTTP API: an instant query per metric, each must give one number."""
 
     url: HttpUrl
@@ -160,7 +161,7 @@ class PrometheusConfig(_Model):
     timeout: Duration = 5.0
 
 
-class CloudWatchQuery(_Model):
+class CloudWatchQuery(StrictModel):
     """One metric through CloudWatch ``GetMetricData``."""
 
     namespace: Text
@@ -182,7 +183,7 @@ class CloudWatchQuery(_Model):
         return self
 
 
-class CloudWatchConfig(_Model):
+class CloudWatchConfig(StrictModel):
     """CloudWatch as a metrics source (the usual AWS variables apply)."""
 
     region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")] | None = None
@@ -190,7 +191,7 @@ class CloudWatchConfig(_Model):
     timeout: Duration = 10.0
 
 
-class MonitoringConfig(_Model):
+class MonitoringConfig(StrictModel):
     """Where the numbers of ``thresholds`` come from (6.3, the "Tool" column)."""
 
     prometheus: PrometheusConfig | None = None
@@ -211,7 +212,7 @@ class MonitoringConfig(_Model):
 Notifier = Literal["pagerduty", "slack", "email"]
 
 
-class SeverityRoute(_Model):
+class SeverityRoute(StrictModel):
     """Where one severity goes and how soon a person must act."""
 
     to: Annotated[list[Notifier], Field(min_length=1)]
@@ -226,13 +227,13 @@ class SeverityRoute(_Model):
         return self
 
 
-class PagerDutyConfig(_Model):
+class PagerDutyConfig(StrictModel):
     """PagerDuty Events API v2; the routing key is read from the named environment variable."""
 
     routing_key_env: EnvVar
 
 
-class EmailConfig(_Model):
+class EmailConfig(StrictModel):
     """SMTP for the info digest; the password comes from ``SMTP_PASSWORD``, never from ops.yml."""
 
     smtp_url: str
@@ -252,7 +253,7 @@ class EmailConfig(_Model):
         return self
 
 
-class AlertingConfig(_Model):
+class AlertingConfig(StrictModel):
     """6.3 Alerting: each severity's route, repeats, the time zone of digests and windows."""
 
     critical: SeverityRoute | None = None
@@ -279,7 +280,7 @@ class AlertingConfig(_Model):
 # ---------------------------------------------------------------- 7.3 Maintenance
 
 
-class MaintenanceWindow(_Model):
+class MaintenanceWindow(StrictModel):
     """A weekly window: on these days from ``from`` to ``to`` (past midnight when ``to`` is earlier)."""
 
     days: Annotated[list[Weekday], Field(min_length=1)]
@@ -300,7 +301,7 @@ class MaintenanceWindow(_Model):
         return [(WEEKDAYS.index(day) * 1440 + start, WEEKDAYS.index(day) * 1440 + start + length) for day in self.days]
 
 
-class MaintenanceTask(_Model):
+class MaintenanceTask(StrictModel):
     """A scheduled maintenance task, run by the scheduler inside the environment's window."""
 
     task: Literal["db_maintenance", "cert_check", "image_age"]
@@ -340,7 +341,7 @@ class MaintenanceTask(_Model):
         return self
 
 
-class MaintenanceConfig(_Model):
+class MaintenanceConfig(StrictModel):
     """7.3 Scheduled maintenance: windows per environment, and the tasks run in them."""
 
     windows: dict[Name, list[MaintenanceWindow]] = {}
@@ -350,7 +351,7 @@ class MaintenanceConfig(_Model):
 # ---------------------------------------------------------------- 7.4 Security maintenance
 
 
-class SecurityDuty(_Model):
+class SecurityDuty(StrictModel):
     """A 7.4 duty: reminded every ``every`` and recorded when done, or a gate run ``before: deploy``."""
 
     item: Name
@@ -388,7 +389,7 @@ def _check_s3_url(value: str) -> str:
 S3Url = Annotated[str, AfterValidator(_check_s3_url), WithJsonSchema({"type": "string", "pattern": "^s3://"})]
 
 
-class FilesBackupConfig(_Model):
+class FilesBackupConfig(StrictModel):
     """7.1 File storage backup: every object of ``from`` copied under ``to`` when missing or changed."""
 
     from_: Annotated[S3Url, Field(alias="from")]

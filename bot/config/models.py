@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -30,6 +29,7 @@ from bot.config.guide import (
     MonitoringConfig,
     RequirementsConfig,
     SecurityDuty,
+    StrictModel,
 )
 from bot.config.types import (
     CROSS_CHECKED,
@@ -48,17 +48,10 @@ from bot.config.types import (
     _shown,
 )
 
-
-class _Model(BaseModel):
-    """Base of every section: unknown keys are errors; no NaN or infinity."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
-
-
 # ---------------------------------------------------------------- environments
 
 
-class ServiceConfig(_Model):
+class ServiceConfig(StrictModel):
     """One service of an environment (the Compose service / the stack's service)."""
 
     image: Annotated[str, AfterValidator(_check_image)] | None = None
@@ -73,7 +66,7 @@ class ServiceConfig(_Model):
         return deploy
 
 
-class RuntimeConfig(_Model):
+class RuntimeConfig(StrictModel):
     """Where an environment's services run."""
 
     kind: Literal["compose", "swarm"] = "compose"
@@ -81,14 +74,14 @@ class RuntimeConfig(_Model):
     project: Name
 
 
-class ApprovalConfig(_Model):
+class ApprovalConfig(StrictModel):
     """How many approvers a change needs, and how long a request waits for them."""
 
     required: Annotated[_Count, Field(ge=0, le=10)] = 1
     expires_in: Duration = 900.0
 
 
-class HealthCheckConfig(_Model):
+class HealthCheckConfig(StrictModel):
     """One post-change verification: GET ``url`` (``{url}`` expanded), 2xx, and ``expect`` in the body."""
 
     name: Text
@@ -97,14 +90,14 @@ class HealthCheckConfig(_Model):
     timeout: Duration = 5.0
 
 
-class MigrateConfig(_Model):
+class MigrateConfig(StrictModel):
     """The migration, run in a one-off container of the new image before services are replaced."""
 
     service: Name
     command: Argv
 
 
-class DatabaseConfig(_Model):
+class DatabaseConfig(StrictModel):
     """How to dump (to stdout) and restore (from stdin) the database."""
 
     service: Name | None = None
@@ -112,7 +105,7 @@ class DatabaseConfig(_Model):
     restore: Argv
 
 
-class BackupConfig(_Model):
+class BackupConfig(StrictModel):
     """Where backups go and how long they are kept."""
 
     store: str
@@ -142,7 +135,7 @@ class BackupConfig(_Model):
         return value if value.endswith("/") else value + "/"
 
 
-class DiagnosticConfig(_Model):
+class DiagnosticConfig(StrictModel):
     """A diagnostic command that is not built in, run in a service's container."""
 
     service: Name
@@ -150,7 +143,7 @@ class DiagnosticConfig(_Model):
     timeout: Duration = 30.0
 
 
-class AccessConfig(_Model):
+class AccessConfig(StrictModel):
     """Who may do what: Slack user ids and user group ids per role."""
 
     viewers: list[SlackId] = []
@@ -171,7 +164,7 @@ def _stages(value: Any) -> Any:
 _Stages = Annotated[list[_Stage], BeforeValidator(_stages)]
 
 
-class EnvironmentConfig(_Model):
+class EnvironmentConfig(StrictModel):
     """One deployment environment (guide 5.1)."""
 
     url: HttpUrl | None = None
@@ -204,7 +197,7 @@ class EnvironmentConfig(_Model):
 # ---------------------------------------------------------------- the rest
 
 
-class Threshold(_Model):
+class Threshold(StrictModel):
     """A metric's warning and critical levels."""
 
     warning: Annotated[float, Field(ge=0)]
@@ -224,7 +217,7 @@ class PercentThreshold(Threshold):
     critical: Annotated[float, Field(ge=0, le=100)]
 
 
-class Thresholds(_Model):
+class Thresholds(StrictModel):
     """Warning and critical levels of the monitored metrics (guide 6.3)."""
 
     cpu_percent: Threshold = Field(default_factory=lambda: Threshold(warning=70, critical=90))
@@ -234,7 +227,7 @@ class Thresholds(_Model):
     disk_percent: PercentThreshold = Field(default_factory=lambda: PercentThreshold(warning=70, critical=90))
 
 
-class TroubleshootingEntry(_Model):
+class TroubleshootingEntry(StrictModel):
     """A common issue (guide 8.1): how to recognise it, what fixes it, what to look at."""
 
     issue: Text
@@ -243,7 +236,7 @@ class TroubleshootingEntry(_Model):
     diagnose: list[Name] = []
 
 
-class EscalationLevel(_Model):
+class EscalationLevel(StrictModel):
     """One step of the escalation path (guide 8.3)."""
 
     level: Label
@@ -251,7 +244,7 @@ class EscalationLevel(_Model):
     when: Text
 
 
-class ScheduleConfig(_Model):
+class ScheduleConfig(StrictModel):
     """A task the bot runs by itself every so often (guide 6.1, 7.3)."""
 
     #: ``backup_files`` runs ``backup <env> --files`` (the environment needs ``backup.files``)
@@ -260,7 +253,7 @@ class ScheduleConfig(_Model):
     every: Duration
 
 
-class SlackConfig(_Model):
+class SlackConfig(StrictModel):
     """Slack settings: where alerts go, by severity."""
 
     alert_channels: dict[
@@ -269,7 +262,7 @@ class SlackConfig(_Model):
     ] = {}
 
 
-class OpsConfig(_Model):
+class OpsConfig(StrictModel):
     """The whole ops.yml: the Product Operation Guide as code.
 
     Top-level keys starting with ``x-`` are ignored, so that they can hold YAML anchors.
