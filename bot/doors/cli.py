@@ -272,9 +272,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``opsbot`` console script; returns the exit code."""
-    # no pydantic plugin (an entry point of any package installed beside the bot) sees what the bot
-    # validates, ops.yml and every request's arguments; nor are the entry points scanned at each start
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     args = parser().parse_args(argv)
     logs.setup(os.environ.get("LOG_LEVEL", "info"), tracebacks=False)
     try:
