@@ -625,6 +625,18 @@ def test_libyaml_and_pyyaml_read_ops_yml_alike(path: Path) -> None:
             yaml.load("project: a\nproject: b\n", Loader=loader)
 
 
+def test_ops_yml_is_read_without_libyaml_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PyYAML built without libyaml: PyYAML's own parser reads ops.yml, with the same errors."""
+    from bot.config import load
+
+    text = SPEC_EXAMPLE.read_text()
+    fast = load.parse_yaml(text)
+    monkeypatch.setattr(load, "_FastLoader", None)
+    assert load.parse_yaml(text) == fast
+    with pytest.raises(ConfigError, match=r"ops.yml:2:1: duplicate key 'project'"):
+        load.parse_yaml("project: a\nproject: b\n")
+
+
 def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
     path = tmp_path / "ops.yml"
     path.write_text(
