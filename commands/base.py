@@ -162,12 +162,10 @@ class Args(BaseModel):
 
 
 class Result(BaseModel):
-    """Base of every command's result: plain data, rendered by the doors.
+    """Base of every command's result: plain data, rendered by the doors."""
 
-    Validators are built when a result of the class is first made (``defer_build``): a process
-    builds those of the commands it runs, not those of every module it imports.
-    """
-
+    # validators built when a result of the class is first made: a process builds those of the commands
+    # it runs, not those of every module it imports
     model_config = ConfigDict(defer_build=True)
 
     #: the kind of result, for renderers and JSON consumers

@@ -365,13 +365,13 @@ class Db:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
-    def execute(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] | None = None) -> sqlite3.Cursor:
         """``sql`` run with its ``?`` / ``:name`` parameters."""
-        return self.conn.execute(sql, parameters)
+        return self.conn.execute(sql, parameters or ())
 
-    def query(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> Iterator[dict[str, Any]]:
+    def query(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """The rows of ``sql``, each a dict keyed by column name."""
-        cursor = self.conn.execute(sql, parameters)
+        cursor = self.conn.execute(sql, parameters or ())
         keys = [column[0] for column in cursor.description]
         for row in cursor:
             yield dict(zip(keys, row, strict=True))
