@@ -163,7 +163,19 @@ class DockerOps(DockerClientBase):
             if code is None:
                 raise
             return ExecResult(exit_code=code, output=text + "\n")
-        params = {"stdout": 1, "stderr": 1, "follow": 1}
+        kept, truncated = self._logs_tail(cid, timeout, stop, follow=True)
+        state = api.wait(cid, timeout=self.timeout + 2)
+        # the engine may end a followed log stream before the last lines of a container that exits at once
+        # have reached it (seen: a final 'echo END' missing); once the container has exited, its logs are
+        # complete: read again, the output is the whole of them
+        kept, truncated = self._logs_tail(cid, self.timeout, stop, follow=False)
+        output = bytes(kept).decode("utf-8", errors="replace")
+        return ExecResult(exit_code=int(state.get("StatusCode", -1)), output=output, truncated=truncated)
+
+    def _logs_tail(self, cid: str, timeout: float, stop: threading.Event, *, follow: bool) -> tuple[bytearray, bool]:
+        """The last ``MAX_EXEC_OUTPUT`` bytes of a container's output (stdout and stderr), and whether it was cut;
+        ``follow``: until the container ends."""
+        params = {"stdout": 1, "stderr": 1, "follow": int(follow)}
         kept, truncated = bytearray(), False
         with self._stream("GET", f"/containers/{cid}/logs", timeout + self.timeout, params=params) as response:
             for _, payload in frames(response.raw, tty=False, stop=stop):
@@ -171,9 +183,7 @@ class DockerOps(DockerClientBase):
                 if len(kept) > MAX_EXEC_OUTPUT:  # keep the end: that is where a migration says what failed
                     del kept[: len(kept) - MAX_EXEC_OUTPUT]
                     truncated = True
-        state = api.wait(cid, timeout=self.timeout + 2)
-        output = bytes(kept).decode("utf-8", errors="replace")
-        return ExecResult(exit_code=int(state.get("StatusCode", -1)), output=output, truncated=truncated)
+        return kept, truncated
 
     async def _discard(self, cid: str, name: str, *, volumes: bool = False) -> None:
         """Remove a container (killing it), best effort: a failure is logged, never raised."""
