@@ -111,6 +111,26 @@ class TaskSet:
             self._loop = None
 
 
+#: how long a cancelled loop (the scheduler, the alert outbox) is waited for before a shutdown goes on without it
+STOP_BOUND = 10.0
+
+
+async def stop_task(task: asyncio.Task[Any], what: str, bound: float = STOP_BOUND) -> bool:
+    """Cancel ``task`` and wait for it to end, at most ``bound`` s; False (and logged) when it did not.
+
+    A loop that lost its cancel (a library that caught it) must not hold a shutdown forever: the
+    procedures' drain still has to run, and the process to exit.
+    """
+    task.cancel()
+    await asyncio.wait({task}, timeout=bound)
+    if not task.done():
+        log.error("%s did not stop within %g s of being cancelled; going on without it", what, bound)
+        return False
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed while stopping", what, exc_info=task.exception())
+    return True
+
+
 def _copy(task: asyncio.Task[Any], future: concurrent.futures.Future[Any]) -> None:
     if task.cancelled():
         future.cancel()

@@ -12,6 +12,7 @@ the incident's thread. Every second it also sweeps (holds that end, escalations,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -106,10 +107,11 @@ class AlertWorker:
             due = await self._next_due()
             if due is not None:
                 wait = max(0.01, min(wait, due - self.clock()))
-            try:
-                await asyncio.wait_for(self._event.wait(), wait)
-            except TimeoutError:
-                pass
+            # not asyncio.wait_for: on Python 3.11 a wake and a cancel in one loop step returned the wake and
+            # lost the cancel (the worker went on, and a shutdown waited for it forever)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._event.wait()
 
     async def _next_due(self) -> float | None:
         try:

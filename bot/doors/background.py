@@ -9,14 +9,13 @@ spawned are drained with the procedures, by the caller's ``TaskSet``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 
 from bot.core.app import App
 from bot.core.request import Reply, Request
 from bot.core.schedule_state import Claim
-from bot.core.tasks import TaskSet
+from bot.core.tasks import TaskSet, stop_task
 from bot.doors.alerts import AlertWorker
 from bot.doors.notifiers import build_notifiers
 from bot.doors.scheduler import Scheduler, process_owner
@@ -75,12 +74,8 @@ class Background:
     async def stop(self) -> None:
         """No new scheduled runs (the running ones are drained with the procedures), no new deliveries."""
         if self._scheduler is not None:
-            self._scheduler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._scheduler
-        self._outbox.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._outbox
+            await stop_task(self._scheduler, "the scheduler")
+        await stop_task(self._outbox, "the alert outbox worker")
         await self.alerts.close()
 
 

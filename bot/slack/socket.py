@@ -8,12 +8,12 @@ be is closed and opened again (``SocketWatchdog``), and ``/health`` says when Sl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+from bot.core.tasks import stop_task
 from bot.slack.door import SlackDoor
 from bot.slack.liveness import SlackLiveness
 
@@ -45,16 +45,15 @@ class SocketConnection:
             log.warning("nothing from Slack's Socket Mode for %.0f s: reconnecting (reconnect %d)",
                         liveness.seconds_since_last_event(), liveness.reconnects)  # fmt: skip
             try:
-                await asyncio.wait_for(client.connect_to_new_endpoint(force=True), liveness.silent_after)
+                async with asyncio.timeout(liveness.silent_after):  # (wait_for could lose a cancel on 3.11)
+                    await client.connect_to_new_endpoint(force=True)
             except Exception as exc:  # Slack may be unreachable: /health says so; try again later
                 log.error("reconnecting to Slack's Socket Mode failed: %s", type(exc).__name__)
 
     async def close(self) -> None:
         """Close the connection (nothing more is received)."""
         if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+            await stop_task(self._watch, "the Socket Mode watchdog")
         await self._handler.close_async()  # type: ignore[no-untyped-call]
 
 

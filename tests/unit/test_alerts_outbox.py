@@ -200,3 +200,19 @@ async def test_a_post_is_looked_for_before_posting_again_only_if_an_attempt_may_
     assert all(b["args"]["metadata"]["event_payload"]["delivery_id"] == row["delivery_id"] for b in tries)
     if looked:
         assert tries[1]["find"]["oldest"] < row["created_at"]
+
+
+async def test_the_worker_stops_when_it_is_cancelled_in_the_step_that_wakes_it(world):
+    """A wake and a cancel in one loop step: the worker stops (Python 3.11's ``asyncio.wait_for`` returned the
+    wake and lost the cancel; ``serve``'s shutdown then waited for the worker forever, the back was killed)."""
+    task = asyncio.create_task(world.worker.run_forever())
+    for _ in range(1000):  # until it waits to be woken
+        await asyncio.sleep(0.01)
+        event = world.worker._event
+        if event is not None and event._waiters:  # type: ignore[attr-defined]
+            break
+    assert event is not None and event._waiters, "the worker never waited to be woken"  # type: ignore[attr-defined]
+    event.set()
+    task.cancel()
+    await asyncio.wait({task}, timeout=10)
+    assert task.done() and task.cancelled()
