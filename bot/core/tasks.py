@@ -111,8 +111,9 @@ class TaskSet:
             self._loop = None
 
 
-#: how long a cancelled loop (the scheduler, the alert outbox) is waited for before a shutdown goes on without it
-STOP_BOUND = 10.0
+#: how long a cancelled loop (the scheduler, the alert outbox) is waited for before a shutdown goes on without it;
+#: two of them, the drain and its 5 s to cut stay within the front's wait for the back (``EXIT_GRACE`` past the drain)
+STOP_BOUND = 5.0
 
 
 async def stop_task(task: asyncio.Task[Any], what: str, bound: float = STOP_BOUND) -> bool:
