@@ -13,8 +13,7 @@ async def test_a_loop_that_ends_when_cancelled_is_stopped():
 
     async def loop() -> None:
         started.set()
-        while True:
-            await asyncio.Event().wait()  # until cancelled
+        await asyncio.Event().wait()  # until cancelled
 
     task = asyncio.create_task(loop())
     await started.wait()
