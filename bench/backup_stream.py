@@ -6,9 +6,10 @@ about ``--mib`` MiB (default 1024), then, in one run:
 - baselines: ``pg_dump > /dev/null``, ``pg_dump | gzip -6 > /dev/null``, ``pg_dump | zstd -3 -T2 >
   /dev/null`` (processes joined by pipes, no shell), ``gunzip -c dump.gz | psql`` into an empty
   database, and ``psql < dump.sql`` (the plain dump from a file: what psql alone takes);
-- ``opsbot run backup`` into a file store and into S3 (moto's server on loopback), and ``opsbot run
-  restore --break-glass`` of that backup from each store into an empty database, each as a separate
-  process whose peak RSS (VmHWM) is sampled.
+- ``opsbot run backup`` into a file store and into S3 (moto's server on loopback, a process of its own
+  whose CPU is printed beside each S3 figure: on one machine it competes with the backup for the
+  cores), and ``opsbot run restore --break-glass`` of that backup from each store into an empty
+  database, each as a separate process whose peak RSS (VmHWM) is sampled.
 
 It prints each figure, the ratios and whether each goal of issue 16 is met: backup throughput >= 3x
 ``pg_dump | gzip -6`` and >= 0.85x ``pg_dump > /dev/null``; output no larger than gzip -6's; restore
@@ -21,9 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import resource
+import socket
 import subprocess
 import sys
 import tempfile
@@ -36,7 +37,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers.postgres import MotoS3, Postgres, start_postgres  # noqa: E402
+from tests.helpers.http_servers import free_port  # noqa: E402
+from tests.helpers.postgres import Postgres, start_postgres  # noqa: E402
 
 #: this checkout's opsbot (``python -m bot``)
 OPSBOT = [sys.executable, "-m", "bot"]
@@ -105,6 +107,42 @@ def sizes(pg: Postgres, db: str, gz_path: Path) -> tuple[int, int]:
     return size, gz_path.stat().st_size
 
 
+class MotoServer:
+    """moto's S3 server on loopback in a process of its own (``python -m moto.server``), so that its CPU
+    is measured apart from the bench's and the bot's."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto's server did not start") from None
+                time.sleep(0.1)
+
+    def cpu(self) -> float:
+        """CPU seconds the server has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def client(self):  # type: ignore[no-untyped-def]
+        """A boto3 S3 client on this server."""
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
 def fresh(pg: Postgres) -> None:
     """An empty database to restore into."""
     pg.psql(f"DROP DATABASE IF EXISTS {RESTORE_DB}")
@@ -150,7 +188,7 @@ def write_config(path: Path, pg: Postgres, db: str, stores: dict[str, str]) -> N
     path.write_text(yaml.safe_dump({"project": "bench", "environments": envs}))
 
 
-def copy_backup(store: str, url: str, backup: dict, env_to: str, moto: MotoS3 | None) -> None:
+def copy_backup(store: str, url: str, backup: dict, env_to: str, moto: MotoServer | None) -> None:
     """Put the backup just made where ``env_to`` looks for backups (its object and metadata)."""
     name = backup["location"].rsplit("/", 1)[1]
     if store == "file":
@@ -174,16 +212,27 @@ def mib(n: float) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
-def measure(pg: Postgres, db: str, work: Path, stores: dict[str, str], env: dict[str, str], moto: MotoS3 | None,
+def measure(pg: Postgres, db: str, work: Path, stores: dict[str, str], env: dict[str, str], moto: MotoServer | None,
             best: dict[str, float], peaks: dict[str, int], sizes_of: dict[str, int],
-            cpus: dict[str, float]) -> None:  # fmt: skip
-    """One round: every baseline and every opsbot figure, each kept at its best (lowest) over the rounds."""
+            cpus: dict[str, float], served: dict[str, float]) -> None:  # fmt: skip
+    """One round: every baseline and every opsbot figure, each kept at its best (lowest) over the rounds;
+    ``served``: moto's CPU during the best of each S3 figure."""
+    server = [0.0]
 
     def keep(name: str, seconds: float, *, with_cpu: bool = True) -> float:
-        if with_cpu and seconds < best.get(name, float("inf")):
-            cpus[name] = LAST_CPU[0]
+        if seconds < best.get(name, float("inf")):
+            if with_cpu:
+                cpus[name] = LAST_CPU[0]
+            if moto is not None and name.startswith("s3:"):
+                served[name] = server[0]
         best[name] = min(best.get(name, seconds), seconds)
         return seconds
+
+    def run(args: list[str]) -> tuple[float, int, dict]:
+        before = moto.cpu() if moto is not None else 0.0
+        answer = opsbot(args, env)
+        server[0] = moto.cpu() - before if moto is not None else 0.0
+        return answer
 
     dump = pg.tool("pg_dump", "--no-owner", "-d", db)
     keep("pg_dump > /dev/null", piped(dump))
@@ -195,7 +244,7 @@ def measure(pg: Postgres, db: str, work: Path, stores: dict[str, str], env: dict
     fresh(pg)
     keep("psql < dump.sql (psql alone: the restore's own limit)", piped(psql, stdin=work / "dump.sql"))
     for store in stores:
-        wall, peak, out = opsbot(["backup", store], env)
+        wall, peak, out = run(["backup", store])
         backup = out["backup"]
         keep(f"{store}: opsbot backup", float(backup["duration_s"]), with_cpu=False)
         keep(f"{store}: opsbot run backup (whole process)", wall)
@@ -203,7 +252,7 @@ def measure(pg: Postgres, db: str, work: Path, stores: dict[str, str], env: dict
         sizes_of[store] = backup["size"]
         copy_backup(store, stores[store], backup, f"{store}-restore", moto)
         fresh(pg)
-        wall, peak, out = opsbot(["restore", f"{store}-restore", backup["id"], "--break-glass", "bench"], env)
+        wall, peak, out = run(["restore", f"{store}-restore", backup["id"], "--break-glass", "bench"])
         assert out["ok"], out
         step = {s["name"]: s for s in out["steps"]}["restore"]
         keep(f"{store}: opsbot restore (its restore step)", step["duration_s"], with_cpu=False)
@@ -212,12 +261,14 @@ def measure(pg: Postgres, db: str, work: Path, stores: dict[str, str], env: dict
 
 
 def report(raw: int, gz_size: int, stores: dict[str, str], best: dict[str, float], peaks: dict[str, int],
-           sizes_of: dict[str, int], cpus: dict[str, float]) -> None:  # fmt: skip
+           sizes_of: dict[str, int], cpus: dict[str, float], served: dict[str, float]) -> None:  # fmt: skip
     """Every figure (best of the rounds), the ratios and the goals."""
-    print("  (cpu: of the command's own processes, opsbot's with its pg_dump or psql; never the server's)")
+    print("  (cpu: of the command's own processes, opsbot's with its pg_dump or psql; never PostgreSQL's;")
+    print("   s3 figures: moto's server's CPU during that run beside, whole process)")
     for name, seconds in best.items():
         cpu = f"cpu {cpus[name]:6.1f} s" if name in cpus else ""
-        print(f"  {name:<62} {seconds:7.2f} s  {mib(raw / seconds):>11}/s  {cpu}")
+        server = f"moto {served[name]:5.1f} s" if name in served else ""
+        print(f"  {name:<62} {seconds:7.2f} s  {mib(raw / seconds):>11}/s  {'  '.join(filter(None, (cpu, server)))}")
     for store in stores:
         ours = best[f"{store}: opsbot backup"]
         back = best[f"{store}: opsbot restore (its restore step)"]
@@ -243,9 +294,8 @@ def main() -> None:
     parser.add_argument("--stores", default="file,s3")
     parser.add_argument("--rounds", type=int, default=2, help="each figure is the best of this many runs")
     opts = parser.parse_args()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server: no line per request
     pg = start_postgres()
-    moto: MotoS3 | None = None
+    moto: MotoServer | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="obbench-") as tmp:
             work, db = Path(tmp), "bench_db"
@@ -256,8 +306,7 @@ def main() -> None:
                 if store == "file":
                     stores["file"] = f"file://{work}/store/"
                 elif store == "s3":
-                    moto = MotoS3()
-                    moto.start()
+                    moto = MotoServer()
                     moto.client().create_bucket(Bucket="bench")
                     stores["s3"] = "s3://bench/"
                     env |= {"AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "testing",
@@ -272,11 +321,12 @@ def main() -> None:
             peaks: dict[str, int] = {}
             sizes_of: dict[str, int] = {}
             cpus: dict[str, float] = {}
+            served: dict[str, float] = {}
             for r in range(opts.rounds):
-                measure(pg, db, work, stores, env, moto, best, peaks, sizes_of, cpus)
+                measure(pg, db, work, stores, env, moto, best, peaks, sizes_of, cpus, served)
                 print(f"round {r + 1} done (load {os.getloadavg()[0]:.1f})", flush=True)
             print(f"\nbest of {opts.rounds} rounds, {mib(raw)} dump:")
-            report(raw, gz_size, stores, best, peaks, sizes_of, cpus)
+            report(raw, gz_size, stores, best, peaks, sizes_of, cpus, served)
     finally:
         if moto is not None:
             moto.stop()

@@ -2,18 +2,19 @@
 
 Starts moto's S3 server in a process of its own on loopback, with two source buckets put straight into
 its state: 10,000 objects of 1-64 KiB (random sizes, fixed seed) and 4 objects of 256 MiB. Each tool
-copies each source into a bucket of its own, through the same endpoint, on the same machine, in the
-same run: a first run (everything to copy) and then unchanged runs (nothing to copy; ``--again`` of
-each tool, alternating). Prints the times (medians; the tools alternate going first), opsbot's over
-aws's (goal: at most 1 on each) and opsbot's unchanged run over its first (goal: under 10%), each met
-or not met; beside them the CPU seconds of each tool and of the S3 server during its run (the machine
-may be busy: those do not depend on what else runs).
+copies each source into a bucket of its own, through the same endpoint, on the same machine, in the same
+run: a first run (everything to copy) and then unchanged runs (nothing to copy; ``--again`` of each
+tool, alternating), in rounds (two by default) in which the tools take turns going first: which one runs
+first on a server has changed what each costs it by about a tenth, for the same requests. Prints the
+times (medians over the rounds), opsbot's over aws's (goal: at most 1 on each) and opsbot's unchanged
+run over its first (goal: under 10%), each met or not met; beside them the CPU seconds of each tool and
+of the S3 server during its run (the machine may be busy: those do not depend on what else runs).
 
 The `aws` command is the `awscli` package from PyPI, in a venv of its own (not a dependency of opsbot):
 
     python3 -m venv /tmp/awscli && /tmp/awscli/bin/pip install awscli
     python bench/files_sync.py --aws /tmp/awscli/bin/aws [--small 10000] [--big 4] [--big-mib 256] \\
-        [--rounds 1] [--again 5]
+        [--rounds 2] [--again 5]
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=10_000, help="objects of 1-64 KiB")
     ap.add_argument("--big", type=int, default=4, help="big objects")
     ap.add_argument("--big-mib", type=int, default=256, help="size of each big object, MiB (a multiple of 4)")
-    ap.add_argument("--rounds", type=int, default=1, help="rounds (the median is reported)")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds, the tools taking turns going first (medians)")
     ap.add_argument("--again", type=int, default=5,
                     help="unchanged runs per round and tool, alternating (they change nothing; the median is "
                          "reported: a run of a second is at the mercy of whatever else the machine does)")  # fmt: skip
