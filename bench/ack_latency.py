@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -42,18 +41,13 @@ sys.path.insert(0, str(ROOT))
 
 from tests.e2e.botproc import SECRET, start_bot  # noqa: E402
 from tests.helpers.http_servers import free_port, health_app, serve  # noqa: E402
+from tests.helpers.proc_cpu import cpu_seconds  # noqa: E402
 from tests.helpers.slack import SlackStandIn, post_signed, sign, slash_command_body  # noqa: E402
 
 #: opsbot's p99 at most this many times the bare server's
 GOAL_BARE_RATIO = 1.5
 SERVERS = ("bare", "bolt", "opsbot")
 TITLES = {"bare": "aiohttp + v0 check", "bolt": "plain Bolt AsyncApp", "opsbot": "opsbot serve"}
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU seconds of ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:

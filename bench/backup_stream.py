@@ -37,8 +37,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers.http_servers import free_port  # noqa: E402
-from tests.helpers.postgres import Postgres, start_postgres  # noqa: E402
+from tests.helpers.postgres import MotoS3, Postgres, start_postgres  # noqa: E402
+from tests.helpers.proc_cpu import cpu_seconds  # noqa: E402
 
 #: this checkout's opsbot (``python -m bot``)
 OPSBOT = [sys.executable, "-m", "bot"]
@@ -107,13 +107,11 @@ def sizes(pg: Postgres, db: str, gz_path: Path) -> tuple[int, int]:
     return size, gz_path.stat().st_size
 
 
-class MotoServer:
+class MotoServer(MotoS3):
     """moto's S3 server on loopback in a process of its own (``python -m moto.server``), so that its CPU
     is measured apart from the bench's and the bot's."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+    def start(self) -> None:
         argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
@@ -128,15 +126,7 @@ class MotoServer:
 
     def cpu(self) -> float:
         """CPU seconds the server has used so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def client(self):  # type: ignore[no-untyped-def]
-        """A boto3 S3 client on this server."""
-        import boto3
-
-        return boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",
-                            aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+        return cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -307,6 +297,7 @@ def main() -> None:
                     stores["file"] = f"file://{work}/store/"
                 elif store == "s3":
                     moto = MotoServer()
+                    moto.start()
                     moto.client().create_bucket(Bucket="bench")
                     stores["s3"] = "s3://bench/"
                     env |= {"AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "testing",
