@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.core.db import Database, Db, immediate
@@ -143,7 +143,13 @@ class Duties:
         )
 
     async def access_report(self, since: datetime, until: datetime) -> AccessReport:
-        """What the audit log says about access from ``since`` to ``until`` (guide 7.4, access review)."""
+        """What the audit log says about access from ``since`` to ``until`` (guide 7.4, access review).
+
+        The audit log writes times to the millisecond, so a period's bounds are rounded up to the
+        next millisecond: an entry written in the same millisecond as the report, just before it, is
+        in the period, and periods that meet (one review's ``until``, the next one's ``since``) share
+        no entry and miss none.
+        """
         start, end = _iso(since), _iso(until)
 
         def go(db: Db) -> dict[str, Any]:
@@ -164,5 +170,8 @@ class Duties:
 
 
 def _iso(moment: datetime) -> str:
-    """A time as the audit log writes it (``2026-12-03T09:50:48.123Z``), for comparisons."""
+    """A period's bound as the audit log writes times (``2026-12-03T09:50:48.124Z``), rounded up to the
+    millisecond: every entry written up to ``moment`` (in its millisecond, truncated) is before it."""
+    if rest := moment.microsecond % 1000:
+        moment += timedelta(microseconds=1000 - rest)
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

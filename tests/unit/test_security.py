@@ -4,6 +4,7 @@ report from the audit log, and deploy gates in a one-off container of the new im
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -114,6 +115,19 @@ async def test_the_access_review_report_comes_from_the_audit_log(engine):
     # the next period starts at this review: nobody is new any more, and nothing happened yet
     later = (await handle(engine, "security", actor="U0VIEWER")).to_json()["report"]
     assert later["new_actors"] == [] and later["refusals"] == 0 and later["break_glass"] == []
+
+
+async def test_a_refusal_in_the_reviews_own_millisecond_is_in_its_period_and_not_the_next(engine):
+    """The audit log writes times to the millisecond: an entry written just before the review, in the
+    same millisecond, belongs to the period the review closes, and the next period does not count it again."""
+    await engine.audit.append(actor="U0NEWBIE", source="cli", command="health", event="refused", outcome="no")
+    ts = (await engine.audit.entries(limit=1))[0]["ts"]
+    until = datetime.fromisoformat(ts.replace("Z", "+00:00")) + timedelta(microseconds=500)
+    closed = await engine.duties.access_report(until - timedelta(days=30), until)
+    assert closed.refusals == 1 and [r.actor for r in closed.refused] == ["U0NEWBIE"]
+    assert "U0NEWBIE" in closed.new_actors
+    following = await engine.duties.access_report(until, until + timedelta(days=30))
+    assert following.refusals == 0 and following.new_actors == []
 
 
 async def test_a_failing_gate_refuses_the_deploy_before_anything_changes(engine, backends):
