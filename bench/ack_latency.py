@@ -15,7 +15,8 @@ round waits until all 200 results are posted before the next load starts. Printe
 server, over all rounds and per round, each server's CPU per request during its loads (opsbot's
 front and back apart, and the benchmark's own Slack and health stand-ins answering opsbot), the
 ratios, the goals met or not (opsbot's p99 at or below the plain Bolt app's and at most 1.5x the bare
-server's), the results posted, and the CPU and resident memory of the bot's processes.
+server's), the results posted (and when the last came), and the CPU and resident memory of the bot's
+processes.
 
     python bench/ack_latency.py [--requests 200] [--concurrency 50] [--rounds 3] [--py-spy FILE]
 
@@ -127,14 +128,15 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def results_posted(slack: SlackStandIn, seen: int, wanted: int) -> int:
-    """Wait (up to 120 s) until ``wanted`` results were posted after ``seen`` chat.update calls; how many were."""
-    deadline = time.monotonic() + 120
+async def results_posted(slack: SlackStandIn, seen: int, wanted: int) -> tuple[int, float]:
+    """Wait (up to 120 s) until ``wanted`` results were posted after ``seen`` chat.update calls: how many
+    were, and how long after the load's end the last one came (to 20 ms)."""
+    start = time.monotonic()
     while True:
         done = [c for c in slack.calls_to("chat.update")[seen:] if "prod: " in c.args.get("text", "")]
-        if len(done) >= wanted or time.monotonic() > deadline:
-            return len(done)
-        await asyncio.sleep(0.2)
+        if len(done) >= wanted or time.monotonic() > start + 120:
+            return len(done), time.monotonic() - start
+        await asyncio.sleep(0.02)
 
 
 async def main() -> None:
@@ -153,6 +155,8 @@ async def main() -> None:
     rounds: dict[str, list[tuple[float, float]]] = {s: [] for s in SERVERS}
     statuses: dict[str, list[int]] = {s: [] for s in SERVERS}
     posted: list[int] = []
+    #: per opsbot load: seconds from its end to the last result posted
+    last_after: list[float] = []
     #: CPU seconds of each server's process during its loads (opsbot: the front; the back apart)
     cpu_in_load: dict[str, float] = {s: 0.0 for s in (*SERVERS, "back", "stand-ins")}
     with tempfile.TemporaryDirectory() as d:
@@ -198,7 +202,9 @@ async def main() -> None:
                         statuses[kind] += codes
                         rounds[kind].append((pct(lat, 0.5), pct(lat, 0.99)))
                         if kind == "opsbot":
-                            posted.append(await results_posted(slack, seen, opts.requests))
+                            count, after = await results_posted(slack, seen, opts.requests)
+                            posted.append(count)
+                            last_after.append(after)
                 cpu = sum(cpu_seconds(p) for p in family(bot.proc.pid)) - cpu_before
                 after = sum(rss_mb(p) for p in family(bot.proc.pid))
             finally:
@@ -209,7 +215,7 @@ async def main() -> None:
                     proc.terminate()
                     await proc.wait()
                 await bot.stop()
-    report(opts, latencies, rounds, statuses, posted, (cpu, before, after), cpu_in_load)
+    report(opts, latencies, rounds, statuses, (posted, last_after), (cpu, before, after), cpu_in_load)
 
 
 def report(
@@ -217,7 +223,7 @@ def report(
     latencies: dict[str, list[float]],
     rounds: dict[str, list[tuple[float, float]]],
     statuses: dict[str, list[int]],
-    posted: list[int],
+    results: tuple[list[int], list[float]],
     usage: tuple[float, float, float],
     cpu_in_load: dict[str, float],
 ) -> None:
@@ -241,8 +247,10 @@ def report(
     print(f"  p99 ratios: opsbot/Bolt {vs_bolt:.2f}x (goal <= 1.00: {'met' if vs_bolt <= 1 else 'NOT MET'}); "
           f"opsbot/bare {vs_bare:.2f}x (goal <= {GOAL_BARE_RATIO:.2f}: "
           f"{'met' if vs_bare <= GOAL_BARE_RATIO else 'NOT MET'}); Bolt/bare {bolt / bare:.2f}x")  # fmt: skip
+    posted, last_after = results
     print(f"  opsbot results posted in the channel: {sum(posted)} of {total} "
-          f"({'all' if sum(posted) == total else 'NOT all'}; per round {', '.join(map(str, posted))})")  # fmt: skip
+          f"({'all' if sum(posted) == total else 'NOT all'}; per round {', '.join(map(str, posted))}); the last "
+          f"of a round {', '.join(f'{s:.2f}' for s in last_after)} s after the round's load ended")  # fmt: skip
     cpu, before, after = usage
     print(f"  opsbot CPU (its processes): {cpu:.2f} s in all, {cpu / total * 1000:.1f} ms per request (ack and "
           f"procedure); memory (RSS) {before:.0f} MB before, {after:.0f} MB after")  # fmt: skip

@@ -36,6 +36,11 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         "too slow, malformed), by reason",
         ("reason",),
     ),
+    "opsbot_back_held_jobs_total": (
+        "jobs for the back process that waited while the front answered Slack (10 ms after the last "
+        "answer, at most 0.5 s)",
+        (),
+    ),
     "opsbot_http_connections_closed_total": (
         "connections the server closed itself: a request not sent in time (slow), idle too long, "
         "closed to make room (evicted) or refused at the connection limit",

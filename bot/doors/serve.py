@@ -98,6 +98,7 @@ async def serve_slack(app: App, *, split: bool = True) -> int:
     # the back is ready before the port answers: /health says that procedures and schedules run too
     if back is not None and await back.start():
         door.offload = back.offload
+        door.answering = back.answering
     else:
         run_here([])
     await server.start(settings.opsbot_host, settings.port)

@@ -9,6 +9,7 @@ progress and then the result. Everything the door sends goes through the redacto
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -127,6 +128,8 @@ class SlackDoor:
         #: (``bot.doors.back``) and says whether it took it; without it, or when it refuses (stopping,
         #: gone), the work runs in this process
         self.offload: Callable[[dict[str, Any]], bool] | None = None
+        #: around each request answered (``opsbot serve`` with a back: jobs made meanwhile wait for the answers)
+        self.answering: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
         #: what the door hears from Slack (``opsbot serve`` sets it): Web API outcomes count
         self.liveness: SlackLiveness | None = None
         self.app.engine.access.groups = SlackGroupResolver(self.client)
@@ -143,6 +146,10 @@ class SlackDoor:
 
     async def on_command(self, ack: Any, body: dict[str, Any]) -> None:
         """``/ops ...``: answer within the acknowledgement budget, then work in the background."""
+        with self.answering():  # for Socket Mode; over HTTP the server holds around the whole request too
+            await self._on_command(ack, body)
+
+    async def _on_command(self, ack: Any, body: dict[str, Any]) -> None:
         start = time.perf_counter()
         rid = new_request_id()
         request_id_var.set(rid)

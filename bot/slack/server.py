@@ -158,6 +158,12 @@ class Server:
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     async def slack_events(self, request: web.Request) -> web.Response:
+        """One request from Slack, answered while the jobs for the back wait (``SlackDoor.answering``)."""
+        assert self.door is not None
+        with self.door.answering():
+            return await self._slack_events(request)
+
+    async def _slack_events(self, request: web.Request) -> web.Response:
         """Verify, check the shape, then let Bolt dispatch."""
         assert self.verifier is not None and self.door is not None
         try:

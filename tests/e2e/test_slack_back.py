@@ -65,6 +65,8 @@ async def test_procedures_run_in_the_back_and_the_front_takes_over_when_it_dies(
             outcome = "critical" if "CRITICAL" in results(slack)[0] else "warning"  # 2 s is over the threshold
             assert f'opsbot_requests_total{{command="health",outcome="{outcome}"}} 1.0' in metrics, results(slack)
             assert "opsbot_run_seconds_count{command=\"health\"} 1.0" in metrics
+            # its job was made while its request was answered: it waited for the answer to go out
+            assert "opsbot_back_held_jobs_total 1.0" in metrics
 
             # the back dies mid-procedure: that run dies with it; the front runs the next one itself
             await post_signed(f"{bot.url}/slack/events", slash_command_body("health prod"), SECRET)
