@@ -158,20 +158,21 @@ class Server:
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     async def slack_events(self, request: web.Request) -> web.Response:
-        """One request from Slack, answered while the jobs for the back wait (``SlackDoor.answering``)."""
+        """Read the body, then answer while the jobs for the back wait (``SlackDoor.answering``: from the
+        whole body on, so that a client slow to send one does not hold them)."""
         assert self.door is not None
-        with self.door.answering():
-            return await self._slack_events(request)
-
-    async def _slack_events(self, request: web.Request) -> web.Response:
-        """Verify, check the shape, then let Bolt dispatch."""
-        assert self.verifier is not None and self.door is not None
         try:
             body = await asyncio.wait_for(request.read(), self.read_timeout)
         except web.HTTPRequestEntityTooLarge:
             return self._reject(413, "too_large")
         except TimeoutError:
             return self._reject(408, "slow_body")
+        with self.door.answering():
+            return await self._answer(request, body)
+
+    async def _answer(self, request: web.Request, body: bytes) -> web.Response:
+        """Verify, check the shape, then let Bolt dispatch."""
+        assert self.verifier is not None and self.door is not None
         ts = request.headers.get("X-Slack-Request-Timestamp", "")
         signature = request.headers.get("X-Slack-Signature", "")
         if not ts or not signature:
