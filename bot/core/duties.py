@@ -172,6 +172,7 @@ class Duties:
 def _iso(moment: datetime) -> str:
     """A period's bound as the audit log writes times (``2026-12-03T09:50:48.124Z``), rounded up to the
     millisecond: every entry written up to ``moment`` (in its millisecond, truncated) is before it."""
+    moment = moment.astimezone(UTC)  # first: arithmetic on a local time in a repeated hour would lose the fold
     if rest := moment.microsecond % 1000:
         moment += timedelta(microseconds=1000 - rest)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -49,6 +49,8 @@ NICE = 5
 READY_SECONDS = 60.0
 #: how long past the drain's own bound the front waits for the back to exit before killing it
 EXIT_GRACE = 20.0
+#: after a signal of its own, how long the back waits for the front's drain (which follows the held jobs)
+FRONT_GRACE = 5.0
 #: jobs made while the front answers Slack go to the back once it has answered nothing for this long...
 QUIET_SECONDS = 0.01
 #: ...or at the latest this long after the first of them
@@ -293,6 +295,9 @@ class Back:
             await proc.wait()
         if self._reader is not None:
             await self._reader
+        if self._pending:  # (a cut job says it is done too: these never started)
+            log.error("%d job(s) handed to the back process did not finish: it stopped before it read them, "
+                      "or was killed", len(self._pending))  # fmt: skip
         return self.cut
 
 
@@ -376,8 +381,19 @@ async def serve_back() -> int:
     stop = asyncio.Event()
     timeout = settings.opsbot_drain_seconds
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):  # a signal to the whole group: drain as the front does
-        loop.add_signal_handler(sig, stop.set)
+    signalled = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, signalled.set)
+
+    async def on_signal() -> None:
+        """A signal to the whole group (Ctrl-C, a service manager) reaches the front too, which hands
+        over the jobs it holds and then says drain: take them first, for at most ``FRONT_GRACE`` s
+        (a signal to this process alone has no front behind it)."""
+        await signalled.wait()
+        log.info("signalled: taking the front's last jobs until it says drain (at most %.0f s)", FRONT_GRACE)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), FRONT_GRACE)
+        stop.set()
 
     async def job(number: int, message: dict[str, Any]) -> None:
         try:
@@ -398,10 +414,12 @@ async def serve_back() -> int:
         stop.set()  # told to drain, or the front closed the pipe
 
     reading = asyncio.create_task(read(), name="back-jobs")
+    watching = asyncio.create_task(on_signal(), name="back-signals")
     freeze_startup_objects()
     send({"op": "ready"})
     await stop.wait()
     reading.cancel()
+    watching.cancel()
     tasks.accepting = False
     await background.stop()
     cut = await tasks.drain(timeout, finalizer=door.close)

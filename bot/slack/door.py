@@ -146,7 +146,7 @@ class SlackDoor:
 
     async def on_command(self, ack: Any, body: dict[str, Any]) -> None:
         """``/ops ...``: answer within the acknowledgement budget, then work in the background."""
-        with self.answering():  # for Socket Mode; over HTTP the server holds around the whole request too
+        with self.answering():  # for Socket Mode; over HTTP the server holds around the request too
             await self._on_command(ack, body)
 
     async def _on_command(self, ack: Any, body: dict[str, Any]) -> None:
@@ -285,6 +285,10 @@ class SlackDoor:
 
     async def on_approval_click(self, ack: Any, body: dict[str, Any]) -> None:
         """Approve / Deny / Cancel: acknowledge, then decide in the background (exactly once per click)."""
+        with self.answering():
+            await self._on_approval_click(ack, body)
+
+    async def _on_approval_click(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()
         action = (body.get("actions") or [{}])[0]
         user = str((body.get("user") or {}).get("id") or "")
@@ -343,6 +347,10 @@ class SlackDoor:
 
     async def on_alert_click(self, ack: Any, body: dict[str, Any]) -> None:
         """Acknowledge / Silence 1h / Troubleshoot on an alert: acknowledge, then run it as the clicking user."""
+        with self.answering():
+            await self._on_alert_click(ack, body)
+
+    async def _on_alert_click(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()
         click = alert_click(body)
         if click is None or not self.recent.first(click.key):

@@ -158,21 +158,25 @@ class Server:
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     async def slack_events(self, request: web.Request) -> web.Response:
-        """Read the body, then answer while the jobs for the back wait (``SlackDoor.answering``: from the
-        whole body on, so that a client slow to send one does not hold them)."""
+        """Verify, check the shape, then let Bolt dispatch; the jobs for the back wait while a verified
+        request is answered (``SlackDoor.answering``: not while a client sends its body, nor for a
+        request that is refused, so that neither a slow client nor junk can hold them)."""
         assert self.door is not None
+        checked = await self._checked(request)
+        if isinstance(checked, web.Response):
+            return checked
+        with self.door.answering():
+            return await self._answer(request, checked)
+
+    async def _checked(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """The body of a verified request, as Slack's fields; or the refusal."""
+        assert self.verifier is not None
         try:
             body = await asyncio.wait_for(request.read(), self.read_timeout)
         except web.HTTPRequestEntityTooLarge:
             return self._reject(413, "too_large")
         except TimeoutError:
             return self._reject(408, "slow_body")
-        with self.door.answering():
-            return await self._answer(request, body)
-
-    async def _answer(self, request: web.Request, body: bytes) -> web.Response:
-        """Verify, check the shape, then let Bolt dispatch."""
-        assert self.verifier is not None and self.door is not None
         ts = request.headers.get("X-Slack-Request-Timestamp", "")
         signature = request.headers.get("X-Slack-Signature", "")
         if not ts or not signature:
@@ -190,6 +194,10 @@ class Server:
         parsed = _parse(request.content_type, text)
         if isinstance(parsed, str):
             return self._reject(400, "malformed", parsed)
+        return parsed
+
+    async def _answer(self, request: web.Request, parsed: dict[str, Any]) -> web.Response:
+        assert self.door is not None
         self.metrics.inc("opsbot_http_requests_total", route="slack_events")
         if parsed.get("command") in self.door.slash_commands:
             return await self._slash_command(parsed)

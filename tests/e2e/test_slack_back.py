@@ -7,14 +7,16 @@ import json
 import os
 import signal
 import sqlite3
+import sys
 import time
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import httpx
 from aiohttp import web
 
 from bot.doors.back import NICE
-from tests.e2e.botproc import SECRET, BotProcess, engine_free_config, start_bot
+from tests.e2e.botproc import BOT_TOKEN, ROOT, SECRET, BotProcess, engine_free_config, start_bot
 from tests.helpers.configs import schedule_config
 from tests.helpers.http_servers import health_app, serve
 from tests.helpers.slack import SlackStandIn, post_signed, slash_command_body
@@ -162,3 +164,43 @@ def alerts(slack: SlackStandIn) -> list:  # type: ignore[type-arg]
     """The top-level messages about API Health in the critical channel."""
     return [c for c in slack.calls_to("chat.postMessage") if c.args.get("channel") == "C0CRITICAL"
             and not c.args.get("thread_ts") and "API Health" in json.dumps(c.args.get("blocks"))]  # fmt: skip
+
+
+async def test_a_back_signalled_with_the_front_still_runs_the_jobs_the_front_hands_over_before_drain(tmp_path):
+    """Ctrl-C or a service manager signals the whole group: the back must not stop reading before the
+    front has handed over the jobs it held for its answers (they come just before its drain)."""
+    async with SlackStandIn() as slack, serve(health_app()) as base:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_"))}
+        environ.update(SLACK_SIGNING_SECRET=SECRET, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_API_URL=slack.url,
+                       OPSBOT_CONFIG=str(engine_free_config(tmp_path, base)), OPSBOT_DB=str(tmp_path / "opsbot.db"),
+                       OPSBOT_SCHEDULER="off", OPSBOT_FRONT_PID=str(os.getpid()), LOG_LEVEL="info")  # fmt: skip
+        back = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.doors.back", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=environ, cwd=str(ROOT),
+        )  # fmt: skip
+        assert back.stdin is not None and back.stdout is not None and back.stderr is not None
+        try:
+            ops = [json.loads(await asyncio.wait_for(back.stdout.readline(), 60))["op"]]
+            assert ops == ["ready"]
+            back.send_signal(signal.SIGTERM)
+            while True:
+                line = await asyncio.wait_for(back.stderr.readline(), 30)
+                assert line, "the back exited on its signal"
+                if b"signalled: taking the front's last jobs" in line:
+                    break
+            rest = asyncio.ensure_future(back.stderr.read())  # its log, read on (a full pipe would stop it)
+            body = dict(parse_qsl(slash_command_body("health prod")))
+            job = {"op": "command", "actor": "U0OPERATOR", "text": "health prod", "channel": "C0OPS",
+                   "request_id": "r-held", "body": body, "key": None, "id": 1}  # fmt: skip
+            back.stdin.write(b"".join(json.dumps(m).encode() + b"\n" for m in (job, {"op": "drain", "timeout": 30})))
+            await back.stdin.drain()
+            while ops[-1] != "drained":
+                ops.append(json.loads(await asyncio.wait_for(back.stdout.readline(), 60))["op"])
+            assert "done" in ops  # the job ran to its end before the back drained
+            assert [u for u in slack.calls_to("chat.update") if "prod: " in u.args.get("text", "")]
+            assert await asyncio.wait_for(back.wait(), 30) == 0
+            assert b"Traceback" not in await rest
+        finally:
+            if back.returncode is None:
+                back.kill()
+                await back.wait()

@@ -274,7 +274,7 @@ async def test_a_button_no_listener_handles_is_not_found_and_runs_nothing(bot, s
     status, _, _ = await post_signed(f"{bot.url}/slack/events", body, SECRET)
     assert status == 404
     await fence(bot, slack)
-    # the fence's own
-    assert [c.method for c in slack.calls[before:] if c.args.get("channel") not in ALERTS] == [
-        "chat.postMessage", "chat.update"
-    ]  # fmt: skip
+    # the fence's own; Bolt asks auth.test once, on the first request it dispatches (this one, when the tests'
+    # random order puts it first): that is the workspace's authorization, not something the click ran
+    assert [c.method for c in slack.calls[before:] if c.args.get("channel") not in ALERTS and c.method != "auth.test"
+            ] == ["chat.postMessage", "chat.update"]  # fmt: skip

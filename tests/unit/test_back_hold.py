@@ -158,3 +158,12 @@ async def test_jobs_held_when_the_front_stops_go_to_the_back_before_it_is_told_t
     lines = [json.loads(line) for line in kept.read_text().splitlines()]
     assert [line["op"] for line in lines] == ["command", "drain"] and lines[0]["text"] == "health prod"
     assert 'opsbot_back_held_jobs_total 1.0' in back.metrics.render().decode()
+
+
+def test_an_answer_that_fails_still_ends_its_hold(hold, clock, written):
+    with pytest.raises(RuntimeError), hold.answering():
+        hold.put(b"1\n")
+        raise RuntimeError("the listener failed")
+    assert hold.answering_now == 0
+    clock.advance(QUIET_SECONDS * 1.1)
+    assert written == [b"1\n"]

@@ -181,3 +181,14 @@ async def test_a_gate_that_hangs_is_bounded_and_refuses_the_deploy(engine, backe
     assert data["ok"] is False and "did not finish within 2 s" in data["problem"]
     assert "the deploy is refused" in data["problem"]
     assert not [c for c in rt.calls if c.startswith("replace")]
+
+
+async def test_a_period_bound_in_local_time_is_the_same_instant_in_the_audit_logs_utc(engine):
+    from zoneinfo import ZoneInfo
+
+    from bot.core.duties import _iso
+
+    # the repeated hour of the end of summer time in Berlin: the second 02:30 (fold=1) is 00:30 UTC
+    second = datetime(2026, 10, 25, 2, 30, 0, 123456, tzinfo=ZoneInfo("Europe/Berlin"), fold=1)
+    assert _iso(second) == "2026-10-25T01:30:00.124Z"
+    assert _iso(second.replace(fold=0)) == "2026-10-25T00:30:00.124Z"
