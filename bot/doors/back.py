@@ -8,9 +8,9 @@ CPU (HTTP checks, rendering, redaction, JSON, audit writes) never holds the inte
 front's loop needs to answer Slack, and the kernel schedules the back below the front (``nice``
 +``NICE``). Jobs made while the front is answering Slack wait until it has answered nothing for
 ``QUIET_SECONDS`` (at most ``HOLD_SECONDS``: ``Hold``), so that a burst of commands is acknowledged
-before the back starts on them. The back is a whole opsbot without a listener: the same settings, config and database
-(every process shares the database: dedupe, approvals, claims, the outbox's leases and the audit
-chain are rows, not memory).
+before the back starts on them. The back is a whole opsbot without a listener: the same settings,
+config and database (every process shares the database: dedupe, approvals, claims, the outbox's
+leases and the audit chain are rows, not memory).
 
 The two talk in JSON lines. Front to back, on the back's stdin: jobs (``{"op": "command" | "click" |
 "alert_click", ...}``, as ``SlackDoor`` makes them) and ``{"op": "drain", "timeout": s}``. Back to
@@ -80,16 +80,16 @@ class Hold:
 
     ``answering()`` is around each request the front answers. A job line ``put`` meanwhile is held, and
     all held lines are written, in order, once the front has answered nothing for ``quiet`` seconds, or
-    ``hold`` seconds after the first of them, whichever comes first: a lone command's job waits
-    ``quiet``, a burst's jobs at most ``hold`` (on two cores, 200 procedures starting among 200
+    ``at_most`` seconds after the first of them, whichever comes first: a lone command's job waits
+    ``quiet``, a burst's jobs at most ``at_most`` (on two cores, 200 procedures starting among 200
     acknowledgements nearly doubled their tail). A job put while nothing is answered is written at once.
     """
 
-    def __init__(self, write: Callable[[bytes], None], *, quiet: float = QUIET_SECONDS, hold: float = HOLD_SECONDS,
-                 call_later: Later | None = None) -> None:  # fmt: skip
+    def __init__(self, write: Callable[[bytes], None], *, quiet: float = QUIET_SECONDS,
+                 at_most: float = HOLD_SECONDS, call_later: Later | None = None) -> None:  # fmt: skip
         self._write = write
         self.quiet = quiet
-        self.hold = hold
+        self.at_most = at_most
         self._call_later = call_later or (lambda delay, then: asyncio.get_running_loop().call_later(delay, then))
         #: requests being answered now
         self.answering_now = 0
@@ -102,16 +102,17 @@ class Hold:
         """Job lines waiting."""
         return len(self._held)
 
-    def put(self, line: bytes) -> None:
-        """Write ``line`` now, or hold it while the front answers."""
+    def put(self, line: bytes) -> bool:
+        """Write ``line`` now, or hold it while the front answers (True: held)."""
         if not self.answering_now and not self._held:
             self._write(line)
-            return
+            return False
         self._held.append(line)
         if self._at_latest is None:
-            self._at_latest = self._call_later(self.hold, self.release)
+            self._at_latest = self._call_later(self.at_most, self.release)
         if not self.answering_now and self._after_quiet is None:
             self._after_quiet = self._call_later(self.quiet, self.release)
+        return True
 
     @contextlib.contextmanager
     def answering(self) -> Iterator[None]:
@@ -224,9 +225,8 @@ class Back:
             return False
         number = next(self._numbers)
         self._pending[number] = job
-        if self.hold.answering_now or self.hold.held:
+        if self.hold.put(_line({**job, "id": number})):
             self.metrics.inc("opsbot_back_held_jobs_total")
-        self.hold.put(_line({**job, "id": number}))
         return True
 
     def answering(self) -> contextlib.AbstractContextManager[None]:

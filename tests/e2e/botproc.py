@@ -122,6 +122,18 @@ async def fence(bot: BotProcess, slack: Any, channel: str = "C0FENCE") -> Any:
     )
 
 
+def bot_environ(tmp: Path, config: Path | None, slack_url: str, **env: str) -> dict[str, str]:
+    """The environment of a bot process under test: this one's without its Slack and opsbot settings, then
+    the stand-in's token, secret and URL, a database in ``tmp``, ``config`` (when given) and ``env``."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_"))}
+    environ.update(SLACK_SIGNING_SECRET=SECRET, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_API_URL=slack_url,
+                   OPSBOT_DB=str(tmp / "opsbot.db"), LOG_LEVEL="info")  # fmt: skip
+    if config is not None:
+        environ["OPSBOT_CONFIG"] = str(config)
+    environ.update(env)
+    return environ
+
+
 async def start_bot(tmp: Path, config: Path | None, slack_url: str, *, args: tuple[str, ...] = (),
                     nofile: int | None = None, **env: str) -> BotProcess:  # fmt: skip
     """Start the bot in HTTP mode against the Slack stand-in; wait until /health answers.
@@ -131,14 +143,7 @@ async def start_bot(tmp: Path, config: Path | None, slack_url: str, *, args: tup
     """
     port = free_port()
     log = tmp / f"bot-{port}.log"
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_"))}
-    environ.update(
-        SLACK_SIGNING_SECRET=SECRET, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_API_URL=slack_url, PORT=str(port),
-        OPSBOT_HOST="127.0.0.1", OPSBOT_DB=str(tmp / "opsbot.db"), LOG_LEVEL="info",
-    )  # fmt: skip
-    if config is not None:
-        environ["OPSBOT_CONFIG"] = str(config)
-    environ.update(env)
+    environ = bot_environ(tmp, config, slack_url, PORT=str(port), OPSBOT_HOST="127.0.0.1", **env)
     handle = log.open("wb")
     limit = None
     if nofile is not None:

@@ -16,7 +16,7 @@ import httpx
 from aiohttp import web
 
 from bot.doors.back import NICE
-from tests.e2e.botproc import BOT_TOKEN, ROOT, SECRET, BotProcess, engine_free_config, start_bot
+from tests.e2e.botproc import ROOT, SECRET, BotProcess, bot_environ, engine_free_config, start_bot
 from tests.helpers.configs import schedule_config
 from tests.helpers.http_servers import health_app, serve
 from tests.helpers.slack import SlackStandIn, post_signed, slash_command_body
@@ -170,10 +170,8 @@ async def test_a_back_signalled_with_the_front_still_runs_the_jobs_the_front_han
     """Ctrl-C or a service manager signals the whole group: the back must not stop reading before the
     front has handed over the jobs it held for its answers (they come just before its drain)."""
     async with SlackStandIn() as slack, serve(health_app()) as base:
-        environ = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_"))}
-        environ.update(SLACK_SIGNING_SECRET=SECRET, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_API_URL=slack.url,
-                       OPSBOT_CONFIG=str(engine_free_config(tmp_path, base)), OPSBOT_DB=str(tmp_path / "opsbot.db"),
-                       OPSBOT_SCHEDULER="off", OPSBOT_FRONT_PID=str(os.getpid()), LOG_LEVEL="info")  # fmt: skip
+        environ = bot_environ(tmp_path, engine_free_config(tmp_path, base), slack.url, OPSBOT_SCHEDULER="off",
+                              OPSBOT_FRONT_PID=str(os.getpid()))  # its front: this test  # fmt: skip
         back = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot.doors.back", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env=environ, cwd=str(ROOT),

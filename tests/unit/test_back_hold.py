@@ -60,13 +60,13 @@ def hold(clock: Clock, written: list[bytes]) -> Hold:
 
 
 def test_a_job_made_while_nothing_is_answered_goes_at_once(hold, written):
-    hold.put(b"1\n")
+    assert hold.put(b"1\n") is False
     assert written == [b"1\n"] and hold.held == 0
 
 
 def test_a_lone_commands_job_goes_once_the_front_has_been_quiet(hold, clock, written):
     with hold.answering():
-        hold.put(b"1\n")
+        assert hold.put(b"1\n") is True
     assert written == [] and hold.held == 1
     clock.advance(QUIET_SECONDS * 0.9)
     assert written == []
@@ -150,7 +150,7 @@ async def test_jobs_held_when_the_front_stops_go_to_the_back_before_it_is_told_t
     monkeypatch.setattr(Back, "argv", (sys.executable, "-c", STAND_IN, str(kept)))
     back = Back(SimpleNamespace(opsbot_config="ops.yml", opsbot_db="opsbot.db"), Metrics())  # type: ignore[arg-type]
     assert await back.start(timeout=30)
-    back.hold.quiet = back.hold.hold = 3600.0  # nothing goes by the clock in this test
+    back.hold.quiet = back.hold.at_most = 3600.0  # nothing goes by the clock in this test
     with back.answering():
         assert back.offload({"op": "command", "text": "health prod"})
     assert back.hold.held == 1

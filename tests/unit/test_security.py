@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -12,6 +13,7 @@ from adapters.fakes import FakeBackends, FakeProbe, FakeRuntime
 from adapters.models import ExecResult
 from bot.config.redact import Redactor
 from bot.core.db import Database
+from bot.core.duties import _iso
 from bot.core.engine import Engine, Request
 from tests.unit.conftest import make_config
 
@@ -183,12 +185,9 @@ async def test_a_gate_that_hangs_is_bounded_and_refuses_the_deploy(engine, backe
     assert not [c for c in rt.calls if c.startswith("replace")]
 
 
-async def test_a_period_bound_in_local_time_is_the_same_instant_in_the_audit_logs_utc(engine):
-    from zoneinfo import ZoneInfo
-
-    from bot.core.duties import _iso
-
-    # the repeated hour of the end of summer time in Berlin: the second 02:30 (fold=1) is 00:30 UTC
+def test_a_period_bound_in_local_time_is_the_same_instant_in_the_audit_logs_utc():
+    # the repeated hour at the end of summer time in Berlin: the first 02:30 (fold=0, CEST) is 00:30 UTC,
+    # the second (fold=1, CET) 01:30 UTC
     second = datetime(2026, 10, 25, 2, 30, 0, 123456, tzinfo=ZoneInfo("Europe/Berlin"), fold=1)
     assert _iso(second) == "2026-10-25T01:30:00.124Z"
     assert _iso(second.replace(fold=0)) == "2026-10-25T00:30:00.124Z"
